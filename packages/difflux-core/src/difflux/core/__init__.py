@@ -1,0 +1,121 @@
+"""difflux.core: one automatic-differentiation engine over NumPy and JAX.
+
+``import difflux.core as dx`` gives the Python Array API's functions under
+their standard names, the field's extensions with derivative rules, the
+differentiation API and the transformations. See the package README for the
+design.
+"""
+
+from . import _operators
+from ._api import (
+    gradient,
+    grad,
+    hessian,
+    jacfwd,
+    jacobian,
+    jacrev,
+    jvp,
+    pullback,
+    stop_gradient,
+    value_and_grad,
+    vjp,
+)
+from ._backend import backend, default_backend
+from ._core import MissingRuleError, Primitive, Tracer, TracerConversionError
+from ._ops_creation import (
+    arange,
+    asarray,
+    astype,
+    empty,
+    empty_like,
+    eye,
+    full,
+    full_like,
+    linspace,
+    ones,
+    ones_like,
+    zeros,
+    zeros_like,
+)
+from ._ops_elementwise import (
+    abs,
+    acos,
+    acosh,
+    add,
+    asin,
+    asinh,
+    atan,
+    atan2,
+    atanh,
+    bitwise_and,
+    bitwise_invert,
+    bitwise_left_shift,
+    bitwise_or,
+    bitwise_right_shift,
+    bitwise_xor,
+    ceil,
+    clip,
+    copysign,
+    cos,
+    cosh,
+    divide,
+    equal,
+    exp,
+    expm1,
+    floor,
+    floor_divide,
+    greater,
+    greater_equal,
+    hypot,
+    isfinite,
+    isinf,
+    isnan,
+    less,
+    less_equal,
+    log,
+    log1p,
+    log2,
+    log10,
+    logaddexp,
+    logical_and,
+    logical_not,
+    logical_or,
+    logical_xor,
+    maximum,
+    minimum,
+    multiply,
+    negative,
+    not_equal,
+    positive,
+    pow,
+    reciprocal,
+    remainder,
+    round,
+    sign,
+    signbit,
+    sin,
+    sinh,
+    sqrt,
+    square,
+    subtract,
+    tan,
+    tanh,
+    trunc,
+    where,
+)
+from ._ops_index import at, index_add, index_update
+from ._ops_manipulation import concat, flip, moveaxis, repeat, roll, stack, tile, tril, triu, unstack
+from ._ops_matmul import matmul
+from ._ops_reduction import mean, sum
+from ._ops_shape import broadcast_to, expand_dims, matrix_transpose, permute_dims, reshape, squeeze
+from ._tree import (
+    TreeDef,
+    register_pytree_node,
+    tree_flatten,
+    tree_leaves,
+    tree_map,
+    tree_structure,
+    tree_unflatten,
+)
+
+_operators.install()

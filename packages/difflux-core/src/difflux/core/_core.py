@@ -1,0 +1,513 @@
+"""The automatic-differentiation engine: primitives, traces and tracers.
+
+Every differentiable operation is a :class:`Primitive`. Calling one goes
+through :func:`bind`, which looks for the innermost active transformation among
+the arguments (the tracer with the highest ``level``) and lets that trace
+process the call; with no tracer among the arguments the primitive's
+implementation runs directly on NumPy or JAX values.
+
+Two transformations exist:
+
+* Reverse mode (:class:`ReverseTrace`). Each call records a node on the result
+  tracer: the primitive, its (lower-level) argument values, its parameters and
+  its parent nodes. The backward pass walks the nodes in reverse topological
+  order and calls the primitive's per-argument pullback rules. The rules are
+  written in difflux operations, so when an outer transformation is active the
+  backward pass is itself recorded (reverse over reverse, forward over
+  reverse).
+* Forward mode (:class:`JVPTrace`). Tracers carry a primal and a tangent (dual
+  numbers); ``None`` stands for a tangent known to be zero.
+
+Each transformation call creates a trace with a fresh level from a counter that
+only grows, so a trace created inside another always has the higher level and
+perturbations of different transformations are never confused (the tagging of
+Siskind and Pearlmutter, as in JAX's Autodidax).
+
+Inside ``jax.jit`` the values inside the tracers are JAX tracers. The same
+Python runs once, so the forward pass and every pullback end up in one XLA
+program.
+
+Performance notes: a reverse tracer is its own tape node (no separate node
+object), pullback rules are called only for arguments that need a cotangent,
+and nodes reference only their parents, never their children, so the tape has
+no reference cycles and is freed by reference counting.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from . import _backend
+
+# --------------------------------------------------------------------------
+# Primitives
+# --------------------------------------------------------------------------
+
+PullbackRule = Callable[..., Any]
+JVPRule = Callable[..., Any]
+
+
+class Primitive:
+    """A differentiable operation with its implementation and rules.
+
+    Args:
+        name: the public name, used in error messages.
+        impl: ``impl(*args, **params)`` computing the result on plain NumPy or
+            JAX values. It is called with unwrapped values only.
+        pullbacks: one rule per positional argument,
+            ``rule(cotangent, out, *args, **params)`` returning the cotangent of
+            that argument (already reduced to the argument's shape). ``None``
+            marks an argument that has no derivative (an integer index, say).
+        jvps: one rule per positional argument,
+            ``rule(tangent, out, *args, **params)`` returning that argument's
+            contribution to the output tangent. The contributions are summed.
+        jvp: alternatively, one rule ``jvp(tangents, out, *args, **params)``
+            receiving every tangent (``None`` where zero) and returning the
+            output tangent. Use it for operations such as ``concat`` whose
+            tangent is the operation applied to all tangents at once.
+        multiple_results: whether ``impl`` returns a tuple of arrays. Pullback
+            rules then receive a tuple of cotangents (zeros filled in), and a
+            ``jvp`` rule returns a tuple of tangents.
+        differentiable: ``False`` for operations with zero derivative
+            everywhere (comparisons, ``floor``, ``argmax``); every tracer among
+            the arguments is unwrapped and the result is a plain array.
+    """
+
+    __slots__ = ("name", "impl", "pullbacks", "jvps", "jvp", "multiple_results", "differentiable")
+
+    def __init__(
+        self,
+        name: str,
+        impl: Callable[..., Any],
+        *,
+        pullbacks: Sequence[PullbackRule | None] | None = None,
+        jvps: Sequence[JVPRule | None] | None = None,
+        jvp: JVPRule | None = None,
+        multiple_results: bool = False,
+        differentiable: bool = True,
+    ) -> None:
+        self.name = name
+        self.impl = impl
+        self.pullbacks = tuple(pullbacks) if pullbacks is not None else None
+        self.jvps = tuple(jvps) if jvps is not None else None
+        self.jvp = jvp
+        self.multiple_results = multiple_results
+        self.differentiable = differentiable
+
+    def __call__(self, *args: Any, **params: Any) -> Any:
+        return bind(self, args, params)
+
+    def __repr__(self) -> str:
+        return f"Primitive({self.name!r})"
+
+
+class MissingRuleError(NotImplementedError):
+    """Raised when a primitive lacks the derivative rule a transformation needs."""
+
+
+def _missing_rule(prim: Primitive, mode: str, index: int) -> MissingRuleError:
+    return MissingRuleError(
+        f"dx.{prim.name} has no {mode} rule for argument {index}, so it cannot be "
+        f"differentiated with respect to that argument. Wrap the call in "
+        "dx.stop_gradient if that argument should be constant, or give the "
+        "function a rule with dx.custom_vjp / dx.custom_jvp."
+    )
+
+
+# --------------------------------------------------------------------------
+# Tracers and dispatch
+# --------------------------------------------------------------------------
+
+_level_counter = itertools.count(1)
+# Active traces, innermost last. Only used to answer "is a transformation
+# running?" (dx.vmap and control flow choose their strategy by it).
+trace_stack: list[Trace] = []
+
+
+class Trace:
+    """One running transformation (one ``grad`` or ``jvp`` call)."""
+
+    __slots__ = ("level", "__weakref__")
+
+    def __init__(self) -> None:
+        self.level = next(_level_counter)
+
+    def process(self, prim: Primitive, args: tuple[Any, ...], params: dict[str, Any]) -> Any:
+        raise NotImplementedError
+
+    def __enter__(self) -> Trace:
+        trace_stack.append(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        trace_stack.remove(self)
+
+
+class Tracer:
+    """A value being differentiated. Arithmetic operators call difflux ops.
+
+    Tracers implement the Python Array API's attributes and operators, and
+    ``__array_namespace__`` returns ``difflux.core``, so code written against
+    the Array API differentiates too.
+    """
+
+    __slots__ = ("_trace",)
+    _trace: Trace
+    # NumPy must not swallow tracers into object arrays: with __array_ufunc__
+    # set to None, ``ndarray + tracer`` falls back to ``tracer.__radd__``.
+    __array_ufunc__ = None
+    __array_priority__ = 1000
+
+    @property
+    def primal(self) -> Any:
+        raise NotImplementedError
+
+    # Attributes of the Array API ------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(np.shape(value_of(self)))
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape))
+
+    @property
+    def dtype(self) -> Any:
+        value = value_of(self)
+        dtype = getattr(value, "dtype", None)
+        return dtype if dtype is not None else np.result_type(value)
+
+    @property
+    def device(self) -> Any:
+        value = value_of(self)
+        return getattr(value, "device", "cpu")
+
+    @property
+    def T(self) -> Any:  # noqa: N802 (Array API name)
+        from . import _ops_shape
+
+        return _ops_shape.permute_dims(self, tuple(reversed(range(self.ndim))))
+
+    @property
+    def mT(self) -> Any:  # noqa: N802 (Array API name)
+        from . import _ops_shape
+
+        return _ops_shape.matrix_transpose(self)
+
+    def __array_namespace__(self, *, api_version: str | None = None) -> Any:
+        import difflux.core
+
+        return difflux.core
+
+    def __len__(self) -> int:
+        shape = self.shape
+        if not shape:
+            raise TypeError("len() of a 0-d array")
+        return shape[0]
+
+    def __iter__(self) -> Any:
+        for i in range(len(self)):
+            yield self[i]
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        raise TypeError(
+            "A difflux tracer was converted to a NumPy array, which would silently "
+            "drop its derivative. Use difflux operations (dx.sin, dx.sum, ...) inside "
+            "differentiated code, or dx.stop_gradient(x) / float(x) when you only "
+            "need the value."
+        )
+
+    def __bool__(self) -> bool:
+        return bool(_concrete(self, "bool()"))
+
+    def __float__(self) -> float:
+        return float(_concrete(self, "float()"))
+
+    def __int__(self) -> int:
+        return int(_concrete(self, "int()"))
+
+    def __index__(self) -> int:
+        return int(_concrete(self, "an index"))
+
+    def __hash__(self) -> int:
+        return id(self)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({value_of(self)!r})"
+
+    # Operators are attached by _operators.py once the ops exist.
+
+
+def _concrete(tracer: Tracer, what: str) -> Any:
+    value = value_of(tracer)
+    jax = _backend.sys.modules.get("jax")
+    if jax is not None and isinstance(value, jax.core.Tracer):
+        raise TracerConversionError(
+            f"{what} was called on a traced value inside dx.jit, where its value is "
+            "not known until run time. Python `if`, `while`, `and`/`or`, int() and "
+            "float() need concrete values. Use dx.cond or dx.where for branches, "
+            "dx.while_loop or dx.fori_loop for loops, or mark the argument static."
+        )
+    return value
+
+
+class TracerConversionError(TypeError):
+    """Raised when a traced value is used where Python needs a concrete one."""
+
+
+def value_of(x: Any) -> Any:
+    """Strip every level of tracing and return the underlying array."""
+    while isinstance(x, Tracer):
+        x = x.primal
+    return x
+
+
+def bind(prim: Primitive, args: tuple[Any, ...], params: dict[str, Any]) -> Any:
+    """Apply ``prim`` to ``args``, letting the innermost active trace record it."""
+    top = None
+    level = 0
+    for arg in args:
+        if isinstance(arg, Tracer):
+            trace = arg._trace
+            if trace.level > level:
+                top = trace
+                level = trace.level
+    if top is None:
+        return prim.impl(*args, **params)
+    if not prim.differentiable:
+        return prim.impl(*[value_of(a) for a in args], **params)
+    return top.process(prim, args, params)
+
+
+# --------------------------------------------------------------------------
+# Reverse mode
+# --------------------------------------------------------------------------
+
+
+class ReverseTracer(Tracer):
+    """A value recorded on a reverse-mode tape; it is its own tape node.
+
+    ``prim is None`` marks an input of the differentiated function (a leaf),
+    and ``prim is _SELECT`` marks one output of a multiple-result primitive
+    (``args`` then holds the shared :class:`_MultiNode` and the index).
+    """
+
+    __slots__ = ("value", "prim", "args", "params", "parents")
+
+    def __init__(
+        self,
+        trace: Trace,
+        value: Any,
+        prim: Any,
+        args: Any,
+        params: Any,
+        parents: Any,
+    ) -> None:
+        self._trace = trace
+        self.value = value
+        self.prim = prim
+        self.args = args
+        self.params = params
+        self.parents = parents
+
+    @property
+    def primal(self) -> Any:
+        return self.value
+
+
+_SELECT = object()
+
+
+class _MultiNode:
+    """The shared node of a primitive with several outputs."""
+
+    __slots__ = ("prim", "args", "params", "outs", "parents", "cotangents")
+
+    def __init__(self, prim: Primitive, args: Any, params: Any, outs: Any, parents: Any) -> None:
+        self.prim = prim
+        self.args = args
+        self.params = params
+        self.outs = outs
+        self.parents = parents
+        self.cotangents: list[Any] = [None] * len(outs)
+
+
+class ReverseTrace(Trace):
+    __slots__ = ()
+
+    def process(self, prim: Primitive, args: tuple[Any, ...], params: dict[str, Any]) -> Any:
+        values = []
+        parents = []
+        for arg in args:
+            if type(arg) is ReverseTracer and arg._trace is self:
+                values.append(arg.value)
+                parents.append(arg)
+            else:
+                values.append(arg)
+                parents.append(None)
+        out = bind(prim, tuple(values), params)
+        if prim.multiple_results:
+            node = _MultiNode(prim, values, params, out, parents)
+            return tuple(
+                ReverseTracer(self, o, _SELECT, (node, i), None, (node,)) for i, o in enumerate(out)
+            )
+        return ReverseTracer(self, out, prim, values, params, parents)
+
+    def leaf(self, value: Any) -> ReverseTracer:
+        return ReverseTracer(self, value, None, None, None, ())
+
+
+def _toposort(roots: Sequence[Any]) -> list[Any]:
+    """Return the nodes reachable from ``roots``, each after all its consumers."""
+    order: list[Any] = []
+    visited: set[int] = set()
+    for root in roots:
+        if id(root) in visited:
+            continue
+        visited.add(id(root))
+        stack = [(root, iter(root.parents))]
+        while stack:
+            node, parents = stack[-1]
+            for parent in parents:
+                if parent is not None and id(parent) not in visited:
+                    visited.add(id(parent))
+                    stack.append((parent, iter(parent.parents)))
+                    break
+            else:
+                stack.pop()
+                order.append(node)
+    order.reverse()
+    return order
+
+
+def add_cotangents(a: Any, b: Any) -> Any:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    from . import _ops_elementwise
+
+    return _ops_elementwise.add(a, b)
+
+
+def backward(outputs: Sequence[ReverseTracer], cotangents: Sequence[Any]) -> dict[int, Any]:
+    """Run the backward pass; return cotangents keyed by ``id`` of each node."""
+    grads: dict[int, Any] = {}
+    for out, ct in zip(outputs, cotangents):
+        grads[id(out)] = add_cotangents(grads.get(id(out)), ct)
+    for node in _toposort(outputs):
+        ct = grads.pop(id(node), None)
+        if type(node) is _MultiNode:
+            _backward_multi(node, grads)
+            continue
+        if ct is None or node.prim is None:
+            if node.prim is None and ct is not None:
+                grads[id(node)] = ct  # keep the leaf's cotangent for the caller
+            continue
+        if node.prim is _SELECT:
+            multi, index = node.args
+            multi.cotangents[index] = add_cotangents(multi.cotangents[index], ct)
+            continue
+        prim = node.prim
+        rules = prim.pullbacks
+        for i, parent in enumerate(node.parents):
+            if parent is None:
+                continue
+            rule = rules[i] if rules is not None and i < len(rules) else None
+            if rule is None:
+                raise _missing_rule(prim, "pullback", i)
+            grad = rule(ct, node.value, *node.args, **node.params)
+            grads[id(parent)] = add_cotangents(grads.get(id(parent)), grad)
+    return grads
+
+
+def _backward_multi(node: _MultiNode, grads: dict[int, Any]) -> None:
+    cts = node.cotangents
+    if all(ct is None for ct in cts):
+        return
+    from . import _ops_creation
+
+    filled = tuple(
+        _ops_creation.zeros_like(out) if ct is None else ct for out, ct in zip(node.outs, cts)
+    )
+    node.cotangents = [None] * len(cts)
+    rules = node.prim.pullbacks
+    for i, parent in enumerate(node.parents):
+        if parent is None:
+            continue
+        rule = rules[i] if rules is not None and i < len(rules) else None
+        if rule is None:
+            raise _missing_rule(node.prim, "pullback", i)
+        grad = rule(filled, tuple(node.outs), *node.args, **node.params)
+        grads[id(parent)] = add_cotangents(grads.get(id(parent)), grad)
+
+
+# --------------------------------------------------------------------------
+# Forward mode
+# --------------------------------------------------------------------------
+
+
+class JVPTracer(Tracer):
+    """A dual number: a primal value and its tangent."""
+
+    __slots__ = ("value", "tangent")
+
+    def __init__(self, trace: Trace, value: Any, tangent: Any) -> None:
+        self._trace = trace
+        self.value = value
+        self.tangent = tangent
+
+    @property
+    def primal(self) -> Any:
+        return self.value
+
+
+class JVPTrace(Trace):
+    __slots__ = ()
+
+    def process(self, prim: Primitive, args: tuple[Any, ...], params: dict[str, Any]) -> Any:
+        values = []
+        tangents: list[Any] = []
+        for arg in args:
+            if type(arg) is JVPTracer and arg._trace is self:
+                values.append(arg.value)
+                tangents.append(arg.tangent)
+            else:
+                values.append(arg)
+                tangents.append(None)
+        out = bind(prim, tuple(values), params)
+        tangent_out = self._tangent(prim, out, values, tangents, params)
+        if prim.multiple_results:
+            if tangent_out is None:
+                return out
+            return tuple(
+                o if t is None else JVPTracer(self, o, t) for o, t in zip(out, tangent_out)
+            )
+        if tangent_out is None:
+            return out
+        return JVPTracer(self, out, tangent_out)
+
+    @staticmethod
+    def _tangent(prim: Primitive, out: Any, values: list[Any], tangents: list[Any], params: dict[str, Any]) -> Any:
+        if all(t is None for t in tangents):
+            return None
+        if prim.jvp is not None:
+            return prim.jvp(tangents, out, *values, **params)
+        rules = prim.jvps
+        total = None
+        for i, tangent in enumerate(tangents):
+            if tangent is None:
+                continue
+            rule = rules[i] if rules is not None and i < len(rules) else None
+            if rule is None:
+                raise _missing_rule(prim, "forward-mode (jvp)", i)
+            total = add_cotangents(total, rule(tangent, out, *values, **params))
+        return total
