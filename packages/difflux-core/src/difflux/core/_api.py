@@ -79,6 +79,10 @@ class _Recorded:
             raise ValueError(
                 f"the cotangent's structure {ct_def!r} does not match the output's structure {self.out_def!r}"
             )
+        return self.pull_leaves(ct_leaves)
+
+    def pull_leaves(self, ct_leaves: list[Any]) -> list[Any]:
+        """Pull back one cotangent per output leaf (``None`` for zero)."""
         roots, cts = [], []
         for out, ct in zip(self.out_leaves, ct_leaves):
             if type(out) is ReverseTracer and out._trace is self.trace and ct is not None:
@@ -178,14 +182,14 @@ def value_and_grad(
             if not (isinstance(out, tuple) and len(out) == 2):
                 raise TypeError("with has_aux=True the function must return a pair (output, aux)")
             value, aux = out
-            head = recorded.out_leaves[0] if recorded.out_leaves else value
             _scalar_output_check(value)
-            cotangent = tree_unflatten(recorded.out_def, [ones_like(head)] + [None] * (len(recorded.out_leaves) - 1))
+            # The value is the first leaf of (value, aux); aux gets no cotangent.
+            ct_leaves = [ones_like(value)] + [None] * (len(recorded.out_leaves) - 1)
         else:
             value = out
             _scalar_output_check(value)
-            cotangent = tree_unflatten(recorded.out_def, [ones_like(value)])
-        grads = _split_grads(recorded.pull(cotangent), input_defs)
+            ct_leaves = [ones_like(value)]
+        grads = _split_grads(recorded.pull_leaves(ct_leaves), input_defs)
         grad_out = grads[0] if isinstance(argnums, int) else tuple(grads)
         if has_aux:
             return (value, aux), grad_out
