@@ -1,0 +1,106 @@
+"""Run the difflux-core benchmarks side by side with the peers, in one process.
+
+Usage: ``python benchmarks/run.py [--quick] [--json PATH]``
+
+Prints a Markdown table of times and of the ratios that the targets in
+``docs/benchmarks.md`` refer to. BLAS, PyTorch and XLA are pinned to one
+thread each so that the comparison on a small machine measures the
+libraries, not thread scheduling.
+"""
+
+from __future__ import annotations
+
+import os
+
+# Thread pinning has to happen before NumPy, PyTorch or JAX are imported.
+for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_variable, "1")
+os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import sys  # noqa: E402
+from importlib import metadata  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import bench_chain  # noqa: E402
+import bench_mlp  # noqa: E402
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer iterations (a smoke run, noisy numbers)")
+    parser.add_argument("--json", type=Path, help="also write the raw results to this JSON file")
+    args = parser.parse_args()
+    scale = 0.1 if args.quick else 1.0
+
+    def n(count: int) -> int:
+        return max(1, int(count * scale))
+
+    import jax
+
+    jax.config.update("jax_enable_x64", False)  # the MLP benchmark is float32
+
+    results: dict[str, float] = {}
+    print("measuring MLP gradient ...", file=sys.stderr)
+    results["mlp_difflux_numpy"] = bench_mlp.bench_difflux_numpy(n(200))
+    results["mlp_torch"] = bench_mlp.bench_torch(n(200))
+    results["mlp_autograd"] = bench_mlp.bench_autograd(n(200))
+    results["mlp_difflux_jit_run"] = bench_mlp.bench_jax_run(n(500), "difflux")
+    results["mlp_jax_jit_run"] = bench_mlp.bench_jax_run(n(500), "jax")
+    results["mlp_difflux_compile"] = bench_mlp.bench_jax_compile("difflux")
+    results["mlp_jax_compile"] = bench_mlp.bench_jax_compile("jax")
+    print("measuring 500-op chain gradient ...", file=sys.stderr)
+    results["chain_difflux_numpy"] = bench_chain.bench_difflux(n(50))
+    results["chain_torch"] = bench_chain.bench_torch(n(50))
+    results["chain_autograd"] = bench_chain.bench_autograd(n(50))
+
+    rows = [
+        ("MLP grad, NumPy eager / PyTorch eager", "mlp_difflux_numpy", "mlp_torch", 1.0),
+        ("MLP grad, NumPy eager / autograd", "mlp_difflux_numpy", "mlp_autograd", 0.6),
+        ("MLP grad, dx.jit(dx.grad) / jax.jit(jax.grad), run", "mlp_difflux_jit_run", "mlp_jax_jit_run", 1.05),
+        ("MLP grad, trace + compile, difflux / JAX", "mlp_difflux_compile", "mlp_jax_compile", 1.1),
+        ("500-op chain grad, NumPy eager / PyTorch eager", "chain_difflux_numpy", "chain_torch", 0.7),
+        ("500-op chain grad, NumPy eager / autograd", "chain_difflux_numpy", "chain_autograd", 0.4),
+    ]
+    print(f"Machine: {_cpu_model()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    print(
+        f"Versions: numpy {_version('numpy')}, torch {_version('torch')}, autograd {_version('autograd')}, "
+        f"jax {_version('jax')}, difflux-core {_version('difflux-core')}"
+    )
+    print()
+    print("| comparison | difflux | peer | ratio | target | met |")
+    print("|---|---|---|---|---|---|")
+    for label, ours, peer, target in rows:
+        ratio = results[ours] / results[peer]
+        met = "yes" if ratio <= target else "no"
+        print(
+            f"| {label} | {results[ours] * 1e3:.3f} ms | {results[peer] * 1e3:.3f} ms | "
+            f"{ratio:.2f}x | <= {target}x | {met} |"
+        )
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
