@@ -22,6 +22,7 @@ from ._api import (
 )
 from ._backend import backend, default_backend
 from ._core import MissingRuleError, Primitive, Tracer, TracerConversionError
+from ._ops_conv import conv, conv_transpose
 from ._ops_creation import (
     arange,
     asarray,
@@ -106,6 +107,8 @@ from ._ops_elementwise import (
 from ._ops_index import at, index_add, index_update
 from ._ops_manipulation import concat, flip, moveaxis, repeat, roll, stack, tile, tril, triu, unstack
 from ._ops_matmul import matmul
+from ._ops_patches import extract_patches, fold_patches
+from ._ops_pool import avg_pool, max_pool
 from ._ops_reduction import mean, sum
 from ._ops_shape import broadcast_to, expand_dims, matrix_transpose, permute_dims, reshape, squeeze
 from ._tree import (
