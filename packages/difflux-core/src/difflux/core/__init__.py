@@ -109,7 +109,24 @@ from ._ops_manipulation import concat, flip, moveaxis, repeat, roll, stack, tile
 from ._ops_matmul import matmul
 from ._ops_patches import extract_patches, fold_patches
 from ._ops_pool import avg_pool, max_pool
-from ._ops_reduction import mean, sum
+from ._ops_reduction import (
+    all,
+    any,
+    count_nonzero,
+    cumprod,
+    cumsum,
+    cumulative_prod,
+    cumulative_sum,
+    diff,
+    logsumexp,
+    max,
+    mean,
+    min,
+    prod,
+    std,
+    sum,
+    var,
+)
 from ._ops_shape import broadcast_to, expand_dims, matrix_transpose, permute_dims, reshape, squeeze
 from ._tree import (
     TreeDef,
