@@ -1,8 +1,8 @@
 """N-dimensional convolution and transposed convolution, channels first.
 
 Both are compositions of differentiable operations, not primitives of their
-own: ``conv`` extracts the input's patches (im2col) and multiplies them by
-the kernel in one matrix product per group, and ``conv_transpose`` multiplies
+own. ``conv`` extracts the input's patches (im2col) and multiplies them by
+the kernel in one matrix product per group. ``conv_transpose`` multiplies
 its input by the kernel and folds the resulting patches back (col2im), which
 is exactly the input-gradient of ``conv``. Their derivatives of every order
 therefore come from the rules of ``extract_patches``, ``fold_patches``,
@@ -40,7 +40,7 @@ from ._ops_shape import permute_dims, reshape
 
 
 def _check_operands(x: Any, w: Any, groups: int, op: str, kernel_layout: str) -> tuple[bool, int]:
-    """Validate ranks and channel counts; return (batched, spatial rank)."""
+    """Validate the ranks; return whether ``x`` has a batch axis and the number of spatial axes."""
     x_shape, w_shape = shape_of(x), shape_of(w)
     nd = len(w_shape) - 2
     if nd < 1:
@@ -95,10 +95,10 @@ def conv(
         w: the kernel, ``(C_out, C_in // groups, *kernel)``.
         stride: the step between output positions, an int or one per spatial axis.
         padding: ``"VALID"`` (none), ``"SAME"`` (``ceil(size / stride)``
-            outputs; an odd total puts the extra element at the high side, as
+            outputs, with an odd total's extra element at the high side, as
             XLA does), an int for both sides of every axis, or per spatial
-            axis an int or a ``(low, high)`` pair. Zeros are padded; negative
-            amounts crop.
+            axis an int or a ``(low, high)`` pair. The padding is zeros, and
+            negative amounts crop.
         dilation: the spacing between kernel elements (``rhs_dilation`` in JAX).
         groups: split the channels into this many independent groups;
             ``groups=C_in`` with ``C_out = m * C_in`` is a depthwise convolution.
@@ -166,7 +166,7 @@ def conv_transpose(
     With ``x`` of shape ``(N, C_in, *spatial)`` and ``w`` of shape
     ``(C_in, C_out // groups, *kernel)``, ``conv_transpose(x, w, ...)`` is the
     pullback of ``y -> conv(y, w, ...)`` applied to ``x``, for ``y`` of shape
-    ``(N, C_out, *out_spatial)``: every input element scatters a copy of the
+    ``(N, C_out, *out_spatial)``. Every input element scatters a copy of the
     kernel, scaled by its value, into the output at ``stride`` spacing. This
     is PyTorch's ``conv_transpose1d/2d/3d`` with the same argument names and
     kernel layout, and the gradient of ``jax.lax.conv_general_dilated``.

@@ -46,7 +46,7 @@ def normalize_ints(value: Any, ndim: int, name: str, op: str, minimum: int = 1) 
         if len(values) != ndim:
             raise ValueError(
                 f"{op}: {name}={value!r} has {len(values)} entries, but the operation has {ndim} "
-                f"spatial axes; pass one int or {ndim} ints"
+                f"spatial axes. Pass one int or {ndim} ints"
             )
     for v in values:
         if v < minimum:
@@ -86,14 +86,14 @@ def normalize_padding(
             return ((0, 0),) * ndim
         if mode == "SAME":
             return same_padding(spatial, extent, stride)
-        raise ValueError(f"{op}: padding={padding!r} is not a padding mode; use 'VALID', 'SAME' or integers")
+        raise ValueError(f"{op}: padding={padding!r} is not a padding mode. Use 'VALID', 'SAME' or integers")
     if isinstance(padding, int | np.integer):
         return ((int(padding), int(padding)),) * ndim
     entries = list(padding)
     if len(entries) != ndim:
         raise ValueError(
             f"{op}: padding={padding!r} has {len(entries)} entries, but the operation has {ndim} "
-            "spatial axes; pass one int or one (low, high) pair per spatial axis"
+            "spatial axes. Pass one int or one (low, high) pair per spatial axis"
         )
     pairs = []
     for entry in entries:
@@ -120,8 +120,8 @@ def output_spatial(
         if padded < k:
             raise ValueError(
                 f"{op}: along spatial axis {axis} the padded input has size {padded} "
-                f"({size} + padding {low} + {high}), smaller than the dilated window extent {k}; "
-                "pad more, or use a smaller window or dilation"
+                f"({size} + padding {low} + {high}), smaller than the dilated window extent {k}. "
+                "Pad more, or use a smaller window or dilation"
             )
         sizes.append((padded - k) // s + 1)
     return tuple(sizes)
@@ -383,7 +383,7 @@ def extract_patches(
     nd = ndim_x - 2 if isinstance(window, int | np.integer) else len(tuple(window))
     if nd < 1 or nd > ndim_x:
         raise ValueError(
-            f"extract_patches: x of shape {shape_of(x)} has no spatial axes for window={window!r}; "
+            f"extract_patches: x of shape {shape_of(x)} has no spatial axes for window={window!r}. "
             "x needs the layout (N, C, *spatial), or pass one window size per trailing axis"
         )
     window_t = normalize_ints(window, nd, "window", "extract_patches")

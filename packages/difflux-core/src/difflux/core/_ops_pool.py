@@ -1,9 +1,9 @@
 """N-dimensional max and average pooling.
 
 Both reduce the window axes of :func:`extract_patches`. Average pooling is a
-sum; max pooling uses a small primitive, ``window_max``, whose rules send the
-gradient to the window's maximum and split it equally among ties, the
-convention of ``dx.maximum``. Both pooling functions slide over the trailing
+sum. Max pooling uses a small primitive, ``window_max``, whose rules send the
+gradient to the window's maximum and split it equally among ties, as
+``dx.maximum`` does. Both pooling functions slide over the trailing
 ``len(window)`` axes and keep every leading axis, so ``(N, C, *spatial)`` and
 ``(C, *spatial)`` both work.
 """
@@ -41,15 +41,15 @@ def _tie_weights(p: Any, out: Any, axis: tuple[int, ...]) -> Any:
     The weights depend on ``p`` only through comparisons, so they are
     constants to every derivative: max is piecewise linear.
     """
-    kept = tuple(1 if i in axis else s for i, s in enumerate(shape_of(p)))
-    is_max = equal(p, reshape(out, kept))
+    keepdims_shape = tuple(1 if i in axis else s for i, s in enumerate(shape_of(p)))
+    is_max = equal(p, reshape(out, keepdims_shape))
     weights = where(is_max, ones_like(p), zeros_like(p))
     return divide(weights, array_sum(weights, axis=axis, keepdims=True))
 
 
 def _window_max_pullback(g: Any, out: Any, p: Any, *, axis: tuple[int, ...]) -> Any:
-    kept = tuple(1 if i in axis else s for i, s in enumerate(shape_of(p)))
-    return multiply(reshape(g, kept), _tie_weights(p, out, axis))
+    keepdims_shape = tuple(1 if i in axis else s for i, s in enumerate(shape_of(p)))
+    return multiply(reshape(g, keepdims_shape), _tie_weights(p, out, axis))
 
 
 def _window_max_tangent(t: Any, out: Any, p: Any, *, axis: tuple[int, ...]) -> Any:
@@ -89,6 +89,16 @@ def _pool_geometry(
     return window_t, stride_t, dilation_t, pairs, out_spatial
 
 
+def _lowest_value(x: Any) -> Any:
+    """Return the padding value of max pooling: below every value of ``x``'s dtype."""
+    dtype: np.dtype[Any] = np.dtype(getattr(value_of(x), "dtype", np.float64))
+    if np.issubdtype(dtype, np.inexact):
+        return -np.inf
+    if dtype == np.bool_:
+        return False
+    return np.iinfo(dtype).min
+
+
 def max_pool(
     x: Any,
     /,
@@ -105,7 +115,8 @@ def max_pool(
     two, the layout ``(N, C, *spatial)``). The result has shape
     ``(*lead, *out_spatial)`` with ``out_spatial`` as in :func:`conv`.
     Padding reads ``-inf`` (the minimum integer for integer ``x``), so it never
-    wins. The gradient goes to each window's maximum; ties share it equally.
+    wins unless a window covers no input at all. The gradient goes to each
+    window's maximum, and ties share it equally.
 
     Args:
         x: the input.
@@ -124,10 +135,8 @@ def max_pool(
         array([[[3., 2., 5.]]])
     """
     window_t, stride_t, dilation_t, pairs, _ = _pool_geometry(x, window, stride, padding, dilation, "max_pool")
-    dtype = np.dtype(getattr(value_of(x), "dtype", np.float64))
-    lowest = -np.inf if np.issubdtype(dtype, np.inexact) else np.iinfo(dtype).min
     patches = extract_patches_p(
-        x, window=window_t, stride=stride_t, dilation=dilation_t, padding=pairs, pad_value=lowest
+        x, window=window_t, stride=stride_t, dilation=dilation_t, padding=pairs, pad_value=_lowest_value(x)
     )
     ndim = len(shape_of(patches))
     return window_max_p(patches, axis=tuple(range(ndim - len(window_t), ndim)))
@@ -146,10 +155,10 @@ def avg_pool(
     """N-dimensional average pooling: the mean of each (strided, dilated) window.
 
     Shapes and arguments are those of :func:`max_pool`. Padding reads zeros.
-    With ``count_include_pad=True`` (the default, as in PyTorch and Flax)
-    every window sum is divided by the window size; with ``False`` it is
-    divided by the number of input elements the window covers, so windows at
-    the border average only real input.
+    With ``count_include_pad=True`` (the default, as in PyTorch) every window
+    sum is divided by the window size. With ``False`` it is divided by the
+    number of input elements the window covers, so windows at the border
+    average only real input.
 
     Example:
         >>> import numpy as np
