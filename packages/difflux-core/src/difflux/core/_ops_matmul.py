@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import string
 from typing import Any
+
+import numpy as np
 
 from ._core import Primitive
 from ._dispatch import make_impl, shape_of, unbroadcast
@@ -53,3 +56,77 @@ def matmul(x1: Any, x2: Any, /) -> Any:
             f"must equal the {'second-to-last' if len(s2) > 1 else 'only'} axis of the second ({k2})"
         )
     return matmul_p(x1, x2)
+
+
+def tensordot(x1: Any, x2: Any, /, *, axes: int | tuple[Any, Any] = 2) -> Any:
+    """Contract the given axes of ``x1`` with those of ``x2``.
+
+    ``axes=N`` contracts the last ``N`` axes of ``x1`` with the first ``N``
+    axes of ``x2``; ``axes=(a1, a2)`` contracts axis ``a1[i]`` of ``x1`` with
+    axis ``a2[i]`` of ``x2``. The result has the remaining axes of ``x1``
+    followed by those of ``x2``. It is evaluated, and differentiated, as an
+    einsum.
+    """
+    from ._ops_einsum import einsum
+    from ._ops_shape import _normalize_axes
+
+    s1, s2 = shape_of(x1), shape_of(x2)
+    if isinstance(axes, int | np.integer) and not isinstance(axes, bool):
+        count = int(axes)
+        if not 0 <= count <= min(len(s1), len(s2)):
+            raise ValueError(f"tensordot: axes={count} is out of range for shapes {s1} and {s2}")
+        axes1, axes2 = tuple(range(len(s1) - count, len(s1))), tuple(range(count))
+    else:
+        first, second = axes
+        axes1 = _normalize_axes(first, len(s1))
+        axes2 = _normalize_axes(second, len(s2))
+        if len(axes1) != len(axes2):
+            raise ValueError(f"tensordot: axes {axes} name {len(axes1)} axes of x1 but {len(axes2)} of x2")
+    for a, b in zip(axes1, axes2):
+        if s1[a] != s2[b]:
+            raise ValueError(
+                f"tensordot: axis {a} of x1 (shape {s1}) has length {s1[a]} but axis {b} of x2 "
+                f"(shape {s2}) has length {s2[b]}"
+            )
+    letters = string.ascii_letters
+    if len(s1) + len(s2) > len(letters):
+        raise ValueError(f"tensordot supports at most 52 axes in total, got shapes {s1} and {s2}")
+    term1 = letters[: len(s1)]
+    term2 = list(letters[len(s1) : len(s1) + len(s2)])
+    for a, b in zip(axes1, axes2):
+        term2[b] = term1[a]
+    free1 = "".join(c for i, c in enumerate(term1) if i not in axes1)
+    free2 = "".join(c for i, c in enumerate(term2) if i not in axes2)
+    return einsum(f"{term1},{''.join(term2)}->{free1}{free2}", x1, x2)
+
+
+def vecdot(x1: Any, x2: Any, /, *, axis: int = -1) -> Any:
+    """Return the dot product of the vectors along ``axis``, broadcasting the other axes.
+
+    ``axis`` counts from the end (``-1`` is the last axis), as the Array API
+    requires; both operands must have the same length along it.
+    """
+    from ._ops_elementwise import multiply
+    from ._ops_reduction import sum as reduce_sum
+
+    s1, s2 = shape_of(x1), shape_of(x2)
+    if not -min(len(s1), len(s2)) <= axis < 0:
+        raise ValueError(
+            f"vecdot: axis must be negative and count from the end of both operands; got axis {axis} "
+            f"for shapes {s1} and {s2}"
+        )
+    if s1[axis] != s2[axis]:
+        raise ValueError(
+            f"vecdot: x1 (shape {s1}) has length {s1[axis]} along axis {axis} but x2 (shape {s2}) has length {s2[axis]}"
+        )
+    return reduce_sum(multiply(x1, x2), axis=axis)
+
+
+def outer(x1: Any, x2: Any, /) -> Any:
+    """Return the outer product of two vectors: ``out[i, j] = x1[i] * x2[j]``."""
+    from ._ops_elementwise import multiply
+
+    s1, s2 = shape_of(x1), shape_of(x2)
+    if len(s1) != 1 or len(s2) != 1:
+        raise ValueError(f"outer takes two 1-D arrays, got shapes {s1} and {s2}")
+    return multiply(reshape(x1, (s1[0], 1)), reshape(x2, (1, s2[0])))
