@@ -6,7 +6,7 @@ differentiation API and the transformations. See the package README for the
 design.
 """
 
-from . import _operators, linalg
+from . import _operators
 from ._api import (
     gradient,
     grad,
@@ -21,7 +21,9 @@ from ._api import (
     vjp,
 )
 from ._backend import backend, default_backend
+from ._config import config
 from ._core import MissingRuleError, Primitive, Tracer, TracerConversionError
+from ._module import FrozenModuleError, Module, combine, field, is_array, partition, replace
 from ._ops_conv import conv, conv_transpose
 from ._ops_creation import (
     arange,
@@ -106,8 +108,7 @@ from ._ops_elementwise import (
 )
 from ._ops_index import at, index_add, index_update
 from ._ops_manipulation import concat, flip, moveaxis, repeat, roll, stack, tile, tril, triu, unstack
-from ._ops_einsum import einsum
-from ._ops_matmul import matmul, tensordot, vecdot
+from ._ops_matmul import matmul
 from ._ops_patches import extract_patches, fold_patches
 from ._ops_pool import avg_pool, max_pool
 from ._ops_reduction import (

@@ -4,11 +4,21 @@ Tuples, lists, dicts, named tuples and ``None`` are containers out of the box,
 as in ``jax.tree_util``; ``dx.Module`` subclasses register themselves, and
 ``register_pytree_node`` adds any other type. ``None`` is an empty container,
 so it never appears among the leaves.
+
+Every type registered here is registered with ``jax.tree_util`` too, so the
+same structures pass through ``jax.jit``, ``jax.vmap`` and ``jax.tree_util``
+functions. JAX is never imported for this: when it is already imported the
+registration happens at once, otherwise an import hook registers the pending
+types right after the first ``import jax``.
 """
 
 from __future__ import annotations
 
+import importlib.abc
+import importlib.machinery
+import sys
 from collections.abc import Callable, Hashable, Iterable
+from types import ModuleType
 from typing import Any, NamedTuple
 
 
@@ -25,13 +35,124 @@ def register_pytree_node(
     flatten: Callable[[Any], tuple[Iterable[Any], Hashable]],
     unflatten: Callable[[Hashable, list[Any]], Any],
 ) -> None:
-    """Register a container type: ``flatten(x) -> (children, aux)`` and its inverse."""
+    """Register a container type: ``flatten(x) -> (children, aux)`` and its inverse.
+
+    ``aux`` must be hashable and compare by value, because it becomes part of
+    the structure that ``dx.jit`` uses as a cache key. The type is registered
+    with ``jax.tree_util`` as well (now or when JAX is first imported).
+    """
     _registry[kind] = _NodeType(flatten, unflatten)
+    if kind not in _BUILTIN_NODES:
+        _register_with_jax(kind)
 
 
 def _dict_flatten(d: dict[Any, Any]) -> tuple[list[Any], tuple[Any, ...]]:
     keys = sorted(d, key=repr) if not all(isinstance(k, str) for k in d) else sorted(d)
     return [d[k] for k in keys], tuple(keys)
+
+
+# --------------------------------------------------------------------------
+# Registration with jax.tree_util
+# --------------------------------------------------------------------------
+
+_BUILTIN_NODES = frozenset({tuple, list, dict, type(None)})  # JAX registers these itself
+_registered_with_jax: set[type] = set()
+_pending_for_jax: list[type] = []
+
+
+def _jax_if_imported() -> ModuleType | None:
+    """Return ``jax`` when it is fully imported, else ``None`` (never imports it)."""
+    jax = sys.modules.get("jax")
+    if jax is None or not hasattr(jax, "tree_util"):
+        return None
+    return jax
+
+
+def _register_with_jax(kind: type) -> None:
+    jax = _jax_if_imported()
+    if jax is None:
+        _pending_for_jax.append(kind)
+        _install_import_hook()
+        return
+    _register_now(jax, kind)
+
+
+def _register_now(jax: ModuleType, kind: type) -> None:
+    if kind in _registered_with_jax:
+        return
+    node = _registry[kind]
+    flatten_with_keys = getattr(kind, "_tree_flatten_with_keys", None)
+    if flatten_with_keys is not None:
+        # Keys name the fields in JAX's error messages and tree paths.
+        jax.tree_util.register_pytree_with_keys(kind, flatten_with_keys, node.unflatten, node.flatten)
+    else:
+        jax.tree_util.register_pytree_node(kind, node.flatten, node.unflatten)
+    _registered_with_jax.add(kind)
+
+
+def register_pending_with_jax() -> None:
+    """Register every type still waiting for JAX (a no-op before ``import jax``)."""
+    jax = _jax_if_imported()
+    if jax is None:
+        return
+    while _pending_for_jax:
+        _register_now(jax, _pending_for_jax.pop(0))
+
+
+class _JaxLoader(importlib.abc.Loader):
+    """Wraps the loader of the ``jax`` package to run a step after it executes."""
+
+    def __init__(self, loader: Any) -> None:
+        self._loader = loader
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module: ModuleType) -> None:
+        self._loader.exec_module(module)
+        register_pending_with_jax()
+
+    def __getattr__(self, name: str) -> Any:
+        # Resource readers and the like come from the real loader.
+        return getattr(self._loader, name)
+
+
+class _JaxImportHook(importlib.abc.MetaPathFinder):
+    """Finds ``jax`` through the other finders and wraps its loader.
+
+    NOTE: Python has no post-import callback, so this finder is the only way
+    to register structures with JAX when ``import jax`` comes after their
+    definition without importing JAX eagerly. It removes itself once JAX is
+    imported.
+    """
+
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> importlib.machinery.ModuleSpec | None:
+        if fullname != "jax":
+            return None
+        _remove_import_hook()
+        for finder in sys.meta_path:
+            find_spec = getattr(finder, "find_spec", None)
+            if find_spec is None:
+                continue
+            spec = find_spec(fullname, path, target)
+            if spec is not None:
+                if spec.loader is not None and hasattr(spec.loader, "exec_module"):
+                    spec.loader = _JaxLoader(spec.loader)
+                return spec
+        return None
+
+
+_import_hook = _JaxImportHook()
+
+
+def _install_import_hook() -> None:
+    if _import_hook not in sys.meta_path:
+        sys.meta_path.insert(0, _import_hook)
+
+
+def _remove_import_hook() -> None:
+    if _import_hook in sys.meta_path:
+        sys.meta_path.remove(_import_hook)
 
 
 register_pytree_node(tuple, lambda t: (t, None), lambda aux, children: tuple(children))
@@ -139,8 +260,6 @@ def tree_map(f: Callable[..., Any], tree: Any, *rest: Any, is_leaf: Callable[[An
     for other in rest:
         other_leaves, other_def = tree_flatten(other, is_leaf)
         if other_def != treedef:
-            raise ValueError(
-                f"tree_map needs trees of the same structure, got {treedef!r} and {other_def!r}"
-            )
+            raise ValueError(f"tree_map needs trees of the same structure, got {treedef!r} and {other_def!r}")
         others.append(other_leaves)
     return tree_unflatten(treedef, [f(*args) for args in zip(leaves, *others)])
