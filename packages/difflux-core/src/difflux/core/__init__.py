@@ -6,7 +6,7 @@ differentiation API and the transformations. See the package README for the
 design.
 """
 
-from . import _operators
+from . import _operators, linalg
 from ._api import (
     gradient,
     grad,
@@ -108,7 +108,8 @@ from ._ops_elementwise import (
 )
 from ._ops_index import at, index_add, index_update
 from ._ops_manipulation import concat, flip, moveaxis, repeat, roll, stack, tile, tril, triu, unstack
-from ._ops_matmul import matmul
+from ._ops_einsum import einsum
+from ._ops_matmul import matmul, tensordot, vecdot
 from ._ops_patches import extract_patches, fold_patches
 from ._ops_pool import avg_pool, max_pool
 from ._ops_reduction import (
