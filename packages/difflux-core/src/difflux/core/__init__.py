@@ -130,6 +130,21 @@ from ._ops_reduction import (
     sum,
     var,
 )
+from ._ops_search import (
+    argmax,
+    argmin,
+    argsort,
+    nonzero,
+    searchsorted,
+    sort,
+    take,
+    take_along_axis,
+    top_k,
+    unique_all,
+    unique_counts,
+    unique_inverse,
+    unique_values,
+)
 from ._ops_shape import broadcast_to, expand_dims, matrix_transpose, permute_dims, reshape, squeeze
 from ._tree import (
     TreeDef,
