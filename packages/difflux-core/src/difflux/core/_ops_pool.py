@@ -1,11 +1,10 @@
 """N-dimensional max and average pooling.
 
-Both reduce the window axes of :func:`extract_patches`. Average pooling is a
-sum. Max pooling uses a small primitive, ``window_max``, whose rules send the
-gradient to the window's maximum and split it equally among ties, as
-``dx.maximum`` does. Both pooling functions slide over the trailing
-``len(window)`` axes and keep every leading axis, so ``(N, C, *spatial)`` and
-``(C, *spatial)`` both work.
+Both reduce the window axes of :func:`extract_patches`: average pooling with
+``dx.sum``, max pooling with ``dx.max``, which sends the gradient to the
+window's maximum and splits it equally among ties, as ``dx.maximum`` does.
+Both slide over the trailing ``len(window)`` axes and keep every leading
+axis, so ``(N, C, *spatial)`` and ``(C, *spatial)`` both work.
 """
 
 from __future__ import annotations
@@ -16,10 +15,10 @@ from typing import Any
 import numpy as np
 
 from ._backend import backend_of_value
-from ._core import Primitive, value_of
-from ._dispatch import make_impl, shape_of
-from ._ops_creation import asarray, ones_like, zeros_like
-from ._ops_elementwise import divide, equal, multiply, where
+from ._core import value_of
+from ._dispatch import shape_of
+from ._ops_creation import asarray
+from ._ops_elementwise import divide
 from ._ops_patches import (
     effective_window,
     extract_patches_p,
@@ -27,45 +26,8 @@ from ._ops_patches import (
     normalize_padding,
     output_spatial,
 )
+from ._ops_reduction import max as array_max
 from ._ops_reduction import sum as array_sum
-from ._ops_shape import reshape
-
-# --------------------------------------------------------------------------
-# The maximum over the window axes
-# --------------------------------------------------------------------------
-
-
-def _tie_weights(p: Any, out: Any, axis: tuple[int, ...]) -> Any:
-    """Return 1 / (number of maxima) at each window's maxima and 0 elsewhere.
-
-    The weights depend on ``p`` only through comparisons, so they are
-    constants to every derivative: max is piecewise linear.
-    """
-    keepdims_shape = tuple(1 if i in axis else s for i, s in enumerate(shape_of(p)))
-    is_max = equal(p, reshape(out, keepdims_shape))
-    weights = where(is_max, ones_like(p), zeros_like(p))
-    return divide(weights, array_sum(weights, axis=axis, keepdims=True))
-
-
-def _window_max_pullback(g: Any, out: Any, p: Any, *, axis: tuple[int, ...]) -> Any:
-    keepdims_shape = tuple(1 if i in axis else s for i, s in enumerate(shape_of(p)))
-    return multiply(reshape(g, keepdims_shape), _tie_weights(p, out, axis))
-
-
-def _window_max_tangent(t: Any, out: Any, p: Any, *, axis: tuple[int, ...]) -> Any:
-    return array_sum(multiply(t, _tie_weights(p, out, axis)), axis=axis)
-
-
-window_max_p = Primitive(
-    "window_max",
-    make_impl("window_max", np.max, "jax.numpy.max"),
-    pullbacks=(_window_max_pullback,),
-    jvps=(_window_max_tangent,),
-)
-
-# --------------------------------------------------------------------------
-# Pooling
-# --------------------------------------------------------------------------
 
 
 def _pool_geometry(
@@ -139,7 +101,7 @@ def max_pool(
         x, window=window_t, stride=stride_t, dilation=dilation_t, padding=pairs, pad_value=_lowest_value(x)
     )
     ndim = len(shape_of(patches))
-    return window_max_p(patches, axis=tuple(range(ndim - len(window_t), ndim)))
+    return array_max(patches, axis=tuple(range(ndim - len(window_t), ndim)))
 
 
 def avg_pool(
