@@ -21,8 +21,10 @@ from ._api import (
     vjp,
 )
 from ._backend import backend, default_backend
+from ._checkpoint import checkpoint, remat
 from ._config import config
 from ._core import MissingRuleError, Primitive, Tracer, TracerConversionError
+from ._custom import CustomRuleError, custom_jvp, custom_vjp
 from ._module import FrozenModuleError, Module, combine, field, is_array, partition, replace
 from ._ops_conv import conv, conv_transpose
 from ._ops_creation import (
