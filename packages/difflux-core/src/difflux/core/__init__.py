@@ -26,6 +26,7 @@ from ._config import config
 from ._core import MissingRuleError, Primitive, Tracer, TracerConversionError
 from ._custom import CustomRuleError, custom_jvp, custom_vjp
 from ._module import FrozenModuleError, Module, combine, field, is_array, partition, replace
+from ._ops_broadcast import broadcast_arrays, broadcast_shapes, meshgrid
 from ._ops_conv import conv, conv_transpose
 from ._ops_creation import (
     arange,
@@ -41,6 +42,32 @@ from ._ops_creation import (
     ones_like,
     zeros,
     zeros_like,
+)
+from ._ops_dtype_info import (
+    bool,
+    can_cast,
+    complex64,
+    complex128,
+    e,
+    finfo,
+    float16,
+    float32,
+    float64,
+    iinfo,
+    inf,
+    int8,
+    int16,
+    int32,
+    int64,
+    isdtype,
+    nan,
+    newaxis,
+    pi,
+    result_type,
+    uint8,
+    uint16,
+    uint32,
+    uint64,
 )
 from ._ops_elementwise import (
     abs,
