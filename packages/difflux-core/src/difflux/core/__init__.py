@@ -6,7 +6,7 @@ differentiation API and the transformations. See the package README for the
 design.
 """
 
-from . import _operators, linalg
+from . import _operators, linalg, random
 from ._api import (
     gradient,
     grad,
@@ -25,6 +25,7 @@ from ._checkpoint import checkpoint, remat
 from ._config import config
 from ._core import MissingRuleError, Primitive, Tracer, TracerConversionError
 from ._custom import CustomRuleError, custom_jvp, custom_vjp
+from ._jit import jit
 from ._module import FrozenModuleError, Module, combine, field, is_array, partition, replace
 from ._ops_broadcast import broadcast_arrays, broadcast_shapes, meshgrid
 from ._ops_conv import conv, conv_transpose
@@ -185,5 +186,6 @@ from ._tree import (
     tree_structure,
     tree_unflatten,
 )
+from ._vmap import vmap
 
 _operators.install()

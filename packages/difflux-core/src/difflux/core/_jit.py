@@ -1,0 +1,273 @@
+"""``dx.jit``: compile with XLA on JAX, run unchanged on NumPy.
+
+Strategy. The arguments are flattened into leaves. Array leaves (NumPy and
+JAX arrays) are traced. Every other leaf (Python numbers, strings, functions)
+is static, and so is the structure itself, including the static fields of
+``dx.Module`` values. One ``jax.jit``-compiled function is kept per distinct
+static part, in a cache keyed on the structure, the static leaves (compared
+by value), the static arguments, and the shape and dtype of each array leaf.
+So a change of shape, of structure or of a static value compiles again, and
+new array values do not.
+
+Outputs may hold non-array leaves as well: they are computed once while
+tracing, stored with the cache entry, and put back into every result.
+
+When no argument is a JAX array (and the default backend is ``numpy``)
+``dx.jit`` calls the function unchanged, so the same code runs eagerly on
+NumPy. Inside an active difflux transformation (``dx.grad(dx.jit(f))``) or
+with difflux tracers among the arguments it also calls the function
+unchanged, because difflux tracers cannot pass through ``jax.jit``; put
+``dx.jit`` outermost (``dx.jit(dx.grad(f))``) to compile the whole
+computation.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from . import _backend, _core
+from ._core import Tracer, TracerConversionError
+from ._module import Module, _static_key, is_array
+from ._tree import TreeDef, tree_flatten, tree_unflatten
+
+_ADVICE = (
+    "Python `if`, `while`, `and`/`or`, bool(), int() and float() need concrete values, "
+    "but inside dx.jit array arguments are traced: their values are known only when the "
+    "compiled function runs. Use dx.cond or dx.where for branches and dx.while_loop or "
+    "dx.fori_loop for loops, or pass the value as a static argument "
+    "(dx.jit(f, static_argnums=...) or static_argnames=...)."
+)
+
+
+def _jax_conversion_errors() -> tuple[type[BaseException], ...]:
+    import jax
+
+    errors = jax.errors
+    return (
+        errors.ConcretizationTypeError,
+        errors.TracerBoolConversionError,
+        errors.TracerIntegerConversionError,
+        errors.TracerArrayConversionError,
+    )
+
+
+def _normalize_static_argnums(argnums: int | Iterable[int]) -> tuple[int, ...]:
+    nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
+    for n in nums:
+        if not isinstance(n, int):
+            raise TypeError(f"static_argnums must be ints, got {n!r}")
+    return nums
+
+
+class _Entry:
+    """One compiled specialisation: the static parts of a call and its ``jax.jit`` function."""
+
+    def __init__(
+        self,
+        fun: Callable[..., Any],
+        treedef: TreeDef,
+        mask: tuple[bool, ...],
+        static_leaves: list[Any],
+        static_args: dict[int, Any],
+        static_kwargs: dict[str, Any],
+        num_args: int,
+    ) -> None:
+        import jax
+
+        self.fun = fun
+        self.treedef = treedef
+        self.mask = mask
+        self.static_leaves = static_leaves
+        self.static_args = static_args
+        self.static_kwargs = static_kwargs
+        self.num_args = num_args
+        # Set while tracing: the output structure, which output leaves are
+        # arrays, and the values of the others.
+        self.out_def: TreeDef | None = None
+        self.out_mask: list[bool] = []
+        self.out_static: list[Any] = []
+        self.compiled = jax.jit(self._traced)
+
+    def _traced(self, arrays: list[Any]) -> list[Any]:
+        arrays_iter, static_iter = iter(arrays), iter(self.static_leaves)
+        leaves = [next(arrays_iter) if is_array_leaf else next(static_iter) for is_array_leaf in self.mask]
+        dynamic_args, dynamic_kwargs = tree_unflatten(self.treedef, leaves)
+        dynamic_iter = iter(dynamic_args)
+        args = [self.static_args[i] if i in self.static_args else next(dynamic_iter) for i in range(self.num_args)]
+        out = self.fun(*args, **dynamic_kwargs, **self.static_kwargs)
+
+        out_leaves, out_def = tree_flatten(out)
+        for leaf in out_leaves:
+            if isinstance(leaf, Tracer):
+                raise TypeError(
+                    f"the function compiled by dx.jit returned a difflux tracer ({leaf!r}), a value "
+                    "still being differentiated by a transformation outside dx.jit. Return plain "
+                    "values, or apply dx.jit outside the transformation: dx.jit(dx.grad(f))."
+                )
+        self.out_def = out_def
+        self.out_mask = [is_array(leaf) for leaf in out_leaves]
+        self.out_static = [leaf for leaf, keep in zip(out_leaves, self.out_mask) if not keep]
+        return [leaf for leaf, keep in zip(out_leaves, self.out_mask) if keep]
+
+    def __call__(self, arrays: list[Any]) -> Any:
+        try:
+            out_arrays = self.compiled(arrays)
+        except _jax_conversion_errors() as error:
+            raise TracerConversionError(f"{type(error).__name__} inside dx.jit. {_ADVICE}") from error
+        assert self.out_def is not None
+        arrays_iter, static_iter = iter(out_arrays), iter(self.out_static)
+        leaves = [next(arrays_iter) if keep else next(static_iter) for keep in self.out_mask]
+        return tree_unflatten(self.out_def, leaves)
+
+
+def _array_signature(x: Any) -> tuple[Any, ...]:
+    dtype = x.dtype
+    return (tuple(x.shape), str(dtype), getattr(x, "weak_type", False))
+
+
+class JitFunction:
+    """A function wrapped by :func:`jit`; call it as the original function."""
+
+    def __init__(
+        self,
+        fun: Callable[..., Any],
+        static_argnums: int | Iterable[int] = (),
+        static_argnames: str | Iterable[str] = (),
+    ) -> None:
+        if not callable(fun):
+            raise TypeError(f"dx.jit expects a callable, got {type(fun).__name__}")
+        static_nums = _normalize_static_argnums(static_argnums)
+        names = (static_argnames,) if isinstance(static_argnames, str) else tuple(static_argnames)
+        # A bound method of a module passes the module as a traced argument,
+        # so new parameters reach the compiled function instead of being
+        # baked in as constants.
+        self._bound_module: Module | None = None
+        if inspect.ismethod(fun) and isinstance(fun.__self__, Module):
+            self._bound_module = fun.__self__
+            fun = fun.__func__
+            static_nums = tuple(n + 1 if n >= 0 else n for n in static_nums)
+        self._fun = fun
+        self._static_argnums = static_nums
+        self._static_argnames = frozenset(names)
+        self._param_names = self._positional_names(fun)
+        self._cache: dict[Any, _Entry] = {}
+        functools.update_wrapper(self, fun)
+
+    @staticmethod
+    def _positional_names(fun: Callable[..., Any]) -> tuple[str, ...]:
+        try:
+            parameters = inspect.signature(fun).parameters.values()
+        except (TypeError, ValueError):
+            return ()
+        kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        return tuple(p.name for p in parameters if p.kind in kinds)
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Any:
+        # Decorating a method: the instance becomes the first (traced) argument.
+        if instance is None:
+            return self
+        return functools.partial(self, instance)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self._bound_module is not None:
+            args = (self._bound_module, *args)
+        if _core.trace_stack:
+            return self._fun(*args, **kwargs)
+
+        num_args = len(args)
+        static_positions = {n % num_args for n in self._static_argnums if -num_args <= n < num_args}
+        static_positions |= {i for i, name in enumerate(self._param_names[:num_args]) if name in self._static_argnames}
+        static_args = {i: args[i] for i in sorted(static_positions)}
+        dynamic_args = tuple(a for i, a in enumerate(args) if i not in static_positions)
+        static_kwargs = {k: v for k, v in kwargs.items() if k in self._static_argnames}
+        dynamic_kwargs = {k: v for k, v in kwargs.items() if k not in self._static_argnames}
+
+        leaves, treedef = tree_flatten((dynamic_args, dynamic_kwargs))
+        if not self._uses_jax(leaves):
+            return self._fun(*args, **kwargs)
+
+        mask = tuple(is_array(leaf) for leaf in leaves)
+        arrays = [leaf for leaf, keep in zip(leaves, mask) if keep]
+        static_leaves = [leaf for leaf, keep in zip(leaves, mask) if not keep]
+        key = (
+            treedef,
+            mask,
+            tuple(_static_key(leaf) for leaf in static_leaves),
+            tuple(_array_signature(a) for a in arrays),
+            tuple((i, _static_key(v)) for i, v in static_args.items()),
+            tuple(sorted((k, _static_key(v)) for k, v in static_kwargs.items())),
+            num_args,
+        )
+        entry = self._cache.get(key)
+        if entry is None:
+            entry = _Entry(self._fun, treedef, mask, static_leaves, static_args, static_kwargs, num_args)
+            self._cache[key] = entry
+        return entry(arrays)
+
+    @staticmethod
+    def _uses_jax(leaves: list[Any]) -> bool:
+        """Return whether to compile: a JAX array among the leaves, or no array and a JAX default."""
+        has_array = False
+        for leaf in leaves:
+            if isinstance(leaf, Tracer):
+                return False  # difflux tracers cannot cross jax.jit; run unchanged
+            if is_array(leaf):
+                if _backend.backend_of_value(leaf) == "jax":
+                    return True
+                has_array = True
+        return not has_array and _backend.default_backend() == "jax"
+
+    def clear_cache(self) -> None:
+        """Forget every compiled specialisation."""
+        self._cache.clear()
+
+    def __repr__(self) -> str:
+        return f"dx.jit({getattr(self._fun, '__qualname__', self._fun)!r})"
+
+
+def jit(
+    fun: Callable[..., Any] | None = None,
+    *,
+    static_argnums: int | Iterable[int] = (),
+    static_argnames: str | Iterable[str] = (),
+) -> Any:
+    """Compile ``fun`` with XLA on JAX; call it unchanged on NumPy.
+
+    Array leaves of the arguments (NumPy and JAX arrays, in any nesting of
+    tuples, lists, dicts and ``dx.Module`` values) are traced. Everything else
+    is static and part of the cache key: the structure, Python numbers,
+    strings, functions and a module's static fields. So passing a new float
+    (a learning rate that changes every step, say) compiles again; pass it
+    as ``dx.asarray(lr)`` to trace it instead. Arguments listed in
+    ``static_argnums`` / ``static_argnames`` are static as a whole.
+
+    Python control flow on traced values is not possible inside: ``if x > 0``
+    raises :class:`dx.TracerConversionError` pointing to ``dx.cond`` and
+    ``dx.where``.
+
+    ``dx.jit`` compiles only when an argument is a JAX array (or, with no
+    array argument at all, when the default backend is ``jax``). With NumPy
+    arrays it is the identity, so the same code runs on both backends.
+    Inside an active difflux transformation it is the identity too: write
+    ``dx.jit(dx.grad(loss))`` rather than ``dx.grad(dx.jit(loss))``.
+
+    Args:
+        fun: the function; ``dx.jit`` can also decorate without arguments or
+            with only keyword arguments (``@dx.jit(static_argnames="n")``).
+        static_argnums: positions of arguments to treat as static.
+        static_argnames: names of arguments to treat as static.
+
+    Example:
+        >>> import numpy as np
+        >>> import difflux.core as dx
+        >>> loss = lambda w, x: dx.sum((x @ w) ** 2)
+        >>> step = dx.jit(dx.grad(loss))
+        >>> step(np.ones(2), np.eye(2)).tolist()
+        [2.0, 2.0]
+    """
+    if fun is None:
+        return functools.partial(jit, static_argnums=static_argnums, static_argnames=static_argnames)
+    return JitFunction(fun, static_argnums, static_argnames)

@@ -1,0 +1,423 @@
+"""``dx.random``: explicit random keys and samplers on NumPy and JAX.
+
+Random numbers come from keys, never from hidden global state, so a result
+is reproducible for a given seed and backend, and the same code runs under
+``dx.jit`` and ``dx.vmap``. The pattern is JAX's: make a key with
+``key(seed)``, derive fresh keys with ``split`` (or ``fold_in``), and pass a
+key to each sampler once.
+
+A key is a ``uint32`` array of shape ``(2,)`` of the backend that was the
+default when ``key`` was called (``DIFFLUX_BACKEND`` or ``dx.backend``), and
+samplers return arrays of their key's backend.
+
+* On JAX, keys are the raw data of ``jax.random.key`` (threefry) and every
+  sampler calls ``jax.random``. Typed keys made by ``jax.random.key`` are
+  accepted too.
+* On NumPy, a key seeds a counter-based Philox generator
+  (``numpy.random.Philox``), and ``split``/``fold_in`` derive child keys
+  by hashing the parent key together with the request through
+  ``numpy.random.SeedSequence``. Different keys therefore give independent
+  streams, and child keys are unrelated to their parent's samples.
+
+The two backends use different generators, so one seed gives different
+numbers on NumPy and on JAX.
+
+Samplers return plain arrays. ``uniform`` is differentiable with respect to
+``minval`` and ``maxval``. ``permutation`` and ``choice`` of an array are
+differentiable with respect to that array. Other parameters (``p``,
+``logits``, ``a``) carry no derivative.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ._backend import backend_of_value, default_backend, jax_module
+from ._core import value_of
+
+Shape = int | Sequence[int]
+
+__all__ = [
+    "bernoulli",
+    "categorical",
+    "choice",
+    "exponential",
+    "fold_in",
+    "gamma",
+    "key",
+    "normal",
+    "permutation",
+    "randint",
+    "split",
+    "uniform",
+]
+
+# Domain separation of the requests hashed by SeedSequence on NumPy.
+_SPLIT, _FOLD_IN = 0, 1
+
+
+# --------------------------------------------------------------------------
+# Keys
+# --------------------------------------------------------------------------
+
+
+def key(seed: int, *, backend: str | None = None) -> Any:
+    """Make a random key from an integer seed.
+
+    Args:
+        seed: any Python integer (on JAX also a traced integer).
+        backend: ``"numpy"`` or ``"jax"``; the default backend when omitted.
+
+    Example:
+        >>> import difflux.core as dx
+        >>> k = dx.random.key(0, backend="numpy")
+        >>> k.shape, k.dtype
+        ((2,), dtype('uint32'))
+    """
+    name = backend or default_backend()
+    if name == "jax":
+        jax = jax_module()
+        return jax.random.key_data(jax.random.key(seed))
+    if name != "numpy":
+        raise ValueError(f"Unknown difflux backend {name!r}; use 'numpy' or 'jax'.")
+    try:
+        seed = operator.index(seed)
+    except TypeError:
+        raise TypeError(f"dx.random.key needs an integer seed, got {type(seed).__name__} {seed!r}") from None
+    return np.random.SeedSequence([abs(seed), int(seed < 0)]).generate_state(2, np.uint32)
+
+
+def _unpack(k: Any, function: str) -> tuple[str, Any]:
+    """Return the key's backend and the key in the form that backend's samplers take."""
+    value = value_of(k)
+    backend = backend_of_value(value)
+    if backend == "jax":
+        jax = jax_module()
+        if jax.dtypes.issubdtype(value.dtype, jax.dtypes.prng_key):
+            return "jax", value
+        if value.ndim != 1 or not np.issubdtype(np.dtype(value.dtype), np.unsignedinteger):
+            raise _invalid_key(function, value)
+        return "jax", jax.random.wrap_key_data(value)
+    if backend == "numpy" and value.shape == (2,) and value.dtype == np.uint32:
+        return "numpy", value
+    raise _invalid_key(function, value)
+
+
+def _invalid_key(function: str, value: Any) -> Exception:
+    shape = getattr(value, "shape", None)
+    described = f"an array of shape {tuple(shape)} and dtype {value.dtype}" if shape is not None else repr(value)
+    advice = ""
+    if shape is not None and len(shape) == 2:
+        advice = " It looks like a batch of keys: map over it with dx.vmap, or index one key."
+    return TypeError(
+        f"dx.random.{function} expects one key from dx.random.key(seed) or dx.random.split, got {described}.{advice}"
+    )
+
+
+def _is_typed(k: Any) -> bool:
+    """Return whether ``k`` is a typed JAX key (from ``jax.random.key``) rather than raw key data."""
+    value = value_of(k)
+    if backend_of_value(value) != "jax":
+        return False
+    jax = jax_module()
+    return bool(jax.dtypes.issubdtype(value.dtype, jax.dtypes.prng_key))
+
+
+def _numpy_child_keys(k: np.ndarray, request: tuple[int, int], count: int) -> np.ndarray:
+    sequence = np.random.SeedSequence([int(k[0]), int(k[1])], spawn_key=request)
+    return sequence.generate_state(2 * count, np.uint32).reshape(count, 2)
+
+
+def split(k: Any, num: int = 2) -> Any:
+    """Derive ``num`` new independent keys from ``k``; returns an array of shape ``(num, 2)``.
+
+    Do not use ``k`` itself again after splitting it.
+
+    Example:
+        >>> import difflux.core as dx
+        >>> k1, k2 = dx.random.split(dx.random.key(0, backend="numpy"))
+        >>> bool((k1 != k2).any())
+        True
+    """
+    num = operator.index(num)
+    if num < 0:
+        raise ValueError(f"dx.random.split needs num >= 0, got {num}")
+    backend, unpacked = _unpack(k, "split")
+    if backend == "jax":
+        jax = jax_module()
+        keys = jax.random.split(unpacked, num)
+        return keys if _is_typed(k) else jax.random.key_data(keys)
+    return _numpy_child_keys(unpacked, (_SPLIT, num), num)
+
+
+def fold_in(k: Any, data: int) -> Any:
+    """Derive a new key from ``k`` and an integer (a step or example index, say).
+
+    Example:
+        >>> import difflux.core as dx
+        >>> k = dx.random.key(0, backend="numpy")
+        >>> bool((dx.random.fold_in(k, 1) != dx.random.fold_in(k, 2)).any())
+        True
+    """
+    backend, unpacked = _unpack(k, "fold_in")
+    if backend == "jax":
+        jax = jax_module()
+        folded = jax.random.fold_in(unpacked, data)
+        return folded if _is_typed(k) else jax.random.key_data(folded)
+    return _numpy_child_keys(unpacked, (_FOLD_IN, operator.index(data) % 2**32), 1)[0]
+
+
+def _generator(k: np.ndarray) -> np.random.Generator:
+    return np.random.Generator(np.random.Philox(key=int(k[0]) | (int(k[1]) << 32)))
+
+
+# --------------------------------------------------------------------------
+# Helpers
+# --------------------------------------------------------------------------
+
+
+def _shape(shape: Shape | None) -> tuple[int, ...]:
+    if shape is None:
+        return ()
+    if isinstance(shape, int | np.integer):
+        return (int(shape),)
+    return tuple(int(s) for s in shape)
+
+
+def _float_dtype(dtype: Any, function: str) -> Any:
+    """Return the NumPy float dtype of a sample (float64 by default)."""
+    result = np.dtype(np.float64 if dtype is None else dtype)
+    if result.kind != "f":
+        raise TypeError(f"dx.random.{function} samples floats; dtype {result} is not a float dtype")
+    return result
+
+
+def _as_array(x: Any, backend: str) -> Any:
+    if backend == "jax":
+        import jax.numpy as jnp
+
+        return jnp.asarray(x)
+    return np.asarray(x)
+
+
+# --------------------------------------------------------------------------
+# Continuous samplers
+# --------------------------------------------------------------------------
+
+
+def normal(k: Any, shape: Shape = (), dtype: Any = None) -> Any:
+    """Sample standard normal values of the given shape.
+
+    Example:
+        >>> import difflux.core as dx
+        >>> dx.random.normal(dx.random.key(0, backend="numpy"), (2, 3)).shape
+        (2, 3)
+    """
+    backend, unpacked = _unpack(k, "normal")
+    shape = _shape(shape)
+    if backend == "jax":
+        jax = jax_module()
+        return jax.random.normal(unpacked, shape, **({} if dtype is None else {"dtype": dtype}))
+    dtype = _float_dtype(dtype, "normal")
+    sample = _generator(unpacked).standard_normal(shape, dtype=np.float64 if dtype.itemsize < 4 else dtype)
+    return np.asarray(sample, dtype=dtype)
+
+
+def uniform(k: Any, shape: Shape = (), dtype: Any = None, minval: Any = 0.0, maxval: Any = 1.0) -> Any:
+    """Sample values uniformly from ``[minval, maxval)``.
+
+    The sample is ``minval + (maxval - minval) * u`` with ``u`` uniform on
+    ``[0, 1)``, so it is differentiable with respect to ``minval`` and
+    ``maxval`` (the reparameterisation trick). Both broadcast against
+    ``shape``.
+
+    Example:
+        >>> import difflux.core as dx
+        >>> x = dx.random.uniform(dx.random.key(0, backend="numpy"), (1000,), minval=2.0, maxval=3.0)
+        >>> bool((x >= 2.0).all() and (x < 3.0).all())
+        True
+    """
+    backend, unpacked = _unpack(k, "uniform")
+    shape = _shape(shape)
+    if backend == "jax":
+        jax = jax_module()
+        unit = jax.random.uniform(unpacked, shape, **({} if dtype is None else {"dtype": dtype}))
+    else:
+        dtype = _float_dtype(dtype, "uniform")
+        unit = np.asarray(
+            _generator(unpacked).random(shape, dtype=np.float64 if dtype.itemsize < 4 else dtype), dtype=dtype
+        )
+    if isinstance(minval, int | float) and isinstance(maxval, int | float):
+        if minval == 0.0 and maxval == 1.0:
+            return unit
+        return minval + (maxval - minval) * unit
+    from ._ops_elementwise import add, multiply, subtract
+
+    return add(minval, multiply(subtract(maxval, minval), unit))
+
+
+def exponential(k: Any, shape: Shape = (), dtype: Any = None) -> Any:
+    """Sample standard exponential values (rate 1)."""
+    backend, unpacked = _unpack(k, "exponential")
+    shape = _shape(shape)
+    if backend == "jax":
+        jax = jax_module()
+        return jax.random.exponential(unpacked, shape, **({} if dtype is None else {"dtype": dtype}))
+    dtype = _float_dtype(dtype, "exponential")
+    return np.asarray(_generator(unpacked).standard_exponential(shape), dtype=dtype)
+
+
+def gamma(k: Any, a: Any, shape: Shape | None = None, dtype: Any = None) -> Any:
+    """Sample Gamma(``a``, 1) values; ``shape`` defaults to the shape of ``a``.
+
+    NOTE: the sample carries no derivative with respect to ``a``.
+    """
+    backend, unpacked = _unpack(k, "gamma")
+    a = value_of(a)
+    shape = tuple(np.shape(a)) if shape is None else _shape(shape)
+    if backend == "jax":
+        jax = jax_module()
+        return jax.random.gamma(unpacked, a, shape, **({} if dtype is None else {"dtype": dtype}))
+    dtype = _float_dtype(dtype, "gamma")
+    a = np.asarray(a, dtype=np.float64)
+    if np.any(a <= 0):
+        raise ValueError(f"dx.random.gamma needs a > 0, got a = {a}")
+    return np.asarray(_generator(unpacked).standard_gamma(np.broadcast_to(a, shape), shape), dtype=dtype)
+
+
+# --------------------------------------------------------------------------
+# Discrete samplers
+# --------------------------------------------------------------------------
+
+
+def bernoulli(k: Any, p: Any = 0.5, shape: Shape | None = None) -> Any:
+    """Sample booleans that are ``True`` with probability ``p``.
+
+    ``shape`` defaults to the shape of ``p``, and ``p`` broadcasts against it.
+    """
+    backend, unpacked = _unpack(k, "bernoulli")
+    p = value_of(p)
+    shape = tuple(np.shape(p)) if shape is None else _shape(shape)
+    if backend == "jax":
+        jax = jax_module()
+        return jax.random.bernoulli(unpacked, p, shape)
+    return _generator(unpacked).random(shape) < np.asarray(p)
+
+
+def randint(k: Any, shape: Shape, minval: Any, maxval: Any, dtype: Any = None) -> Any:
+    """Sample integers uniformly from ``[minval, maxval)``."""
+    backend, unpacked = _unpack(k, "randint")
+    shape = _shape(shape)
+    if backend == "jax":
+        jax = jax_module()
+        return jax.random.randint(unpacked, shape, minval, maxval, **({} if dtype is None else {"dtype": dtype}))
+    dtype = np.dtype(np.int64 if dtype is None else dtype)
+    if dtype.kind not in "iu":
+        raise TypeError(f"dx.random.randint samples integers; dtype {dtype} is not an integer dtype")
+    return np.asarray(_generator(unpacked).integers(minval, maxval, size=shape, dtype=dtype))
+
+
+def categorical(k: Any, logits: Any, axis: int = -1, shape: Shape | None = None) -> Any:
+    """Sample category indices with probabilities ``softmax(logits)`` along ``axis``.
+
+    The categories lie along ``axis`` of ``logits``; the other axes are a
+    batch of independent distributions. ``shape`` is the output shape and
+    defaults to that batch shape. It must end with the batch shape, and extra
+    leading axes draw more samples.
+
+    Example:
+        >>> import numpy as np
+        >>> import difflux.core as dx
+        >>> dx.random.categorical(dx.random.key(0, backend="numpy"), np.log([0.2, 0.8]), shape=(5,)).shape
+        (5,)
+    """
+    backend, unpacked = _unpack(k, "categorical")
+    logits = value_of(logits)
+    if backend == "jax":
+        jax = jax_module()
+        return jax.random.categorical(unpacked, logits, axis, None if shape is None else _shape(shape))
+    logits = np.asarray(logits)
+    if logits.ndim == 0:
+        raise ValueError("dx.random.categorical needs logits with at least one axis of categories")
+    axis = axis % logits.ndim
+    moved = np.moveaxis(logits, axis, -1)
+    batch_shape = moved.shape[:-1]
+    out_shape = batch_shape if shape is None else _shape(shape)
+    try:
+        np.broadcast_shapes(out_shape, batch_shape)
+    except ValueError:
+        raise ValueError(
+            f"dx.random.categorical: shape {out_shape} does not broadcast with the batch shape "
+            f"{batch_shape} of logits {logits.shape} (categories on axis {axis})"
+        ) from None
+    if np.broadcast_shapes(out_shape, batch_shape) != out_shape:
+        raise ValueError(f"dx.random.categorical: shape {out_shape} must contain the batch shape {batch_shape}")
+    # Gumbel-max: argmax(logits + Gumbel noise) is distributed as softmax(logits).
+    noise = _generator(unpacked).gumbel(size=out_shape + moved.shape[-1:])
+    return np.argmax(moved + noise, axis=-1)
+
+
+def _indices_permutation(backend: str, unpacked: Any, n: int) -> Any:
+    if backend == "jax":
+        return jax_module().random.permutation(unpacked, n)
+    return _generator(unpacked).permutation(n)
+
+
+def _take(x: Any, indices: Any, axis: int) -> Any:
+    from ._ops_shape import getitem
+
+    ndim = len(np.shape(value_of(x)))
+    axis = axis % ndim
+    return getitem(x, (slice(None),) * axis + (indices,))
+
+
+def permutation(k: Any, x: Any, axis: int = 0) -> Any:
+    """Return a random permutation of ``range(x)`` (an int) or of ``x`` along ``axis``.
+
+    Example:
+        >>> import difflux.core as dx
+        >>> sorted(dx.random.permutation(dx.random.key(0, backend="numpy"), 5).tolist())
+        [0, 1, 2, 3, 4]
+    """
+    backend, unpacked = _unpack(k, "permutation")
+    if isinstance(x, int | np.integer):
+        return _indices_permutation(backend, unpacked, int(x))
+    shape = np.shape(value_of(x))
+    if not shape:
+        raise ValueError("dx.random.permutation needs an int or an array with at least one axis")
+    return _take(x, _indices_permutation(backend, unpacked, shape[axis]), axis)
+
+
+def choice(k: Any, a: Any, shape: Shape = (), replace: bool = True, p: Any = None, axis: int = 0) -> Any:
+    """Sample from ``range(a)`` (an int) or from the entries of ``a`` along ``axis``.
+
+    Args:
+        shape: the shape of the sample (of the index array).
+        replace: whether an entry may be drawn more than once.
+        p: the probability of each entry (normalised to sum to one);
+            uniform when ``None``.
+    """
+    backend, unpacked = _unpack(k, "choice")
+    shape = _shape(shape)
+    n = int(a) if isinstance(a, int | np.integer) else np.shape(value_of(a))[axis]
+    if not replace and math.prod(shape) > n:
+        raise ValueError(f"dx.random.choice cannot draw {math.prod(shape)} entries without replacement from {n}")
+    p_value = None if p is None else value_of(p)
+    if backend == "jax":
+        indices = jax_module().random.choice(unpacked, n, shape, replace, p_value)
+    else:
+        if p_value is not None:
+            p_value = np.asarray(p_value, dtype=np.float64)
+            if p_value.shape != (n,):
+                raise ValueError(f"dx.random.choice: p has shape {p_value.shape} but there are {n} entries")
+            p_value = p_value / p_value.sum()
+        indices = _generator(unpacked).choice(n, size=shape, replace=replace, p=p_value)
+        indices = np.asarray(indices)
+    if isinstance(a, int | np.integer):
+        return indices
+    return _take(a, indices, axis)
