@@ -26,6 +26,7 @@ from ._config import config
 from ._core import MissingRuleError, Primitive, Tracer, TracerConversionError
 from ._custom import CustomRuleError, custom_jvp, custom_vjp
 from ._implicit import custom_root, fixed_point, root
+from ._jax_bridge import from_jax
 from ._jit import jit
 from ._module import FrozenModuleError, Module, combine, field, is_array, partition, replace
 from ._ops_broadcast import broadcast_arrays, broadcast_shapes, meshgrid
