@@ -1,0 +1,155 @@
+"""Development tasks of the difflux repository: tests, lint, docs and examples.
+
+`python3 -m nox -l` lists the sessions. `python3 -m nox -s ci` runs what CI
+runs (`.ci/run`), and `python3 -m nox -s quickstart` runs the first example.
+
+Every session builds its own virtual environment with pip and installs the
+packages under packages/ from this checkout (editable), so a session tests
+the working tree, not a release. Sessions run on the Python that runs nox.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import nox
+
+nox.needs_version = ">=2024.3.2"
+nox.options.default_venv_backend = "virtualenv"
+nox.options.sessions = ["tests", "lint"]
+
+ROOT = Path(__file__).parent
+# Each distribution is a folder under packages/ with its own pyproject.toml.
+PACKAGES = sorted(path.parent for path in ROOT.glob("packages/*/pyproject.toml"))
+CORE = ROOT / "packages" / "difflux-core"
+
+# The sessions `ci` runs, in order. Nox carries on after a failed session and
+# exits non-zero at the end, so one CI run reports every failing session.
+CI_SESSIONS = ["tests", "tests_numpy_only", "tests_slow", "integration", "lint", "docs"]
+
+# pytest-xdist worker count: "auto" is one worker per CPU core, unless the
+# environment variable PYTEST_XDIST_AUTO_NUM_WORKERS sets another number.
+XDIST = ["-n", "auto"]
+
+# The exact PyTorch release of the benchmarks: other releases of torch may
+# resolve to a CUDA build of several gigabytes.
+TORCH = "torch==2.13.0"
+
+NO_JAX_IMPORT = "import sys, difflux.core; assert 'jax' not in sys.modules, 'import difflux.core imported jax'"
+JAX_ABSENT = (
+    "import importlib.util, sys; "
+    "sys.exit('jax is installed, so this session would not test the NumPy-only install' "
+    "if importlib.util.find_spec('jax') else 0)"
+)
+
+
+def _extras_of(package: Path) -> set[str]:
+    with (package / "pyproject.toml").open("rb") as file:
+        project = tomllib.load(file)["project"]
+    return set(project.get("optional-dependencies", {}))
+
+
+def install_packages(session: nox.Session, *extras: str) -> None:
+    """Install every package of packages/ in editable mode with those of ``extras`` it defines.
+
+    One pip call installs them all, so a package's dependency on difflux-core
+    resolves to the local checkout rather than to an index.
+    """
+    requirements = []
+    for package in PACKAGES:
+        chosen = sorted(set(extras) & _extras_of(package))
+        suffix = f"[{','.join(chosen)}]" if chosen else ""
+        requirements += ["-e", f"{package.relative_to(ROOT).as_posix()}{suffix}"]
+    session.install(*requirements)
+
+
+def package_test_folders() -> list[str]:
+    return [(package / "tests").relative_to(ROOT).as_posix() for package in PACKAGES if (package / "tests").is_dir()]
+
+
+def run_pytest(session: nox.Session, marker: str, *, allow_empty: bool = False) -> None:
+    """Run each package's tests in its own pytest process.
+
+    Separate processes keep the test modules of different packages, which
+    share file names such as conftest.py and test_sweep.py, apart.
+    """
+    # pytest exits with 5 when it collects no test, which is expected only
+    # where a package has no test with this marker yet.
+    success_codes = [0, 5] if allow_empty else [0]
+    for folder in package_test_folders():
+        session.run("pytest", folder, "-m", marker, *XDIST, *session.posargs, success_codes=success_codes)
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Run the unit tests of every package on NumPy and JAX, without slow tests."""
+    install_packages(session, "jax", "test")
+    session.run("python", "-c", NO_JAX_IMPORT)
+    run_pytest(session, "not slow")
+
+
+@nox.session
+def tests_slow(session: nox.Session) -> None:
+    """Run the unit tests marked slow."""
+    install_packages(session, "jax", "test")
+    run_pytest(session, "slow", allow_empty=True)
+
+
+@nox.session
+def tests_numpy_only(session: nox.Session) -> None:
+    """Run the unit tests with JAX not installed: the JAX cases skip."""
+    install_packages(session, "test")
+    session.run("python", "-c", JAX_ABSENT)
+    session.run("python", "-c", NO_JAX_IMPORT)
+    run_pytest(session, "not slow")
+
+
+@nox.session
+def integration(session: nox.Session) -> None:
+    """Run integration-tests/, which compare difflux with JAX and other peers."""
+    install_packages(session, "jax", "test")
+    session.run("pytest", "integration-tests", *XDIST, *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """Check style with ruff and types with pyright (settings in pyproject.toml)."""
+    # Ruff's formatter output can change between minor releases, so the
+    # minor release is fixed. The nodejs extra brings pyright's Node.js.
+    session.install("ruff>=0.17,<0.18", "pyright[nodejs]>=1.1.400")
+    install_packages(session, "jax")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+    session.run("pyright")
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the documentation site into site/, treating warnings as errors."""
+    session.install("-e", f"{CORE.relative_to(ROOT).as_posix()}[docs]")
+    # Material for MkDocs prints a banner about MkDocs 2.0 on every build
+    # unless this variable is set. The docs extra keeps MkDocs below 2.
+    session.run("mkdocs", "build", "--strict", *session.posargs, env={"NO_MKDOCS_2_WARNING": "1"})
+
+
+@nox.session
+def quickstart(session: nox.Session) -> None:
+    """Run examples/core_quickstart.py on NumPy, and on JAX."""
+    install_packages(session, "jax")
+    session.run("python", "examples/core_quickstart.py", *session.posargs)
+
+
+@nox.session
+def benchmarks(session: nox.Session) -> None:
+    """Run benchmarks/run.py beside PyTorch, HIPS autograd and JAX (not part of CI)."""
+    install_packages(session, "jax")
+    session.install(TORCH, "autograd")
+    session.run("python", "benchmarks/run.py", *session.posargs)
+
+
+@nox.session(python=False)
+def ci(session: nox.Session) -> None:
+    """Queue every session CI runs (what `.ci/run` calls)."""
+    for name in CI_SESSIONS:
+        session.notify(name)
