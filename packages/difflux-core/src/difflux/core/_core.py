@@ -270,8 +270,17 @@ def value_of(x: Any) -> Any:
     return x
 
 
+# Control flow (``_control.py``) sets this while it runs a loop or branch body:
+# a function that rewrites the arguments of every primitive call, to find the
+# traced values the body closes over and to replace them by the body's
+# explicit operands. ``None``, the common case, costs one global read per call.
+bind_hook: Callable[[tuple[Any, ...]], tuple[Any, ...]] | None = None
+
+
 def bind(prim: Primitive, args: tuple[Any, ...], params: dict[str, Any]) -> Any:
     """Apply ``prim`` to ``args``, letting the innermost active trace record it."""
+    if bind_hook is not None:
+        args = bind_hook(args)
     top = None
     level = 0
     for arg in args:
