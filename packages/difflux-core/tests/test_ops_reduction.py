@@ -125,6 +125,15 @@ def test_prod_hessian_with_zeros(to_backend):
     np.testing.assert_array_equal(as_numpy(h), expected)
 
 
+def test_prod_over_empty_axis(to_backend):
+    x = to_backend(np.ones((2, 0)))
+    value, g = dx.value_and_grad(lambda x: dx.sum(dx.prod(x, axis=1)))(x)
+    assert float(value) == 2.0
+    assert as_numpy(g).shape == (2, 0)
+    g_all = dx.grad(dx.prod)(to_backend(np.ones((3, 0))))
+    assert as_numpy(g_all).shape == (3, 0)
+
+
 def test_cumulative_prod_jacobian_with_zeros(to_backend):
     # d y_k / d x_i = prod of x_j over j <= k, j != i, for i <= k.
     x = np.array([2.0, 0.0, 3.0, 0.5, 0.0])

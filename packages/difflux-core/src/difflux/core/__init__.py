@@ -6,7 +6,7 @@ differentiation API and the transformations. See the package README for the
 design.
 """
 
-from . import _operators, linalg, random
+from . import _operators, linalg, random, special
 from ._api import (
     gradient,
     grad,
@@ -182,6 +182,9 @@ from ._ops_search import (
     unique_values,
 )
 from ._ops_shape import broadcast_to, expand_dims, matrix_transpose, permute_dims, reshape, squeeze
+from ._ops_special import erf, erfc, erfinv, i0e, i1e, log_ndtr, ndtr, ndtri, xlog1py, xlogy
+from ._ops_special_gamma import betaln, digamma, lgamma, polygamma
+from ._ops_special_incomplete import betainc, gammainc, gammaincc
 from ._tree import (
     TreeDef,
     register_pytree_node,

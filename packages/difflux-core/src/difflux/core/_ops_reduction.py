@@ -23,7 +23,7 @@ import numpy as np
 from ._backend import backend_of, namespace
 from ._core import Primitive, value_of
 from ._dispatch import make_impl, shape_of, unbroadcast
-from ._ops_creation import full
+from ._ops_creation import full, zeros_like
 from ._ops_dtype import astype
 from ._ops_elementwise import add, divide, equal, exp, multiply, sqrt, square, subtract, where
 from ._ops_manipulation import concat, flip
@@ -329,6 +329,8 @@ def _product_of_others(x: Any, axes: tuple[int, ...]) -> Any:
     moved = permute_dims(x, order)
     moved_shape = shape_of(moved)
     n = _reduced_size(shape, axes)
+    if n == 0:
+        return zeros_like(x)
     flat = reshape(moved, moved_shape[: len(kept)] + (n,))
 
     # Exclusive products: left[i] = x[0] ... x[i-1], right[i] = x[i+1] ... x[n-1].
