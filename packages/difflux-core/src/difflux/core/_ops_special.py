@@ -55,7 +55,7 @@ def float_dtype(*arrays: Any) -> np.dtype:
 def _scipy(name: str) -> Callable[..., Any]:
     """Return a function calling ``scipy.special.<name>``, imported on first call.
 
-    Some SciPy functions (``gammainc`` among them) compute only in float64;
+    Some SciPy functions (``gammainc`` among them) compute only in float64, so
     the result is cast back to the arguments' float dtype, as JAX returns it.
     """
     resolved: list[Callable[..., Any]] = []
@@ -72,7 +72,7 @@ def _scipy(name: str) -> Callable[..., Any]:
 
 
 def _special_unary(name: str, scipy_name: str, jax_path: str, derivative: Callable[[Any, Any], Any]) -> Primitive:
-    """A unary primitive whose pullback is ``g * d`` and tangent ``t * d``, ``d = derivative(x, out)``."""
+    """Build a unary primitive whose pullback is ``g * d`` and tangent ``t * d``, with ``d = derivative(x, out)``."""
     return Primitive(
         name,
         make_impl(name, _scipy(scipy_name), jax_path),
@@ -88,7 +88,7 @@ def _special_binary(
     derivative_x: Callable[[Any, Any, Any], Any],
     derivative_y: Callable[[Any, Any, Any], Any],
 ) -> Primitive:
-    """A broadcasting binary primitive from its two partial derivatives ``d(x, y, out)``."""
+    """Build a broadcasting binary primitive from its two partial derivatives ``d(x, y, out)``."""
     return Primitive(
         name,
         make_impl(name, _scipy(scipy_name), jax_path),

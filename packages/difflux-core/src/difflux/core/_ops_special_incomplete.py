@@ -37,7 +37,7 @@ from ._ops_special_series import betainc_grads, gammainc_grad_a_jax, gammainc_gr
 
 
 def _no_second_parameter_derivative(function: str, parameters: str) -> Callable[..., Any]:
-    """A derivative that raises: parameter derivatives are numerical and not differentiable again."""
+    """Build a derivative rule that raises, because parameter derivatives are not differentiable again."""
 
     def derivative(*args: Any, **params: Any) -> Any:
         raise MissingRuleError(
@@ -55,7 +55,7 @@ def _no_second_parameter_derivative(function: str, parameters: str) -> Callable[
 def _pullbacks_and_jvps(
     derivatives: tuple[Callable[..., Any], ...],
 ) -> tuple[tuple[Callable[..., Any], ...], tuple[Callable[..., Any], ...]]:
-    """Rules for a broadcasting function from its partial derivatives ``d(*args, **params)``."""
+    """Build the pullbacks and jvps of a broadcasting function from its partial derivatives ``d(*args, **params)``."""
 
     def pullback(index: int, derivative: Callable[..., Any]) -> Callable[..., Any]:
         def rule(g: Any, out: Any, *args: Any, **params: Any) -> Any:
@@ -194,7 +194,7 @@ def gammainc(a: Any, x: Any, /) -> Any:
     a series (for ``x <= max(1, a)``) or Legendre's continued fraction,
     differentiated term by term, on NumPy, and XLA's ``igamma_grad_a`` on JAX.
     The second derivative with respect to ``a`` is not implemented and raises
-    :class:`MissingRuleError`; mixed second derivatives in ``a`` and ``x``
+    :class:`MissingRuleError`. Mixed second derivatives in ``a`` and ``x``
     work.
 
     Example:
@@ -233,10 +233,10 @@ def betainc(a: Any, b: Any, x: Any, /) -> Any:
 
     Derivatives: with respect to ``x`` the Beta density, to any order. With
     respect to ``a`` and ``b`` the continued fraction for :math:`I_x(a, b)`
-    differentiated convergent by convergent (as in Boik and Robison-Cox,
-    1998), on NumPy and on JAX (where it runs in a ``lax.while_loop``). Second
-    derivatives with respect to ``a`` or ``b`` are not implemented and raise
-    :class:`MissingRuleError`; mixed ones in a parameter and ``x`` work.
+    differentiated convergent by convergent, on NumPy and on JAX (where it
+    runs in a ``lax.while_loop``). Second derivatives with respect to ``a`` or
+    ``b`` are not implemented and raise :class:`MissingRuleError`. Mixed ones
+    in a parameter and ``x`` work.
 
     Example:
         >>> import difflux.core as dx
