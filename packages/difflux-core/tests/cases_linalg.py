@@ -1,10 +1,10 @@
 """Sweep cases for linear algebra and einsum.
 
-Inputs are drawn so that every operation is smooth around them: solves get
-diagonally dominant matrices, decompositions of symmetric positive-definite
-matrices take an unconstrained ``a`` and form ``a @ a^T + n I`` inside the
-function (so that finite differences stay on the SPD matrices), and
-functions of eigenvectors or singular vectors do not depend on their signs.
+Inputs are drawn so that every operation is smooth around them. Solves get
+diagonally dominant matrices. Decompositions of symmetric positive-definite
+(SPD) matrices take an unconstrained ``a`` and form ``a @ a^T + n I`` inside
+the function, so that finite differences stay on the SPD matrices.
+Functions of eigenvectors or singular vectors do not depend on their signs.
 Variants that exercise only shape handling run on NumPy alone, to keep the
 JAX sweep short.
 """

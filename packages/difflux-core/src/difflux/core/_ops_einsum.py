@@ -3,7 +3,7 @@
 The public function parses the subscripts once: implicit outputs are made
 explicit, each ``...`` is replaced by fresh letters, and axes of length one
 that broadcast against a longer axis are reshaped away. The primitive
-therefore sees an explicit subscript string in which every letter has one
+therefore receives an explicit subscript string in which every letter has one
 length in every operand.
 
 The cotangent of operand ``i`` is another einsum: the output cotangent and

@@ -39,7 +39,7 @@ def constant_like(value: np.ndarray, like: Any) -> Any:
 
 
 def eye_like(n: int, like: Any) -> Any:
-    """The ``n`` by ``n`` identity on ``like``'s backend and dtype."""
+    """Return the ``n`` by ``n`` identity on ``like``'s backend and dtype."""
     return constant_like(np.eye(n), like)
 
 

@@ -65,7 +65,7 @@ def _diagonal_of_product(a: Any, b: Any) -> Any:
 
 
 def _phi_weights(like: Any) -> Any:
-    """The mask of Murray's Phi: 1 below the diagonal, 1/2 on it, 0 above."""
+    """Return the mask of Murray's Phi: 1 below the diagonal, 1/2 on it, 0 above."""
     n = shape_of(like)[-1]
     return constant_like(np.tril(np.ones((n, n)), -1) + 0.5 * np.eye(n), like)
 
@@ -131,7 +131,7 @@ def cholesky(x: Any, /, *, upper: bool = False) -> Any:
 
 
 def _inverse_gaps(w: Any) -> Any:
-    """``F[..., i, j] = 1 / (w_j - w_i)`` off the diagonal and 0 on it.
+    """Return ``F`` with ``F[..., i, j] = 1 / (w_j - w_i)`` off the diagonal and 0 on it.
 
     Equal eigenvalues give ``inf`` off the diagonal: the eigenvectors of a
     repeated eigenvalue are not unique, and neither is their derivative.
@@ -218,9 +218,11 @@ def eigvalsh(x: Any, /) -> Any:
     """Return the eigenvalues of each symmetric matrix in ``x``, ascending, shape ``(..., N)``.
 
     The derivative ``V diag(w_bar) V^T`` needs the eigenvectors, which the
-    rule computes when a derivative is requested. It is finite at repeated
-    eigenvalues, where the eigenvalue is not differentiable but this is
-    a valid one-sided derivative.
+    rule computes when a derivative is requested. It stays finite at
+    repeated eigenvalues, where the individual eigenvalues are not
+    differentiable. There it depends on the eigenvectors that LAPACK returns,
+    except for functions symmetric in the repeated eigenvalues (such as their
+    sum), whose gradient it gives exactly.
     """
     require_square(x, "eigvalsh")
     return eigvalsh_p(symmetrize(x))
@@ -455,7 +457,8 @@ def qr(x: Any, /, *, mode: str = "reduced") -> QRResult:
     require_matrix(x, "qr")
     if mode != "reduced":
         raise NotImplementedError(
-            f"qr(mode={mode!r}) is not supported: only mode='reduced' has a unique, differentiable result"
+            f"qr(mode={mode!r}) is not supported: only mode='reduced' has unique factors with a derivative. "
+            "Use mode='reduced'."
         )
     q, r = qr_p(x)
     return QRResult(q, r)

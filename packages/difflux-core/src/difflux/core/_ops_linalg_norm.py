@@ -35,7 +35,10 @@ def _safe_divide(x: Any, y: Any) -> Any:
 
 
 def _norm_derivative(x: Any, norm: Any, axis: tuple[int, ...], order: float) -> Any:
-    """The derivative of the ``order``-norm with respect to ``x``; ``norm`` has kept dimensions."""
+    """Return the derivative of the ``order``-norm with respect to ``x``.
+
+    ``norm`` is the norm with the reduced axes kept as length one.
+    """
     if order == 2:
         return _safe_divide(x, norm)
     if order == 1:

@@ -109,7 +109,7 @@ def _solve_triangular_numpy(a: Any, b: Any, *, lower: bool, trans: bool, unit_di
 
 
 def _triangle(x: Any, lower: bool, unit_diagonal: bool) -> Any:
-    """The part of ``x`` that a triangular solve reads."""
+    """Return the part of ``x`` that a triangular solve reads."""
     if lower:
         return tril(x, k=-1 if unit_diagonal else 0)
     return triu(x, k=1 if unit_diagonal else 0)
@@ -206,8 +206,8 @@ def cholesky_solve(chol: Any, b: Any, /, *, upper: bool = False) -> Any:
 def cho_solve(c_and_lower: tuple[Any, bool], b: Any, /) -> Any:
     """Return the solution of ``A @ x = b`` from ``(c, lower)``, as ``scipy.linalg.cho_solve``.
 
-    ``c`` is the Cholesky factor of ``A`` and ``lower`` says which triangle
-    it occupies; see :func:`cholesky_solve`.
+    ``c`` is the Cholesky factor of ``A``, and ``lower`` is whether it is
+    lower triangular; see :func:`cholesky_solve`.
     """
     c, lower = c_and_lower
     return cholesky_solve(c, b, upper=not lower)
@@ -341,7 +341,7 @@ def pinv(x: Any, /, *, rtol: float | None = None) -> Any:
     Singular values up to ``rtol`` times the largest are treated as zero;
     ``rtol`` defaults to ``max(M, N)`` times the dtype's machine epsilon.
 
-    The derivative holds where the rank is locally constant. The
+    The derivative is valid where the rank is locally constant. The
     pseudo-inverse is discontinuous where the rank changes, and there the
     derivative describes only the branch of the current rank.
     """
