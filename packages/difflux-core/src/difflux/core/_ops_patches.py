@@ -369,7 +369,8 @@ def extract_patches(
         dilation: the spacing between window elements.
         pad_value: the value read in the padding (its derivative is zero).
 
-    The derivative is :func:`fold_patches`, its transpose.
+    The derivative is :func:`fold_patches`, its transpose. On NumPy the result
+    is a read-only view of the padded input, so copy it before writing to it.
 
     Example:
         >>> import numpy as np

@@ -52,7 +52,7 @@ def _pool_geometry(
 
 
 def _lowest_value(x: Any) -> Any:
-    """Return the padding value of max pooling: below every value of ``x``'s dtype."""
+    """Return the padding value of max pooling: the lowest value of ``x``'s dtype."""
     dtype: np.dtype[Any] = np.dtype(getattr(value_of(x), "dtype", np.float64))
     if np.issubdtype(dtype, np.inexact):
         return -np.inf
@@ -145,7 +145,7 @@ def avg_pool(
         np.ones(spatial), window=window_t, stride=stride_t, dilation=dilation_t, padding=pairs, pad_value=0
     )
     counts = np.sum(covered, axis=tuple(range(len(out_spatial), 2 * len(out_spatial))))
-    # A window wholly in the padding covers no input; its sum is 0 and so is its mean.
+    # A window wholly in the padding covers no input, so its sum and its mean are 0.
     counts = np.maximum(counts, 1.0)
     backend = backend_of_value(value_of(x)) or "numpy"
     dtype = total.dtype if np.issubdtype(total.dtype, np.inexact) else None
