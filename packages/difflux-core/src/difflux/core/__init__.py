@@ -31,6 +31,7 @@ from ._custom import CustomRuleError, custom_jvp, custom_vjp
 from ._implicit import custom_root, fixed_point, root
 from ._jax_bridge import from_jax
 from ._jit import jit
+from ._protocols import Optimiser, apply_updates
 from ._module import FrozenModuleError, Module, combine, field, is_array, partition, replace
 from ._ops_broadcast import broadcast_arrays, broadcast_shapes, meshgrid
 from ._ops_conv import conv, conv_transpose
@@ -75,6 +76,7 @@ from ._ops_dtype_info import (
     uint32,
     uint64,
 )
+from ._ops_einsum import einsum
 from ._ops_elementwise import (
     abs,
     acos,
@@ -144,7 +146,6 @@ from ._ops_elementwise import (
 from ._ops_extra import expit, log_sigmoid, log_softmax, logit, segment_sum, sigmoid, softmax, softplus
 from ._ops_index import at, index_add, index_update
 from ._ops_manipulation import concat, flip, moveaxis, repeat, roll, stack, tile, tril, triu, unstack
-from ._ops_einsum import einsum
 from ._ops_matmul import matmul, tensordot, vecdot
 from ._ops_patches import extract_patches, fold_patches
 from ._ops_pool import avg_pool, max_pool

@@ -73,7 +73,8 @@ def _vector_norm_numpy(x: Any, *, axis: tuple[int, ...], keepdims: bool, order: 
 def _vector_norm_jax(x: Any, *, axis: tuple[int, ...], keepdims: bool, order: float) -> Any:
     import jax.numpy as jnp
 
-    return jnp.linalg.vector_norm(x, axis=axis, keepdims=keepdims, ord=order)
+    # JAX's annotation says int | str, but it accepts any float order.
+    return jnp.linalg.vector_norm(x, axis=axis, keepdims=keepdims, ord=order)  # pyright: ignore[reportArgumentType]
 
 
 vector_norm_p = Primitive(
@@ -149,6 +150,15 @@ def matrix_norm(x: Any, /, *, keepdims: bool = False, ord: str | float = "fro") 
     return result
 
 
+def _vector_order(order: str | float) -> float:
+    if isinstance(order, str):
+        raise ValueError(
+            f"norm: ord={order!r} is a matrix norm, but the norm is taken over a single axis; "
+            "pass a pair of axes for a matrix norm"
+        )
+    return order
+
+
 def norm(
     x: Any,
     /,
@@ -168,7 +178,7 @@ def norm(
         if ord is None:
             return vector_norm(x, keepdims=keepdims)
         if ndim == 1:
-            return vector_norm(x, keepdims=keepdims, ord=ord)
+            return vector_norm(x, keepdims=keepdims, ord=_vector_order(ord))
         if ndim == 2:
             return matrix_norm(x, keepdims=keepdims, ord=ord)
         raise ValueError(
@@ -176,7 +186,9 @@ def norm(
             "pass axis to choose the vector or matrix axes"
         )
     if isinstance(axis, int):
-        return vector_norm(x, axis=axis, keepdims=keepdims, ord=2 if ord is None else ord)
+        return vector_norm(x, axis=axis, keepdims=keepdims, ord=2 if ord is None else _vector_order(ord))
+    if len(axis) != 2:
+        raise ValueError(f"norm: axis must be an integer or a pair of axes, got axis={axis}")
     rows, cols = _normalize_axes(axis, ndim)
     if rows == cols:
         raise ValueError(f"norm: the two matrix axes must differ, got axis={axis}")

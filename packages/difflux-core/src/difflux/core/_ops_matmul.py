@@ -5,8 +5,6 @@ from __future__ import annotations
 import string
 from typing import Any
 
-import numpy as np
-
 from ._core import Primitive
 from ._dispatch import make_impl, shape_of, unbroadcast
 from ._ops_shape import expand_dims, matrix_transpose, reshape
@@ -71,17 +69,17 @@ def tensordot(x1: Any, x2: Any, /, *, axes: int | tuple[Any, Any] = 2) -> Any:
     from ._ops_shape import _normalize_axes
 
     s1, s2 = shape_of(x1), shape_of(x2)
-    if isinstance(axes, int | np.integer) and not isinstance(axes, bool):
-        count = int(axes)
-        if not 0 <= count <= min(len(s1), len(s2)):
-            raise ValueError(f"tensordot: axes={count} is out of range for shapes {s1} and {s2}")
-        axes1, axes2 = tuple(range(len(s1) - count, len(s1))), tuple(range(count))
-    else:
+    if isinstance(axes, tuple | list):
         first, second = axes
         axes1 = _normalize_axes(first, len(s1))
         axes2 = _normalize_axes(second, len(s2))
         if len(axes1) != len(axes2):
             raise ValueError(f"tensordot: axes {axes} name {len(axes1)} axes of x1 but {len(axes2)} of x2")
+    else:
+        count = int(axes)
+        if not 0 <= count <= min(len(s1), len(s2)):
+            raise ValueError(f"tensordot: axes={count} is out of range for shapes {s1} and {s2}")
+        axes1, axes2 = tuple(range(len(s1) - count, len(s1))), tuple(range(count))
     for a, b in zip(axes1, axes2):
         if s1[a] != s2[b]:
             raise ValueError(
