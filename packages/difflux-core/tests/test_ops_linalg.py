@@ -398,6 +398,10 @@ def test_unsupported_options_raise():
         dx.linalg.qr(np.eye(2), mode="complete")
     with pytest.raises(ValueError, match="ord must be one of"):
         dx.linalg.matrix_norm(np.eye(2), ord=3)
+    with pytest.raises(ValueError, match="ord='fro' is a matrix norm"):
+        dx.linalg.norm(np.ones(3), ord="fro")
+    with pytest.raises(ValueError, match="a pair of axes"):
+        dx.linalg.norm(np.ones((2, 2, 2)), axis=(0, 1, 2))
     with pytest.raises(TypeError, match="integer exponent"):
         dx.linalg.matrix_power(np.eye(2), 1.5)
 
