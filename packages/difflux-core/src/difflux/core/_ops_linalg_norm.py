@@ -73,7 +73,7 @@ def _vector_norm_numpy(x: Any, *, axis: tuple[int, ...], keepdims: bool, order: 
 def _vector_norm_jax(x: Any, *, axis: tuple[int, ...], keepdims: bool, order: float) -> Any:
     import jax.numpy as jnp
 
-    # JAX's annotation says int | str, but it accepts any float order.
+    # JAX 0.10 annotates ord as int | str, but it accepts any float order.
     return jnp.linalg.vector_norm(x, axis=axis, keepdims=keepdims, ord=order)  # pyright: ignore[reportArgumentType]
 
 
