@@ -15,7 +15,7 @@ def as_numpy(x: object) -> np.ndarray:
     return np.asarray(x)
 
 
-def central_difference(f, x: np.ndarray, step: np.ndarray) -> np.ndarray:
+def central_difference(f, x: np.ndarray | float, step: np.ndarray | float) -> np.ndarray:
     """A fourth-order central difference of the NumPy function ``f`` at ``x``."""
     return (-f(x + 2 * step) + 8 * f(x + step) - 8 * f(x - step) + f(x - 2 * step)) / (12 * step)
 
@@ -287,9 +287,9 @@ def test_gradients_inside_jax_jit():
 
 def test_polygamma_rejects_non_integer_order():
     with pytest.raises(TypeError, match="non-negative Python integer"):
-        dx.polygamma(1.5, 2.0)
+        dx.polygamma(1.5, 2.0)  # pyright: ignore[reportArgumentType]
     with pytest.raises(TypeError, match="non-negative Python integer"):
-        dx.polygamma(np.array([1, 2]), 2.0)
+        dx.polygamma(np.array([1, 2]), 2.0)  # pyright: ignore[reportArgumentType]
 
 
 def test_polygamma_rejects_negative_order():

@@ -71,7 +71,9 @@ def _scipy(name: str) -> Callable[..., Any]:
     return call
 
 
-def _special_unary(name: str, scipy_name: str, jax_path: str, derivative: Callable[[Any, Any], Any]) -> Primitive:
+def _special_unary(
+    name: str, scipy_name: str, jax_path: str | Callable[..., Any], derivative: Callable[[Any, Any], Any]
+) -> Primitive:
     """Build a unary primitive whose pullback is ``g * d`` and tangent ``t * d``, with ``d = derivative(x, out)``."""
     return Primitive(
         name,
@@ -84,7 +86,7 @@ def _special_unary(name: str, scipy_name: str, jax_path: str, derivative: Callab
 def _special_binary(
     name: str,
     scipy_name: str,
-    jax_path: str,
+    jax_path: str | Callable[..., Any],
     derivative_x: Callable[[Any, Any, Any], Any],
     derivative_y: Callable[[Any, Any, Any], Any],
 ) -> Primitive:
@@ -119,6 +121,7 @@ def elementwise_jit(fn: Callable[..., Any]) -> Callable[..., Any]:
 
     def call(*args: Any) -> Any:
         import jax
+        import jax.core
         import jax.numpy as jnp
 
         if not compiled:

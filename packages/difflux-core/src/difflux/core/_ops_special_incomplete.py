@@ -41,9 +41,9 @@ def _no_second_parameter_derivative(function: str, parameters: str) -> Callable[
 
     def derivative(*args: Any, **params: Any) -> Any:
         raise MissingRuleError(
-            f"dx.{function} has no second derivative with respect to {parameters}: the first "
-            "derivative in a parameter is computed numerically (by a series or continued fraction) "
-            "and is not itself differentiated with respect to the parameters. Second derivatives "
+            f"dx.{function} has no second derivative with respect to {parameters}, because the "
+            "first derivative in a parameter is computed numerically (by a series or continued "
+            "fraction) and is not itself differentiable in the parameters. Second derivatives "
             "with respect to x, and mixed ones in x and a parameter, are available. To take a "
             "second derivative with the parameters held fixed in the inner one, pass them through "
             "dx.stop_gradient there."
@@ -91,7 +91,7 @@ def _gamma_density(a: Any, x: Any) -> Any:
 
 def _gammainc_grad_a_dx(a: Any, x: Any) -> Any:
     # d/dx (dP/da) = d/da (dP/dx) = dP/dx * (log x - digamma(a)), taken as 0
-    # at x == 0 (its limit for a > 1; for a <= 1 the point is singular).
+    # at x == 0. That is its limit for a > 1, and for a <= 1 the point is singular.
     at_zero = equal(x, 0)
     slope = subtract(_interior_log(x, at_zero), digamma(a))
     return where(at_zero, 0.0, multiply(_gamma_density(a, x), slope))
@@ -136,8 +136,8 @@ def _beta_density(a: Any, b: Any, x: Any) -> Any:
 
 def _betainc_grad_dx(a: Any, b: Any, x: Any, *, wrt: str) -> Any:
     # d/dx (dI/da) = dI/dx * (log x - digamma(a) + digamma(a + b)), and
-    # d/dx (dI/db) = dI/dx * (log(1 - x) - digamma(b) + digamma(a + b));
-    # both are taken as 0 at x == 0 and x == 1, their limits where the density
+    # d/dx (dI/db) = dI/dx * (log(1 - x) - digamma(b) + digamma(a + b)).
+    # Both are taken as 0 at x == 0 and x == 1, their limits where the density
     # vanishes there.
     boundary = logical_or(equal(x, 0), equal(x, 1))
     if wrt == "a":
@@ -149,6 +149,8 @@ def _betainc_grad_dx(a: Any, b: Any, x: Any, *, wrt: str) -> Any:
 
 
 def _betainc_grad_impl(a: Any, b: Any, x: Any, *, wrt: str) -> Any:
+    # The continued fraction yields both derivatives at once, but each
+    # pullback asks for one, so a gradient in both a and b runs it twice.
     grad_a, grad_b = betainc_grads(a, b, x, backend_of((a, b, x), "betainc"))
     return grad_a if wrt == "a" else grad_b
 

@@ -71,33 +71,35 @@ def _gammaincc_fraction_grad_a(a: np.ndarray, x: np.ndarray) -> np.ndarray:
     log_prefactor = a * log_x - x - gammaln(a)
     prefactor_slope = log_x - psi(a)
 
-    # Convergents A_n / B_n of the denominator, with their derivatives in a;
-    # the fraction is F = B_n / A_n.
-    numer_prev, numer = np.ones_like(a), x + 1.0 - a
-    denom_prev, denom = np.zeros_like(a), np.ones_like(a)
-    numer_da_prev, numer_da = np.zeros_like(a), -np.ones_like(a)
-    denom_da_prev, denom_da = np.zeros_like(a), np.zeros_like(a)
-    fraction = denom / numer
-    fraction_da = (denom_da * numer - denom * numer_da) / numer**2
+    # Convergents A_n / B_n of G = b0 + a1 / (b1 + ...), with their derivatives
+    # in a. The fraction in Q is F = 1 / G = B_n / A_n.
+    numerator_prev, numerator = np.ones_like(a), x + 1.0 - a
+    denominator_prev, denominator = np.zeros_like(a), np.ones_like(a)
+    numerator_da_prev, numerator_da = np.zeros_like(a), -np.ones_like(a)
+    denominator_da_prev, denominator_da = np.zeros_like(a), np.zeros_like(a)
+    fraction = denominator / numerator
+    fraction_da = (denominator_da * numerator - denominator * numerator_da) / numerator**2
     eps = np.finfo(np.float64).eps
     for n in range(1, _MAX_GAMMA_TERMS + 1):
         a_n, a_n_da = -n * (n - a), float(n)
         b_n = x + 2.0 * n + 1.0 - a
-        numer_next = b_n * numer + a_n * numer_prev
-        denom_next = b_n * denom + a_n * denom_prev
-        numer_da_next = -numer + b_n * numer_da + a_n_da * numer_prev + a_n * numer_da_prev
-        denom_da_next = -denom + b_n * denom_da + a_n_da * denom_prev + a_n * denom_da_prev
+        numerator_next = b_n * numerator + a_n * numerator_prev
+        denominator_next = b_n * denominator + a_n * denominator_prev
+        numerator_da_next = -numerator + b_n * numerator_da + a_n_da * numerator_prev + a_n * numerator_da_prev
+        denominator_da_next = (
+            -denominator + b_n * denominator_da + a_n_da * denominator_prev + a_n * denominator_da_prev
+        )
 
         # The convergents grow geometrically; dividing the four latest by the
         # same number keeps them finite and leaves both ratios unchanged.
-        scale = np.where(numer_next == 0, 1.0, np.abs(numer_next))
-        numer_prev, numer = numer / scale, numer_next / scale
-        denom_prev, denom = denom / scale, denom_next / scale
-        numer_da_prev, numer_da = numer_da / scale, numer_da_next / scale
-        denom_da_prev, denom_da = denom_da / scale, denom_da_next / scale
+        scale = np.where(numerator_next == 0, 1.0, np.abs(numerator_next))
+        numerator_prev, numerator = numerator / scale, numerator_next / scale
+        denominator_prev, denominator = denominator / scale, denominator_next / scale
+        numerator_da_prev, numerator_da = numerator_da / scale, numerator_da_next / scale
+        denominator_da_prev, denominator_da = denominator_da / scale, denominator_da_next / scale
 
-        new_fraction = denom / numer
-        new_fraction_da = (denom_da * numer - denom * numer_da) / numer**2
+        new_fraction = denominator / numerator
+        new_fraction_da = (denominator_da * numerator - denominator * numerator_da) / numerator**2
         size = np.abs(new_fraction * prefactor_slope) + np.abs(new_fraction_da)
         converged = np.all(
             (np.abs(new_fraction - fraction) <= eps * np.abs(new_fraction))
@@ -176,7 +178,11 @@ def _python_while_loop(cond: Callable[[Any], Any], body: Callable[[Any], Any], s
 
 
 def _beta_fraction_step(state: tuple[Any, ...], d: Any, d_dp: Any, d_dq: Any, xp: Any) -> tuple[Any, ...]:
-    """Advance A_n = A_{n-1} + d_n A_{n-2} (and B_n, and both derivatives) by one n, rescaled."""
+    """Advance A_n = A_{n-1} + d_n A_{n-2} (and B_n, and both derivatives) by one n, rescaled.
+
+    ``state`` is (A_{n-1}, A_{n-2}, B_{n-1}, B_{n-2}), then the same four
+    differentiated in p, then in q.
+    """
     (a1, a2, b1, b2, a1_p, a2_p, b1_p, b2_p, a1_q, a2_q, b1_q, b2_q) = state
     a0 = a1 + d * a2
     b0 = b1 + d * b2
@@ -287,8 +293,8 @@ def _betainc_grads(a: Any, b: Any, x: Any, backend: str) -> tuple[Any, Any]:
     b = xp.where(interior, b, 1.0)
     x = xp.where(interior, x, 0.25)
 
-    # The fraction converges fast below the mean-like point (a + 1) / (a + b + 2);
-    # above it, use I_x(a, b) = 1 - I_{1-x}(b, a).
+    # The fraction converges fast below the mean-like point (a + 1) / (a + b + 2).
+    # Above it, use I_x(a, b) = 1 - I_{1-x}(b, a).
     swap = x > (a + 1) / (a + b + 2)
     p = xp.where(swap, b, a)
     q = xp.where(swap, a, b)
