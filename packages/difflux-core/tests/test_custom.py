@@ -435,7 +435,9 @@ def test_checkpoint_reruns_body_once_per_pullback(backend, to_backend):
 
 
 def test_checkpoint_check_grads(backend, to_backend):
-    check_grads(dx.checkpoint(lambda x, y: dx.sin(x) * dx.exp(y) + x * y), (to_backend([0.3, -1.2]), to_backend([0.8, 0.1])))
+    check_grads(
+        dx.checkpoint(lambda x, y: dx.sin(x) * dx.exp(y) + x * y), (to_backend([0.3, -1.2]), to_backend([0.8, 0.1]))
+    )
 
 
 def test_checkpoint_nested_levels(backend, to_backend):
@@ -498,6 +500,54 @@ def test_checkpoint_under_jit():
 
 def test_remat_is_checkpoint():
     assert dx.remat is dx.checkpoint
+
+
+# --------------------------------------------------------------------------
+# Inside control flow
+# --------------------------------------------------------------------------
+
+
+# A rule that differs from the body: d/dc = 2 and d/dw = 3 at every step.
+@dx.custom_vjp
+def fake_step(c, w):
+    return dx.sin(c) * w
+
+
+fake_step.defvjp(lambda c, w: (dx.sin(c) * w, None), lambda _, g: (2.0 * g, 3.0 * g))
+
+
+def _scan_loss(step):
+    def loss(w):
+        # The initial carry depends on w and the body closes over w, so
+        # dx.scan has to find w by closure conversion.
+        carry, _ = dx.scan(lambda c, _: (step(c, w), None), w * 0.5, None, length=4)
+        return dx.sum(carry)
+
+    return loss
+
+
+def _loop_loss(step):
+    def loss(w):
+        c = w * 0.5
+        for _ in range(4):
+            c = step(c, w)
+        return dx.sum(c)
+
+    return loss
+
+
+@pytest.mark.parametrize(
+    "step", [fake_step, dx.checkpoint(lambda c, w: dx.sin(c) * w)], ids=["custom_vjp", "checkpoint"]
+)
+def test_rules_inside_scan_body(backend, to_backend, step):
+    w = to_backend([1.1, 0.9])
+    expected = dx.grad(_loop_loss(step))(w)
+    np.testing.assert_allclose(np.asarray(dx.grad(_scan_loss(step))(w)), np.asarray(expected), rtol=1e-12)
+    if backend == "jax":
+        import jax
+
+        jitted = jax.jit(dx.grad(_scan_loss(step)))(w)
+        np.testing.assert_allclose(np.asarray(jitted), np.asarray(expected), rtol=1e-12)
 
 
 # --------------------------------------------------------------------------

@@ -3,10 +3,10 @@
 In reverse mode a checkpointed function records one tape node instead of one
 per operation of its body. Its forward pass runs the body on the arguments'
 lower-level values, so the enclosing reverse trace keeps none of the
-intermediate values; the node's pullback runs the body again under a fresh
-trace and pulls the output cotangent back through that recording. The memory
-of the body's intermediates is thus needed only while one checkpointed call is
-being pulled back, at the price of evaluating the body twice.
+intermediate values. The node's pullback runs the body again under a fresh
+trace and pulls the output cotangent back through that recording. The body's
+intermediates thus occupy memory only while one checkpointed call is being
+pulled back, at the price of evaluating the body twice.
 
 Forward mode needs no tape, so there the body simply runs on the dual
 numbers.
@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ._core import ReverseTrace, ReverseTracer
-from ._custom import Outputs, leaked_tracer, lower, pull_back_at, record_node, top_trace
+from ._custom import Outputs, apply_bind_hook, leaked_tracer, lower, pull_back_at, record_node, top_trace
 from ._tree import tree_flatten, tree_unflatten
 
 
@@ -39,18 +39,19 @@ def checkpoint(fun: Callable[..., Any]) -> Callable[..., Any]:
     structures. Values that a call must differentiate need to be arguments,
     not closed-over variables. A closure over a value being differentiated
     still gives correct derivatives, but that call is then recorded without
-    checkpointing and a warning says so.
+    checkpointing, with a warning.
 
     Example:
         >>> import difflux.core as dx
         >>> block = dx.checkpoint(lambda x: dx.sin(dx.sin(x)))
         >>> round(float(dx.grad(block)(0.5)), 6)
-        0.773246
+        0.778644
     """
 
     @functools.wraps(fun)
     def checkpointed(*args: Any, **kwargs: Any) -> Any:
         leaves, treedef = tree_flatten((args, kwargs))
+        leaves = apply_bind_hook(leaves)
         trace = top_trace(leaves)
         if type(trace) is not ReverseTrace:
             return fun(*args, **kwargs)

@@ -133,8 +133,9 @@ def _bicgstab(matvec: Callable[[Any], Any], b: Any, rtol: float | None = None, m
 
     Stops once ``|r| <= rtol |b|`` (``rtol`` defaults to ``eps^0.75`` of
     ``b``'s dtype). The loop is unrolled in difflux operations, so it
-    differentiates again; inside ``jax.jit`` all ``maxiter`` iterations run
-    (default ``2n``, at most 200), with the iterate frozen after convergence.
+    differentiates again. Inside ``jax.jit`` all ``maxiter`` iterations run
+    (default ``2n``, at most 200), and the iterate stays frozen after
+    convergence.
     """
     n = shape_of(b)[0]
     if rtol is None:
@@ -208,6 +209,11 @@ class _ImplicitFunction(_CustomFunction):
     def _checked(self, solver: Callable[..., Any]) -> Callable[..., Any]:
         def solve(x0: Any, theta: Any) -> Any:
             x = solver(x0, theta)
+            # A Python float in the solution would count as a constant, so it
+            # becomes an array of the arguments' backend.
+            backends = [backend_of_value(value_of(leaf)) for leaf in tree_leaves((x0, theta))]
+            backend = next((name for name in backends if name is not None), None)
+            x = tree_map(lambda leaf: asarray(leaf, backend=backend) if type(leaf) is float else leaf, x)
             # The solver runs on values no transformation traces, so a tracer
             # in its output comes from a closure.
             if has_tracer(tree_leaves(x)):
@@ -293,8 +299,8 @@ def custom_root(
     Decorates ``solver(x0, theta) -> x`` returning a root of
     ``optimality_fn(x, theta)``. The decorated solver's derivative with respect
     to ``theta`` is ``dx/dtheta = -(dF/dx)^{-1} dF/dtheta`` at the returned
-    ``x``, in forward and reverse mode and at any order; the solver itself is
-    never differentiated and may use any code. The derivative with respect
+    ``x``, in forward and reverse mode and at any order. The solver itself is
+    never differentiated, so it may use any code. The derivative with respect
     to ``x0`` is zero.
 
     Args:
@@ -443,9 +449,9 @@ def root(
         F: the equations, written in difflux operations; its output has as
             many values as ``x``.
         x0: the starting point (an array or a structure of arrays).
-        theta: the parameters (any structure); derivatives flow to its float
-            leaves only, so values ``F`` depends on and that need derivatives
-            belong here rather than in a closure.
+        theta: the parameters (any structure). Derivatives flow to its float
+            leaves only, so any value that ``F`` depends on and that needs a
+            derivative belongs here rather than in a closure.
         solver: ``"newton"`` (Newton's method with a dense Jacobian, for up to
             a few hundred unknowns) or a function ``solver(fun, x0) -> x``
             finding a root of ``fun(x) = F(x, theta)``.
@@ -465,7 +471,7 @@ def root(
     Example:
         >>> import difflux.core as dx
         >>> sqrt = lambda a: dx.root(lambda x, a: x * x - a, dx.asarray(1.0), a)
-        >>> float(sqrt(2.0) ** 2), float(dx.grad(sqrt)(4.0))
+        >>> float(sqrt(4.0)), float(dx.grad(sqrt)(4.0))
         (2.0, 0.25)
     """
     if tol is None:

@@ -5,10 +5,10 @@ JAX code. ``from_jax`` closes that gap for pure functions of JAX arrays: the
 function becomes a primitive whose implementation is the function itself,
 whose pullback calls ``jax.vjp`` and whose tangent calls ``jax.jvp``.
 
-The pullback and the tangent are themselves bridged functions (the VJP and
-JVP of the original, as JAX functions), so differentiating them again goes
-through ``jax.vjp``/``jax.jvp`` once more: derivatives of any order, and
-every mix of forward and reverse mode, come from JAX. Inside ``jax.jit`` the
+The pullback and the tangent are themselves bridged functions: the VJP and
+JVP of the original, as JAX functions. Differentiating them again goes
+through ``jax.vjp`` or ``jax.jvp`` once more, so JAX supplies derivatives of
+any order and every mix of forward and reverse mode. Inside ``jax.jit`` the
 whole chain is traced into one XLA program.
 """
 
@@ -139,7 +139,7 @@ def _with_args(args: Sequence[Any], positions: Sequence[int], values: Sequence[A
 
 
 def _vjp_function(jax_fn: Callable[..., Any], num_args: int, diff: tuple[int, ...], treedef: Any) -> Callable[..., Any]:
-    """``(*args, *float_output_cotangents) -> cotangents of args[diff]``, in JAX."""
+    """Build the JAX function ``(*args, *float_output_cotangents) -> cotangents of args[diff]``."""
 
     def vjp_fn(*args_and_cotangents: Any) -> tuple[Any, ...]:
         jax = jax_module()
@@ -162,7 +162,7 @@ def _vjp_function(jax_fn: Callable[..., Any], num_args: int, diff: tuple[int, ..
 
 
 def _jvp_function(jax_fn: Callable[..., Any], num_args: int, diff: tuple[int, ...]) -> Callable[..., Any]:
-    """``(*args, *tangents of args[diff]) -> tangents of the float outputs``, in JAX."""
+    """Build the JAX function ``(*args, *tangents of args[diff]) -> tangents of the float outputs``."""
 
     def jvp_fn(*args_and_tangents: Any) -> tuple[Any, ...]:
         jax = jax_module()
