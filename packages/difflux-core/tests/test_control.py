@@ -351,7 +351,10 @@ def test_nested_constructs(backend):
     w, xs, tw, _ = args
     _close(_nested(w, xs), _nested_unrolled(w, xs))
     _close(dx.grad(_nested)(w, xs), dx.grad(_nested_unrolled)(w, xs))
-    _close(dx.jvp(_nested, (w, xs), (tw, dx.zeros_like(xs)))[1], dx.jvp(_nested_unrolled, (w, xs), (tw, dx.zeros_like(xs)))[1])
+    _close(
+        dx.jvp(_nested, (w, xs), (tw, dx.zeros_like(xs)))[1],
+        dx.jvp(_nested_unrolled, (w, xs), (tw, dx.zeros_like(xs)))[1],
+    )
 
 
 @needs_jax
@@ -378,6 +381,59 @@ def test_scan_is_one_lax_loop_under_jit():
     assert "scan" in program
     # An unrolled loop would have a thousand sin equations.
     assert program.count("sin") < 10
+
+
+@needs_jax
+def test_long_eager_scan_compiles_one_loop():
+    # Longer than the eager Python-loop limit, so it runs as jax.lax.scan.
+    xs = _arr("jax", np.linspace(-1.0, 1.0, 40))
+
+    def f(w, xs):
+        return dx.scan(lambda c, x: (dx.sin(c * w) + x, None), 0.1, xs)[0]
+
+    def f_unrolled(w, xs):
+        c = 0.1
+        for t in range(40):
+            c = dx.sin(c * w) + xs[t]
+        return c
+
+    w = _arr("jax", 0.9)
+    _close(dx.grad(f, argnums=(0, 1))(w, xs)[1], dx.grad(f_unrolled, argnums=(0, 1))(w, xs)[1])
+    _close(dx.grad(dx.grad(f))(w, xs), dx.grad(dx.grad(f_unrolled))(w, xs))
+    _close(dx.jvp(f, (w, xs), (w, xs))[1], dx.jvp(f_unrolled, (w, xs), (w, xs))[1])
+
+
+def _second_derivative(f, xs):
+    # Reverse over reverse: the gradient of a function of the gradient.
+    return dx.grad(lambda w: dx.sum(dx.grad(f)(w, xs) * dx.sin(w)))
+
+
+@needs_jax
+@pytest.mark.parametrize("name", ["scan", "while_fixed", "cond"])
+def test_reverse_over_reverse_under_jit(name):
+    import jax
+
+    construct, unrolled = PAIRS[name]
+    w, xs = _arr("jax", W), _arr("jax", XS)
+    _close(jax.jit(_second_derivative(construct, xs))(w), _second_derivative(unrolled, xs)(w))
+
+
+@needs_jax
+def test_custom_vjp_on_closed_over_value_in_lax_loop():
+    # A custom rule dispatches outside bind, so it must apply the bind hook too.
+    import jax
+
+    @dx.custom_vjp
+    def scaled_sin(x):
+        return dx.sin(x)
+
+    scaled_sin.defvjp(lambda x: (dx.sin(x), x), lambda x, g: (g * dx.cos(x),))
+    xs = _arr("jax", [0.1, 0.2, 0.3])
+
+    def f(w):
+        return dx.scan(lambda c, x: (c + scaled_sin(w) * x, None), 0.0, xs)[0]
+
+    _close(jax.jit(dx.grad(f))(_arr("jax", 0.7)), np.cos(0.7) * 0.6)
 
 
 @needs_jax
@@ -436,11 +492,11 @@ def _long_loop_unrolled(w, v0, steps):
     return v
 
 
+@pytest.mark.parametrize("steps", [1_000, pytest.param(10_000, marks=pytest.mark.slow)])
 @pytest.mark.parametrize("jit", [False, True], ids=["eager", "jit"])
-def test_while_reverse_mode_memory_is_sublinear(backend, jit):
+def test_while_reverse_mode_memory_is_sublinear(backend, jit, steps):
     if jit and backend != "jax":
         pytest.skip("jax.jit needs the JAX backend")
-    steps = 10_000
     w, v0 = 0.8, 0.3
     grad = dx.grad(lambda w, v: _long_loop(w, v, steps), argnums=(0, 1))
     if jit:
@@ -457,7 +513,8 @@ def test_while_reverse_mode_memory_is_sublinear(backend, jit):
     assert stats[0].max_steps == max_steps
     # The default schedule stores about 2 * sqrt(max_steps) carries.
     assert stats[0].stored_carries <= 2 * math.isqrt(max_steps) + 2
-    assert stats[0].checkpoints > 0 and stats[0].segment_carries > 0
+    assert stats[0].checkpoints > 0
+    assert stats[0].segment_carries > 0
 
 
 def test_while_checkpoints_argument_sets_segments(backend, to_backend):

@@ -94,6 +94,30 @@ def needs_primitive(leaves: Sequence[Any]) -> bool:
     return any(isinstance(leaf, Tracer) for leaf in leaves)
 
 
+# While a difflux transformation records, eager JAX loops of at most this many
+# steps run as Python loops: compiling a jax.lax loop took about 0.15 s per
+# program (2-core x86 CPU, jax 0.10), while a short loop dispatches a few
+# hundred operations at about 10 us each. Longer loops compile once per
+# distinct program (see run_lax) and then run at XLA speed.
+EAGER_PYTHON_MAX_STEPS = 32
+
+
+def choose_mode(backend: str, leaves: Sequence[Any], steps: int | None) -> str:
+    """Return how a loop runs: ``"python"`` (a Python loop) or ``"lax"`` (``jax.lax``).
+
+    NumPy always loops in Python. JAX uses ``jax.lax`` inside ``jax.jit``
+    (operands are JAX tracers), when no transformation records (one compiled
+    loop), and for loops longer than ``EAGER_PYTHON_MAX_STEPS`` steps.
+    """
+    if backend == "numpy":
+        return "python"
+    if any(is_jax_tracer(value_of(leaf)) for leaf in leaves):
+        return "lax"
+    if needs_primitive(leaves) and steps is not None and steps <= EAGER_PYTHON_MAX_STEPS:
+        return "python"
+    return "lax"
+
+
 def as_array(leaf: Any, backend: str) -> Any:
     """Turn a Python or NumPy scalar operand into an array of ``backend``."""
     if isinstance(leaf, Tracer) or backend_of_value(leaf) is not None:
@@ -155,6 +179,7 @@ def run_lax(fn: Callable[..., tuple[Any, ...]], args: tuple[Any, ...]) -> tuple[
     if any(is_jax_tracer(a) for a in args):
         return fn(*args)
     import jax
+    import jax.core
 
     closed = jax.make_jaxpr(fn)(*args)
     if any(is_jax_tracer(c) for c in closed.consts):
@@ -219,6 +244,11 @@ class _CaptureTrace(Trace):
     """
 
     __slots__ = ("parent_hook", "captured", "wrappers")
+    # Process primitives without derivatives too, as a batching trace does:
+    # process() unwraps captured values once, where stripping every
+    # derivative level and binding again would meet the hook and wrap them
+    # again.
+    batching = True
 
     def __init__(self, parent_hook: Hook | None) -> None:
         super().__init__()
@@ -274,13 +304,16 @@ class ClosedFunction:
         # the bodies this one is nested in.
         self.parent_hook = _core.bind_hook
         self.captured: list[Tracer] = []
+        # Whether an eager discovery run returned values traced by jax.jit
+        # (the function closes over jit inputs although its operands are concrete).
+        self.returned_jax_tracer = False
 
-    def discover(self, backend: str, *args: Any) -> tuple[list[tuple[tuple[int, ...], np.dtype]], TreeDef]:
+    def discover(self, mode: str, *args: Any) -> tuple[list[tuple[tuple[int, ...], np.dtype]], TreeDef]:
         """Run the function once on ``args`` (plain values) to find what it closes over.
 
         Returns the shapes and dtypes of the output leaves and the output
-        structure. On JAX the run is abstract (``jax.eval_shape``), so it costs
-        no arithmetic.
+        structure. In ``"lax"`` mode the run is abstract (``jax.eval_shape``),
+        so it costs no arithmetic; in ``"python"`` mode it runs eagerly.
         """
         trace = _CaptureTrace(self.parent_hook)
         structure: list[TreeDef] = []
@@ -298,13 +331,15 @@ class ClosedFunction:
             structure.append(treedef)
             return [value_of(leaf) for leaf in leaves]
 
-        if backend == "jax":
+        if mode == "lax":
             import jax
 
             shapes = jax.eval_shape(run, *args)
             avals = [(tuple(s.shape), np.dtype(s.dtype)) for s in shapes]
         else:
-            avals = [(shape_of(v), dtype_of(v)) for v in run(*args)]
+            values = run(*args)
+            self.returned_jax_tracer = any(is_jax_tracer(v) for v in values)
+            avals = [(shape_of(v), dtype_of(v)) for v in values]
         self.captured = self._merge(trace.captured)
         return avals, structure[0]
 
@@ -344,7 +379,9 @@ class ClosedFunction:
 # --------------------------------------------------------------------------
 
 
-def jvp_flat(fn: Callable[[list[Any]], list[Any]], primals: list[Any], tangents: list[Any]) -> tuple[list[Any], list[Any]]:
+def jvp_flat(
+    fn: Callable[[list[Any]], list[Any]], primals: list[Any], tangents: list[Any]
+) -> tuple[list[Any], list[Any]]:
     """Push ``tangents`` (``None`` for zero) through ``fn``; ``None`` marks a zero output tangent."""
     trace = JVPTrace()
     args = [p if t is None else JVPTracer(trace, p, t) for p, t in zip(primals, tangents)]
@@ -494,7 +531,9 @@ def check_carry(
     return checked
 
 
-def split_pair(construct: str, fn_name: str, out_def: TreeDef, leaves: list[Any]) -> tuple[TreeDef, list[Any], TreeDef, list[Any]]:
+def split_pair(
+    construct: str, fn_name: str, out_def: TreeDef, leaves: list[Any]
+) -> tuple[TreeDef, list[Any], TreeDef, list[Any]]:
     """Split the flat output of a function returning ``(carry, y)``."""
     if out_def.kind not in (tuple, list) or len(out_def.children) != 2:
         raise TypeError(

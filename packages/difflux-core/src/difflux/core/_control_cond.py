@@ -37,8 +37,8 @@ from ._tree import TreeDef, tree_flatten
 Branch = Callable[[list[Any]], list[Any]]
 
 
-def _cond_impl(index: Any, *ops: Any, branches: tuple[Branch, ...], backend: str) -> tuple[Any, ...]:
-    if backend == "numpy":
+def _cond_impl(index: Any, *ops: Any, branches: tuple[Branch, ...]) -> tuple[Any, ...]:
+    if not is_jax_tracer(index):
         return tuple(branches[int(index)](list(ops)))
     from jax import lax
 
@@ -48,7 +48,9 @@ def _cond_impl(index: Any, *ops: Any, branches: tuple[Branch, ...], backend: str
     return tuple(lax.switch(index, [lift(b) for b in branches], tuple(ops)))
 
 
-def _cond_jvp(tangents: list[Any], outs: tuple[Any, ...], index: Any, *ops: Any, branches: tuple[Branch, ...], backend: str) -> tuple[Any, ...]:
+def _cond_jvp(
+    tangents: list[Any], outs: tuple[Any, ...], index: Any, *ops: Any, branches: tuple[Branch, ...]
+) -> tuple[Any, ...]:
     op_tangents = list(tangents[1:])
     nonzero = [t is not None for t in op_tangents]
     out_float = [is_float(o) for o in outs]
@@ -62,11 +64,13 @@ def _cond_jvp(tangents: list[Any], outs: tuple[Any, ...], index: Any, *ops: Any,
 
         return run
 
-    results = cond_flat(index, [jvp_branch(b) for b in branches], list(ops) + select(op_tangents, nonzero), backend)
+    results = cond_flat(index, [jvp_branch(b) for b in branches], list(ops) + select(op_tangents, nonzero))
     return tuple(expand(results[len(outs) :], out_float))
 
 
-def _cond_pullback_all(cts: tuple[Any, ...], outs: tuple[Any, ...], index: Any, *ops: Any, branches: tuple[Branch, ...], backend: str) -> list[Any]:
+def _cond_pullback_all(
+    cts: tuple[Any, ...], outs: tuple[Any, ...], index: Any, *ops: Any, branches: tuple[Branch, ...]
+) -> list[Any]:
     op_float = [is_float(o) for o in ops]
     out_float = [is_float(o) for o in outs]
     num_ops = len(ops)
@@ -80,7 +84,7 @@ def _cond_pullback_all(cts: tuple[Any, ...], outs: tuple[Any, ...], index: Any, 
 
         return run
 
-    results = cond_flat(index, [pullback_branch(b) for b in branches], list(ops) + select(list(cts), out_float), backend)
+    results = cond_flat(index, [pullback_branch(b) for b in branches], list(ops) + select(list(cts), out_float))
     # The branch index has no cotangent.
     return [None] + expand(results, op_float)
 
@@ -89,7 +93,7 @@ cond_p = Primitive("cond", _cond_impl, jvp=_cond_jvp, multiple_results=True)
 cond_p.pullbacks = JointPullback(_cond_pullback_all)  # type: ignore[assignment]
 
 
-def cond_flat(index: Any, branches: Sequence[Branch], ops: list[Any], backend: str) -> list[Any]:
+def cond_flat(index: Any, branches: Sequence[Branch], ops: list[Any]) -> list[Any]:
     """Run ``branches[index](ops)``: directly when ``index`` is concrete, else as a primitive.
 
     ``index`` is a boolean (two branches: false, true) or an integer.
@@ -99,7 +103,7 @@ def cond_flat(index: Any, branches: Sequence[Branch], ops: list[Any], backend: s
         return list(branches[int(value)](ops))
     import jax.numpy as jnp
 
-    return list(cond_p(jnp.asarray(value, dtype=jnp.int32), *ops, branches=tuple(branches), backend=backend))
+    return list(cond_p(jnp.asarray(value, dtype=jnp.int32), *ops, branches=tuple(branches)))
 
 
 # --------------------------------------------------------------------------
@@ -131,16 +135,18 @@ def cond(pred: Any, true_fun: Callable[..., Any], false_fun: Callable[..., Any],
     if shape_of(value) != ():
         raise TypeError(f"dx.cond: pred must be a scalar boolean, got shape {shape_of(value)}")
     dtype = getattr(value, "dtype", None)
-    if dtype is not None and not (np.issubdtype(np.dtype(dtype), np.bool_) or np.issubdtype(np.dtype(dtype), np.integer)):
-        raise TypeError(
-            f"dx.cond: pred must be a boolean, got dtype {dtype}. Compare explicitly, for example x > 0."
-        )
+    if dtype is not None and not (
+        np.issubdtype(np.dtype(dtype), np.bool_) or np.issubdtype(np.dtype(dtype), np.integer)
+    ):
+        raise TypeError(f"dx.cond: pred must be a boolean, got dtype {dtype}. Compare explicitly, for example x > 0.")
     if not is_jax_tracer(value):
         return true_fun(*operands) if bool(value) else false_fun(*operands)
     return _traced_cond(value, true_fun, false_fun, operands)
 
 
-def _traced_cond(pred: Any, true_fun: Callable[..., Any], false_fun: Callable[..., Any], operands: tuple[Any, ...]) -> Any:
+def _traced_cond(
+    pred: Any, true_fun: Callable[..., Any], false_fun: Callable[..., Any], operands: tuple[Any, ...]
+) -> Any:
     leaves, operands_def = tree_flatten(operands)
     names = ("false_fun", "true_fun")
     closures = [ClosedFunction(false_fun), ClosedFunction(true_fun)]
@@ -169,7 +175,7 @@ def _traced_cond(pred: Any, true_fun: Callable[..., Any], false_fun: Callable[..
     if needs_primitive(leaves):
         plain = unflatten(operands_def, [value_of(leaf) for leaf in leaves])
         for which, closure in enumerate(closures):
-            avals, out_def = closure.discover("jax", *plain)
+            avals, out_def = closure.discover("lax", *plain)
             check_branches(which, out_def, avals)
         closures[0].share_captures(closures[1])
     consts = list(closures[0].captured)
@@ -189,5 +195,5 @@ def _traced_cond(pred: Any, true_fun: Callable[..., Any], false_fun: Callable[..
         run.__name__ = names[which]
         return run
 
-    outs = cond_flat(pred, [make_branch(0), make_branch(1)], consts + leaves, "jax")
+    outs = cond_flat(pred, [make_branch(0), make_branch(1)], consts + leaves)
     return unflatten(out_defs[0], outs)

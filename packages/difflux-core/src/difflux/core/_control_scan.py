@@ -28,6 +28,7 @@ from ._control import (
     check_carry,
     check_plain,
     choose_backend,
+    choose_mode,
     expand,
     instantiate,
     is_float,
@@ -90,10 +91,14 @@ def _empty_like_stack(leaf: Any) -> Any:
     value = value_of(leaf)
     from ._backend import backend_of_value
 
-    return zeros((0,) + shape_of(value), dtype=getattr(value, "dtype", np.float64), backend=backend_of_value(value) or "numpy")
+    return zeros(
+        (0,) + shape_of(value), dtype=getattr(value, "dtype", np.float64), backend=backend_of_value(value) or "numpy"
+    )
 
 
-def scan_python(body: ScanBody, consts: list[Any], init: list[Any], xs: list[Any], length: int, reverse: bool) -> tuple[list[Any], list[Any]]:
+def scan_python(
+    body: ScanBody, consts: list[Any], init: list[Any], xs: list[Any], length: int, reverse: bool
+) -> tuple[list[Any], list[Any]]:
     """Run a flat scan as a Python loop (values may be traced)."""
     columns = [_slices(x, length) for x in xs]
     carry = list(init)
@@ -118,14 +123,18 @@ def scan_python(body: ScanBody, consts: list[Any], init: list[Any], xs: list[Any
 # --------------------------------------------------------------------------
 
 
-def _split(args: tuple[Any, ...] | list[Any], num_consts: int, num_carry: int) -> tuple[list[Any], list[Any], list[Any]]:
+def _split(
+    args: tuple[Any, ...] | list[Any], num_consts: int, num_carry: int
+) -> tuple[list[Any], list[Any], list[Any]]:
     args = list(args)
     return args[:num_consts], args[num_consts : num_consts + num_carry], args[num_consts + num_carry :]
 
 
-def _scan_impl(*args: Any, body: ScanBody, num_consts: int, num_carry: int, length: int, reverse: bool, backend: str) -> tuple[Any, ...]:
+def _scan_impl(
+    *args: Any, body: ScanBody, num_consts: int, num_carry: int, length: int, reverse: bool, mode: str
+) -> tuple[Any, ...]:
     consts, init, xs = _split(args, num_consts, num_carry)
-    if backend == "numpy":
+    if mode == "python":
         carry, ys = scan_python(body, consts, init, xs, length, reverse)
         return (*carry, *ys)
     from jax import lax
@@ -144,7 +153,17 @@ def _scan_impl(*args: Any, body: ScanBody, num_consts: int, num_carry: int, leng
     return run_lax(run, args)
 
 
-def _scan_jvp(tangents: list[Any], outs: tuple[Any, ...], *args: Any, body: ScanBody, num_consts: int, num_carry: int, length: int, reverse: bool, backend: str) -> tuple[Any, ...]:
+def _scan_jvp(
+    tangents: list[Any],
+    outs: tuple[Any, ...],
+    *args: Any,
+    body: ScanBody,
+    num_consts: int,
+    num_carry: int,
+    length: int,
+    reverse: bool,
+    mode: str,
+) -> tuple[Any, ...]:
     consts, init, xs = _split(args, num_consts, num_carry)
     const_t, init_t, xs_t = _split(tangents, num_consts, num_carry)
     const_nz = [t is not None for t in const_t]
@@ -162,7 +181,9 @@ def _scan_jvp(tangents: list[Any], outs: tuple[Any, ...], *args: Any, body: Scan
         )
 
         def step(leaves: list[Any]) -> list[Any]:
-            new_carry, y = body(leaves[:num_consts], leaves[num_consts : num_consts + num_carry], leaves[num_consts + num_carry :])
+            new_carry, y = body(
+                leaves[:num_consts], leaves[num_consts : num_consts + num_carry], leaves[num_consts + num_carry :]
+            )
             return new_carry + y
 
         values, out_t = jvp_flat(step, primals, tangents_in)
@@ -179,13 +200,23 @@ def _scan_jvp(tangents: list[Any], outs: tuple[Any, ...], *args: Any, body: Scan
         xs + select(xs_t, xs_nz),
         length=length,
         reverse=reverse,
-        backend=backend,
+        mode=mode,
     )
     num_ys = len(outs) - num_carry
     return tuple(expand(carry_out[num_carry:], carry_float) + expand(ys_out[num_ys:], y_float))
 
 
-def _scan_pullback_all(cts: tuple[Any, ...], outs: tuple[Any, ...], *args: Any, body: ScanBody, num_consts: int, num_carry: int, length: int, reverse: bool, backend: str) -> list[Any]:
+def _scan_pullback_all(
+    cts: tuple[Any, ...],
+    outs: tuple[Any, ...],
+    *args: Any,
+    body: ScanBody,
+    num_consts: int,
+    num_carry: int,
+    length: int,
+    reverse: bool,
+    mode: str,
+) -> list[Any]:
     consts, init, xs = _split(args, num_consts, num_carry)
     const_float = [is_float(c) for c in consts]
     carry_float = [is_float(c) for c in init]
@@ -199,7 +230,7 @@ def _scan_pullback_all(cts: tuple[Any, ...], outs: tuple[Any, ...], *args: Any, 
         new_carry, _ = body(c, carry, x)
         return new_carry, list(carry)
 
-    _, carries = scan_flat(carry_body, consts, init, xs, length=length, reverse=reverse, backend=backend)
+    _, carries = scan_flat(carry_body, consts, init, xs, length=length, reverse=reverse, mode=mode)
 
     def back_body(c: list[Any], state: list[Any], x_all: list[Any]) -> tuple[list[Any], list[Any]]:
         ct_carry, ct_consts = state[:num_float_carry], state[num_float_carry:]
@@ -208,7 +239,9 @@ def _scan_pullback_all(cts: tuple[Any, ...], outs: tuple[Any, ...], *args: Any, 
         ct_y = x_all[num_carry + num_xs :]
 
         def step(leaves: list[Any]) -> list[Any]:
-            new_carry, y = body(leaves[:num_consts], leaves[num_consts : num_consts + num_carry], leaves[num_consts + num_carry :])
+            new_carry, y = body(
+                leaves[:num_consts], leaves[num_consts : num_consts + num_carry], leaves[num_consts + num_carry :]
+            )
             return new_carry + y
 
         _, pull = vjp_flat(step, c + carry + x, const_float + carry_float + x_float)
@@ -229,7 +262,7 @@ def _scan_pullback_all(cts: tuple[Any, ...], outs: tuple[Any, ...], *args: Any, 
         carries + xs + ct_ys,
         length=length,
         reverse=not reverse,
-        backend=backend,
+        mode=mode,
     )
     d_init = final[:num_float_carry]
     d_consts = final[num_float_carry:]
@@ -241,13 +274,21 @@ scan_p.pullbacks = JointPullback(_scan_pullback_all)  # type: ignore[assignment]
 
 
 def scan_flat(
-    body: ScanBody, consts: list[Any], init: list[Any], xs: list[Any], *, length: int, reverse: bool, backend: str
+    body: ScanBody, consts: list[Any], init: list[Any], xs: list[Any], *, length: int, reverse: bool, mode: str
 ) -> tuple[list[Any], list[Any]]:
-    """Scan a flat body: a Python loop on NumPy, the ``scan`` primitive on JAX."""
-    if backend == "numpy":
+    """Scan a flat body: a Python loop (recorded by the tape) or the ``scan`` primitive."""
+    if mode == "python":
         return scan_python(body, consts, init, xs, length, reverse)
     outs = scan_p(
-        *consts, *init, *xs, body=body, num_consts=len(consts), num_carry=len(init), length=length, reverse=reverse, backend=backend
+        *consts,
+        *init,
+        *xs,
+        body=body,
+        num_consts=len(consts),
+        num_carry=len(init),
+        length=length,
+        reverse=reverse,
+        mode=mode,
     )
     return list(outs[: len(init)]), list(outs[len(init) :])
 
@@ -268,14 +309,18 @@ def _scan_length(xs_leaves: list[Any], length: int | None) -> int:
             )
         lengths.add(shape[0])
     if len(lengths) > 1:
-        raise ValueError(f"dx.scan: the leaves of xs have different leading lengths {sorted(lengths)}; they must be equal.")
+        raise ValueError(
+            f"dx.scan: the leaves of xs have different leading lengths {sorted(lengths)}; they must be equal."
+        )
     if length is not None:
         length = int(length)
         if lengths and lengths != {length}:
             raise ValueError(f"dx.scan: length={length} but xs has leading length {lengths.pop()}.")
         return length
     if not lengths:
-        raise ValueError("dx.scan: give length= when xs is None (or has no leaves): there is nothing to take the length from.")
+        raise ValueError(
+            "dx.scan: give length= when xs is None (or has no leaves): there is nothing to take the length from."
+        )
     return lengths.pop()
 
 
@@ -317,7 +362,13 @@ def scan(
 
 
 def _scan(
-    f: Callable[[Any, Any], tuple[Any, Any]], init: Any, xs: Any, length: int | None, reverse: bool, fn_name: str, init_name: str
+    f: Callable[[Any, Any], tuple[Any, Any]],
+    init: Any,
+    xs: Any,
+    length: int | None,
+    reverse: bool,
+    fn_name: str,
+    init_name: str,
 ) -> tuple[Any, Any]:
     init_leaves, init_def = tree_flatten(init)
     xs_leaves, xs_def = tree_flatten(xs)
@@ -328,28 +379,35 @@ def _scan(
     init_avals = avals_of(init_leaves)
     y_defs: list[TreeDef] = []
 
-    def call(closure: Callable[..., tuple[list[Any], TreeDef]], consts: list[Any], carry: list[Any], x: list[Any]) -> tuple[list[Any], list[Any]]:
+    def call(
+        closure: Callable[..., tuple[list[Any], TreeDef]], consts: list[Any], carry: list[Any], x: list[Any]
+    ) -> tuple[list[Any], list[Any]]:
         out_leaves, out_def = closure(consts, unflatten(init_def, carry), unflatten(xs_def, x))
         carry_def, carry_leaves, y_def, y_leaves = split_pair("scan", fn_name, out_def, out_leaves)
         carry_leaves = check_carry("scan", fn_name, init_name, init_def, init_avals, carry_def, carry_leaves, backend)
         if y_defs and y_defs[0] != y_def:
-            raise TypeError(f"dx.scan: {fn_name} must return y of one structure on every step, got {y_defs[0]!r} and {y_def!r}.")
+            raise TypeError(
+                f"dx.scan: {fn_name} must return y of one structure on every step, got {y_defs[0]!r} and {y_def!r}."
+            )
         y_defs.append(y_def)
         return carry_leaves, [as_array(y, backend) for y in y_leaves]
 
-    if backend == "numpy":
+    mode = choose_mode(backend, init_leaves + xs_leaves, length)
+    if mode == "python":
 
         def direct(consts: list[Any], *args: Any) -> tuple[list[Any], TreeDef]:
             leaves, treedef = tree_flatten(f(*args))
             return leaves, treedef
 
-        carry, ys = scan_python(lambda c, carry, x: call(direct, c, carry, x), [], init_leaves, xs_leaves, length, reverse)
+        carry, ys = scan_python(
+            lambda c, carry, x: call(direct, c, carry, x), [], init_leaves, xs_leaves, length, reverse
+        )
         return unflatten(init_def, carry), unflatten(y_defs[-1], ys)
 
     closure = ClosedFunction(f)
     if needs_primitive(init_leaves + xs_leaves):
         example_x = [_first_slice(leaf, length) for leaf in xs_leaves]
-        closure.discover(backend, unflatten(init_def, [value_of(v) for v in init_leaves]), unflatten(xs_def, example_x))
+        closure.discover(mode, unflatten(init_def, [value_of(v) for v in init_leaves]), unflatten(xs_def, example_x))
 
     carry, ys = scan_flat(
         lambda c, carry, x: call(closure, c, carry, x),
@@ -358,7 +416,7 @@ def _scan(
         xs_leaves,
         length=length,
         reverse=reverse,
-        backend=backend,
+        mode=mode,
     )
     return unflatten(init_def, carry), unflatten(y_defs[-1], ys)
 
@@ -397,10 +455,13 @@ def fori_loop(lower: Any, upper: Any, body_fun: Callable[[Any, Any], Any], init_
 
     def checked_body(i: Any, val: Any) -> Any:
         out_leaves, out_def = tree_flatten(body_fun(i, val))
-        return unflatten(out_def, check_carry("fori_loop", "body_fun", "init_val", init_def, init_avals, out_def, out_leaves, backend))
+        return unflatten(
+            out_def,
+            check_carry("fori_loop", "body_fun", "init_val", init_def, init_avals, out_def, out_leaves, backend),
+        )
 
     val = unflatten(init_def, init_leaves)
-    if backend == "numpy":
+    if choose_mode(backend, init_leaves, high - low) == "python":
         for i in range(low, high):
             val = checked_body(i, val)
         return val

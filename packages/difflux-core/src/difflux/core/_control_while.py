@@ -40,6 +40,7 @@ from ._control import (
     check_carry,
     check_plain,
     choose_backend,
+    choose_mode,
     expand,
     instantiate,
     is_float,
@@ -57,8 +58,6 @@ from ._control_scan import scan_flat
 from ._core import Primitive, ReverseTracer, value_of
 from ._dispatch import shape_of
 from ._ops_creation import arange, asarray
-from ._ops_dtype import astype
-from ._ops_elementwise import add, less, logical_and, multiply
 from ._tree import tree_flatten
 
 # Flat loop functions: cond (consts, carry) -> predicate, body (consts, carry) -> carry.
@@ -143,18 +142,31 @@ def _truth(pred: Any) -> bool:
     return bool(value_of(pred))
 
 
-def _while_impl(*args: Any, cond_fn: CondFn, body_fn: BodyFn, num_consts: int, max_steps: int | None, checkpoints: int | None, backend: str) -> tuple[Any, ...]:
+def _while_impl(
+    *args: Any,
+    cond_fn: CondFn,
+    body_fn: BodyFn,
+    num_consts: int,
+    max_steps: int | None,
+    checkpoints: int | None,
+    mode: str,
+) -> tuple[Any, ...]:
     consts, carry = list(args[:num_consts]), list(args[num_consts:])
-    if backend == "numpy":
+    if mode == "python":
         steps = 0
         while (max_steps is None or steps < max_steps) and _truth(cond_fn(consts, carry)):
             carry = body_fn(consts, carry)
             steps += 1
         return tuple(carry)
-    return run_lax(lambda *values: _lax_while(list(values[:num_consts]), list(values[num_consts:]), cond_fn, body_fn, max_steps), args)
+    return run_lax(
+        lambda *values: _lax_while(list(values[:num_consts]), list(values[num_consts:]), cond_fn, body_fn, max_steps),
+        args,
+    )
 
 
-def _lax_while(consts: list[Any], carry: list[Any], cond_fn: CondFn, body_fn: BodyFn, max_steps: int | None) -> tuple[Any, ...]:
+def _lax_while(
+    consts: list[Any], carry: list[Any], cond_fn: CondFn, body_fn: BodyFn, max_steps: int | None
+) -> tuple[Any, ...]:
     import jax.numpy as jnp
     from jax import lax
 
@@ -178,7 +190,17 @@ def _lax_while(consts: list[Any], carry: list[Any], cond_fn: CondFn, body_fn: Bo
     return tuple(final[1:])
 
 
-def _while_jvp(tangents: list[Any], outs: tuple[Any, ...], *args: Any, cond_fn: CondFn, body_fn: BodyFn, num_consts: int, max_steps: int | None, checkpoints: int | None, backend: str) -> tuple[Any, ...]:
+def _while_jvp(
+    tangents: list[Any],
+    outs: tuple[Any, ...],
+    *args: Any,
+    cond_fn: CondFn,
+    body_fn: BodyFn,
+    num_consts: int,
+    max_steps: int | None,
+    checkpoints: int | None,
+    mode: str,
+) -> tuple[Any, ...]:
     consts, init = list(args[:num_consts]), list(args[num_consts:])
     const_t, init_t = list(tangents[:num_consts]), list(tangents[num_consts:])
     const_nz = [t is not None for t in const_t]
@@ -201,7 +223,7 @@ def _while_jvp(tangents: list[Any], outs: tuple[Any, ...], *args: Any, cond_fn: 
         init + [instantiate(t, c) for t, c, f in zip(init_t, init, carry_float) if f],
         max_steps=max_steps,
         checkpoints=checkpoints,
-        backend=backend,
+        mode=mode,
     )
     return tuple(expand(final[num_carry:], carry_float))
 
@@ -215,7 +237,17 @@ def _needs_max_steps_error() -> ValueError:
     )
 
 
-def _while_pullback_all(cts: tuple[Any, ...], outs: tuple[Any, ...], *args: Any, cond_fn: CondFn, body_fn: BodyFn, num_consts: int, max_steps: int | None, checkpoints: int | None, backend: str) -> list[Any]:
+def _while_pullback_all(
+    cts: tuple[Any, ...],
+    outs: tuple[Any, ...],
+    *args: Any,
+    cond_fn: CondFn,
+    body_fn: BodyFn,
+    num_consts: int,
+    max_steps: int | None,
+    checkpoints: int | None,
+    mode: str,
+) -> list[Any]:
     if max_steps is None:
         raise _needs_max_steps_error()
     consts, init = list(args[:num_consts]), list(args[num_consts:])
@@ -225,12 +257,24 @@ def _while_pullback_all(cts: tuple[Any, ...], outs: tuple[Any, ...], *args: Any,
     num_float_carry = sum(carry_float)
     ct_state0 = [match_dtype(ct, c) for ct, c in zip(select(list(cts), carry_float), select(init, carry_float))]
     if max_steps == 0:
-        return [instantiate(None, c) if f else None for c, f in zip(consts, const_float)] + expand(ct_state0, carry_float)
+        return [instantiate(None, c) if f else None for c, f in zip(consts, const_float)] + expand(
+            ct_state0, carry_float
+        )
     segments, segment_length = sqrt_schedule(max_steps, checkpoints)
     stats = CheckpointStats(max_steps)
+    backend = choose_backend(init)
 
-    def counter(value: int) -> Any:
-        return asarray(value, dtype=_COUNTER_DTYPE, backend=backend)
+    # Step counters and flags are Python ints and bools in "python" mode and
+    # int32 / bool JAX arrays carried by jax.lax in "lax" mode; Python's
+    # operators (+, <, &) work on both.
+    if mode == "python":
+        counter: Callable[[int], Any] = int
+        flag: Callable[[Any], Any] = bool
+        indices: Callable[[int], Any] = lambda n: np.arange(n, dtype=_COUNTER_DTYPE)  # noqa: E731
+    else:
+        counter = lambda value: asarray(value, dtype=_COUNTER_DTYPE, backend=backend)  # noqa: E731
+        flag = lambda value: value  # noqa: E731
+        indices = lambda n: arange(n, dtype=_COUNTER_DTYPE, backend=backend)  # noqa: E731
 
     def keep_carry(ops: list[Any]) -> list[Any]:
         return ops[num_consts:]
@@ -241,20 +285,24 @@ def _while_pullback_all(cts: tuple[Any, ...], outs: tuple[Any, ...], *args: Any,
     # Forward sweep: the state before each segment, and the number of steps.
     def forward_step(c: list[Any], carry: list[Any], _: list[Any]) -> tuple[list[Any], list[Any]]:
         state, step, running = carry[:num_carry], carry[num_carry], carry[num_carry + 1]
-        go = logical_and(logical_and(running, less(step, max_steps)), cond_fn(c, state))
-        new_state = cond_flat(go, [keep_carry, apply_body], c + state, backend)
-        return new_state + [add(step, astype(go, _COUNTER_DTYPE)), go], []
+        go = running & (step < max_steps) & flag(cond_fn(c, state))
+        new_state = cond_flat(go, [keep_carry, apply_body], c + state)
+        return new_state + [step + go, go], []
 
     def run_segment(ops: list[Any]) -> list[Any]:
-        final, _ = scan_flat(forward_step, ops[:num_consts], ops[num_consts:], [], length=segment_length, reverse=False, backend=backend)
+        final, _ = scan_flat(
+            forward_step, ops[:num_consts], ops[num_consts:], [], length=segment_length, reverse=False, mode=mode
+        )
         return final
 
     def forward_segment(c: list[Any], carry: list[Any], _: list[Any]) -> tuple[list[Any], list[Any]]:
-        new = cond_flat(carry[num_carry + 1], [keep_carry, run_segment], c + carry, backend)
+        new = cond_flat(carry[num_carry + 1], [keep_carry, run_segment], c + carry)
         return new, carry[:num_carry]
 
-    running0 = asarray(True, backend=backend)
-    final, saved = scan_flat(forward_segment, consts, init + [counter(0), running0], [], length=segments, reverse=False, backend=backend)
+    running0 = flag(asarray(True, backend=backend))
+    final, saved = scan_flat(
+        forward_segment, consts, init + [counter(0), running0], [], length=segments, reverse=False, mode=mode
+    )
     stats.checkpoints = _leading_length(saved)
     num_steps = final[num_carry]
 
@@ -262,24 +310,24 @@ def _while_pullback_all(cts: tuple[Any, ...], outs: tuple[Any, ...], *args: Any,
     def backward_segment(c_all: list[Any], state: list[Any], x: list[Any]) -> tuple[list[Any], list[Any]]:
         c, steps_taken = c_all[:num_consts], c_all[num_consts]
         checkpoint, segment = x[:num_carry], x[num_carry]
-        start = multiply(segment, segment_length)
+        start = segment * segment_length
 
         def recompute_step(c2: list[Any], carry: list[Any], _: list[Any]) -> tuple[list[Any], list[Any]]:
             current, j = carry[:num_carry], carry[num_carry]
-            go = less(add(start, j), steps_taken)
-            new_state = cond_flat(go, [keep_carry, apply_body], c2 + current, backend)
-            return new_state + [add(j, 1)], current
+            new_state = cond_flat(start + j < steps_taken, [keep_carry, apply_body], c2 + current)
+            return new_state + [j + 1], current
 
         def pull_step(c2: list[Any], carry: list[Any], x2: list[Any]) -> tuple[list[Any], list[Any]]:
             current, j = x2[:num_carry], x2[num_carry]
-            go = less(add(start, j), steps_taken)
 
             def pull_through_body(ops: list[Any]) -> list[Any]:
                 c3 = ops[:num_consts]
                 at = ops[num_consts : num_consts + num_carry]
                 ct_state = ops[num_consts + num_carry : num_consts + num_carry + num_float_carry]
                 ct_consts = ops[num_consts + num_carry + num_float_carry :]
-                _, pull = vjp_flat(lambda leaves: body_fn(leaves[:num_consts], leaves[num_consts:]), c3 + at, const_float + carry_float)
+                _, pull = vjp_flat(
+                    lambda leaves: body_fn(leaves[:num_consts], leaves[num_consts:]), c3 + at, const_float + carry_float
+                )
                 grads = pull(expand(ct_state, carry_float))
                 d_consts = select(grads[:num_consts], const_float)
                 d_state = select(grads[num_consts:], carry_float)
@@ -288,27 +336,35 @@ def _while_pullback_all(cts: tuple[Any, ...], outs: tuple[Any, ...], *args: Any,
             def skip(ops: list[Any]) -> list[Any]:
                 return ops[num_consts + num_carry :]
 
-            return cond_flat(go, [skip, pull_through_body], c2 + current + carry, backend), []
+            return cond_flat(start + j < steps_taken, [skip, pull_through_body], c2 + current + carry), []
 
         def pull_segment(ops: list[Any]) -> list[Any]:
             c2 = ops[:num_consts]
             ct = ops[num_consts : len(ops) - num_carry]
             start_state = ops[len(ops) - num_carry :]
-            _, states = scan_flat(recompute_step, c2, start_state + [counter(0)], [], length=segment_length, reverse=False, backend=backend)
+            _, states = scan_flat(
+                recompute_step, c2, start_state + [counter(0)], [], length=segment_length, reverse=False, mode=mode
+            )
             stats.segment_carries = max(stats.segment_carries, _leading_length(states))
-            indices = arange(segment_length, dtype=_COUNTER_DTYPE, backend=backend)
-            final_ct, _ = scan_flat(pull_step, c2, ct, states + [indices], length=segment_length, reverse=True, backend=backend)
+            final_ct, _ = scan_flat(
+                pull_step, c2, ct, states + [indices(segment_length)], length=segment_length, reverse=True, mode=mode
+            )
             return final_ct
 
         def skip_segment(ops: list[Any]) -> list[Any]:
             return ops[num_consts : len(ops) - num_carry]
 
-        return cond_flat(less(start, steps_taken), [skip_segment, pull_segment], c + state + checkpoint, backend), []
+        return cond_flat(start < steps_taken, [skip_segment, pull_segment], c + state + checkpoint), []
 
     ct_consts0 = [instantiate(None, c) for c in select(consts, const_float)]
-    segment_indices = arange(segments, dtype=_COUNTER_DTYPE, backend=backend)
     final_ct, _ = scan_flat(
-        backward_segment, consts + [num_steps], ct_state0 + ct_consts0, saved + [segment_indices], length=segments, reverse=True, backend=backend
+        backward_segment,
+        consts + [num_steps],
+        ct_state0 + ct_consts0,
+        saved + [indices(segments)],
+        length=segments,
+        reverse=True,
+        mode=mode,
     )
     for records in _recorders:
         records.append(stats)
@@ -321,7 +377,16 @@ while_p = Primitive("while_loop", _while_impl, jvp=_while_jvp, multiple_results=
 while_p.pullbacks = JointPullback(_while_pullback_all)  # type: ignore[assignment]
 
 
-def while_flat(cond_fn: CondFn, body_fn: BodyFn, consts: list[Any], init: list[Any], *, max_steps: int | None, checkpoints: int | None, backend: str) -> list[Any]:
+def while_flat(
+    cond_fn: CondFn,
+    body_fn: BodyFn,
+    consts: list[Any],
+    init: list[Any],
+    *,
+    max_steps: int | None,
+    checkpoints: int | None,
+    mode: str,
+) -> list[Any]:
     return list(
         while_p(
             *consts,
@@ -331,7 +396,7 @@ def while_flat(cond_fn: CondFn, body_fn: BodyFn, consts: list[Any], init: list[A
             num_consts=len(consts),
             max_steps=max_steps,
             checkpoints=checkpoints,
-            backend=backend,
+            mode=mode,
         )
     )
 
@@ -401,18 +466,21 @@ def while_loop(
         leaves, out_def = closure(consts, unflatten(init_def, carry))
         return check_carry("while_loop", "body_fun", "init_val", init_def, init_avals, out_def, leaves, backend)
 
-    if not needs_primitive(init_leaves) and backend == "numpy":
+    mode = choose_mode(backend, init_leaves, max_steps)
+    if not needs_primitive(init_leaves) and mode == "python":
         result = _python_while(cond_fun, body_fun, init_leaves, init_def, max_steps, checked_cond, checked_body)
         if result is not None:
             return result
-        backend = "jax"  # cond_fun returned a JAX-traced value: a closure over jax.jit inputs
+        mode = "lax"  # cond_fun returned a JAX-traced value: a closure over jax.jit inputs
 
     cond_closure, body_closure = ClosedFunction(cond_fun), ClosedFunction(body_fun)
     if needs_primitive(init_leaves):
         example = unflatten(init_def, [value_of(leaf) for leaf in init_leaves])
-        cond_closure.discover(backend, example)
-        body_closure.discover(backend, example)
+        cond_closure.discover(mode, example)
+        body_closure.discover(mode, example)
         cond_closure.share_captures(body_closure)
+        if cond_closure.returned_jax_tracer or body_closure.returned_jax_tracer:
+            mode = "lax"  # as above: Python cannot test a traced predicate
         consts = list(cond_closure.captured)
         if max_steps is None and any(type(v) is ReverseTracer for v in consts + init_leaves):
             raise _needs_max_steps_error()
@@ -423,7 +491,7 @@ def while_loop(
         init_leaves,
         max_steps=max_steps,
         checkpoints=checkpoints,
-        backend=backend,
+        mode=mode,
     )
     return unflatten(init_def, outs)
 
