@@ -14,6 +14,7 @@ import tomllib
 from pathlib import Path
 
 import nox
+from nox.command import CommandFailed
 
 nox.needs_version = ">=2024.3.2"
 nox.options.default_venv_backend = "virtualenv"
@@ -31,6 +32,8 @@ CI_SESSIONS = ["tests", "tests_numpy_only", "tests_slow", "integration", "lint",
 # pytest-xdist worker count: "auto" is one worker per CPU core, unless the
 # environment variable PYTEST_XDIST_AUTO_NUM_WORKERS sets another number.
 XDIST = ["-n", "auto"]
+# Print the slowest tests, the candidates for the `slow` marker.
+DURATIONS = ["--durations=10"]
 
 # The exact PyTorch release of the benchmarks: other releases of torch may
 # resolve to a CUDA build of several gigabytes.
@@ -78,7 +81,7 @@ def run_pytest(session: nox.Session, marker: str, *, allow_empty: bool = False) 
     # where a package has no test with this marker yet.
     success_codes = [0, 5] if allow_empty else [0]
     for folder in package_test_folders():
-        session.run("pytest", folder, "-m", marker, *XDIST, *session.posargs, success_codes=success_codes)
+        session.run("pytest", folder, "-m", marker, *XDIST, *DURATIONS, *session.posargs, success_codes=success_codes)
 
 
 @nox.session
@@ -119,9 +122,17 @@ def lint(session: nox.Session) -> None:
     # minor release is fixed. The nodejs extra brings pyright's Node.js.
     session.install("ruff>=0.17,<0.18", "pyright[nodejs]>=1.1.400")
     install_packages(session, "jax")
-    session.run("ruff", "check", ".")
-    session.run("ruff", "format", "--check", ".")
-    session.run("pyright")
+
+    # Every check runs even when an earlier one fails, so one run lists all
+    # the problems.
+    failed = []
+    for command in (["ruff", "check", "."], ["ruff", "format", "--check", "."], ["pyright"]):
+        try:
+            session.run(*command)
+        except CommandFailed:
+            failed.append(" ".join(command))
+    if failed:
+        session.error(f"lint failed: {'; '.join(failed)}")
 
 
 @nox.session
