@@ -324,17 +324,17 @@ def cumprod(x: Any, /, axis: int | None = None, dtype: Any = None) -> Any:
 def _product_of_others(x: Any, axes: tuple[int, ...]) -> Any:
     """Multiply, for each entry ``x[i]``, the other entries of its reduced slice."""
     shape = shape_of(x)
-    kept = [d for d in range(len(shape)) if d not in axes]
-    order = kept + list(axes)
+    kept_axes = [d for d in range(len(shape)) if d not in axes]
+    order = kept_axes + list(axes)
     moved = permute_dims(x, order)
     moved_shape = shape_of(moved)
     n = _reduced_size(shape, axes)
     if n == 0:
         return zeros_like(x)
-    flat = reshape(moved, moved_shape[: len(kept)] + (n,))
+    flat = reshape(moved, moved_shape[: len(kept_axes)] + (n,))
 
     # Exclusive products: left[i] = x[0] ... x[i-1], right[i] = x[i+1] ... x[n-1].
-    last = len(kept)
+    last = len(kept_axes)
     left = _shift_forward(cumprod_p(flat, axis=last), 1, last, 1.0)
     right = flip(_shift_forward(cumprod_p(flip(flat, axis=last), axis=last), 1, last, 1.0), axis=last)
 
