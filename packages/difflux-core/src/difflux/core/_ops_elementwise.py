@@ -95,8 +95,16 @@ divide_p = Primitive(
 
 
 def _pow_dx(x: Any, y: Any) -> Any:
-    # d/dx x**y = y * x**(y-1); written with where so y == 0 gives 0, not nan.
-    return multiply(y, pow(x, subtract(y, 1)))
+    # d/dx x**y = y * x**(y-1). A Python-number exponent stays a Python
+    # number (NumPy's np.int64(1) would promote float32 x to float64), and
+    # y == 0 gives exactly 0 even at x == 0, where x**-1 is inf.
+    if isinstance(y, int | float):
+        if y == 0:
+            from ._ops_creation import zeros_like
+
+            return zeros_like(x)
+        return multiply(y, pow(x, y - 1))
+    return where(equal(y, 0), 0.0, multiply(y, pow(x, subtract(y, 1))))
 
 
 def _pow_dy(x: Any, y: Any, out: Any) -> Any:
@@ -134,9 +142,9 @@ positive_p = Primitive(
 
 def _select_pullback(g: Any, out: Any, x: Any, y: Any, pick_x: bool) -> Any:
     # Ties split the gradient evenly, so max(x, x) has derivative 1 overall.
-    mask_x = where(equal(x, y), 0.5, where(equal(out, x), 1.0, 0.0))
-    mask = mask_x if pick_x else subtract(1.0, mask_x)
-    return multiply(g, mask)
+    # The masks are applied with where on g itself, so g keeps its dtype.
+    won = equal(out, x) if pick_x else equal(out, y)
+    return where(equal(x, y), multiply(g, 0.5), where(won, g, 0.0))
 
 
 maximum_p = Primitive(
