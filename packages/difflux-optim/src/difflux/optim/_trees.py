@@ -1,0 +1,208 @@
+"""Parameter structures as the optimisers see them: leaves, paths and checks.
+
+Every transformation flattens parameters, gradients and its state with
+``None`` counted as a leaf, so an absent parameter (a ``None`` bias) and an
+absent gradient line up with the leaves around them. Paths name a leaf the
+way Python reaches it (``.layers[0].weight``, ``['w']``) in error messages,
+and as tuples of keys (``("layers", 0, "weight")``) for freezing and masks.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+import difflux.core as dx
+
+
+def is_none(x: Any) -> bool:
+    return x is None
+
+
+def flatten(tree: Any) -> tuple[list[Any], dx.TreeDef]:
+    """Return the leaves of ``tree`` and its structure, ``None`` counting as a leaf."""
+    return dx.tree_flatten(tree, is_leaf=is_none)
+
+
+def unflatten(treedef: dx.TreeDef, leaves: list[Any]) -> Any:
+    return dx.tree_unflatten(treedef, leaves)
+
+
+def value_dtype(x: Any) -> Any:
+    """Return the dtype of an array or difflux tracer, ``None`` for other values."""
+    return getattr(x, "dtype", None)
+
+
+def shape_of(x: Any) -> tuple[int, ...]:
+    shape = getattr(x, "shape", None)
+    return tuple(shape) if shape is not None else np.shape(x)
+
+
+def is_trainable(x: Any) -> bool:
+    """Return whether ``x`` is a parameter that gets updates: a real floating-point array.
+
+    Raises:
+        NotImplementedError: for complex arrays, which no rule here supports.
+    """
+    if not dx.is_array(x):
+        return False
+    dtype = value_dtype(x)
+    if dx.isdtype(dtype, "complex floating"):
+        raise NotImplementedError(
+            f"a parameter has the complex dtype {dtype}; difflux.optim rules support real "
+            "floating-point parameters only. Optimise the real and imaginary parts as two arrays."
+        )
+    return bool(dx.isdtype(dtype, "real floating"))
+
+
+# --------------------------------------------------------------------------
+# Paths
+# --------------------------------------------------------------------------
+
+
+def _child_keys(treedef: dx.TreeDef) -> list[tuple[Any, str]]:
+    """Return ``(key, formatted)`` for each child of a structure node."""
+    kind, aux, count = treedef.kind, treedef.aux, len(treedef.children)
+    if kind is dict:
+        return [(key, f"[{key!r}]") for key in aux]
+    if isinstance(kind, type) and issubclass(kind, dx.Module):
+        # A module's structure stores the names of its parameter fields.
+        names = getattr(aux, "children", None)
+        if names is not None and len(names) == count:
+            return [(name, f".{name}") for name in names]
+    fields = getattr(kind, "_fields", None)
+    if fields is not None and len(fields) == count:
+        return [(name, f".{name}") for name in fields]
+    return [(index, f"[{index}]") for index in range(count)]
+
+
+def leaf_paths(treedef: dx.TreeDef) -> list[tuple[tuple[Any, ...], str]]:
+    """Return ``(keys, formatted path)`` of every leaf of ``treedef``, in leaf order."""
+    paths: list[tuple[tuple[Any, ...], str]] = []
+    _collect_paths(treedef, (), "", paths)
+    return paths
+
+
+def _collect_paths(treedef: dx.TreeDef, keys: tuple[Any, ...], text: str, out: list[Any]) -> None:
+    if treedef.kind is None:
+        out.append((keys, text))
+        return
+    for (key, formatted), child in zip(_child_keys(treedef), treedef.children):
+        _collect_paths(child, keys + (key,), text + formatted, out)
+
+
+def _format_keys(keys: tuple[Any, ...]) -> str:
+    return format_path("".join(f"[{key!r}]" for key in keys))
+
+
+def format_path(text: str) -> str:
+    return text if text else "the root"
+
+
+def _describe(treedef: dx.TreeDef) -> str:
+    kind = treedef.kind
+    if kind is None:
+        return "a leaf"
+    if kind is dict:
+        return f"a dict with keys {list(treedef.aux)}"
+    if kind in (list, tuple):
+        return f"a {kind.__name__} of {len(treedef.children)} items"
+    return f"a {kind.__name__} with children {[text for _, text in _child_keys(treedef)]}"
+
+
+def _first_difference(a: dx.TreeDef, b: dx.TreeDef, text: str) -> tuple[str, str, str] | None:
+    same_node = a.kind == b.kind and len(a.children) == len(b.children)
+    if same_node and a.kind is not None:
+        same_node = a.aux == b.aux
+    if not same_node:
+        return text, _describe(a), _describe(b)
+    for (_, formatted), child_a, child_b in zip(_child_keys(a), a.children, b.children):
+        found = _first_difference(child_a, child_b, text + formatted)
+        if found is not None:
+            return found
+    return None
+
+
+def structure_mismatch(name: str, treedef: dx.TreeDef, reference: dx.TreeDef, reference_name: str) -> str:
+    """Describe where ``treedef`` first differs from ``reference``, for an error message."""
+    found = _first_difference(treedef, reference, "")
+    if found is None:  # equal nodes with different static module fields
+        return f"the {name} do not have the structure of the {reference_name}: {treedef!r} against {reference!r}"
+    text, described, expected = found
+    return f"the {name} have {described} at {format_path(text)} where the {reference_name} have {expected}"
+
+
+def check_gradients(
+    grad_leaves: list[Any], grad_def: dx.TreeDef, param_leaves: list[Any], param_def: dx.TreeDef, owner: str
+) -> None:
+    """Raise ValueError unless the gradients have the parameters' structure and shapes."""
+    if grad_def != param_def:
+        raise ValueError(
+            f"{owner}: {structure_mismatch('gradients', grad_def, param_def, 'parameters')}. "
+            "Pass gradients of the same structure as the parameters, as dx.grad returns them."
+        )
+    for (_, text), grad, param in zip(leaf_paths(param_def), grad_leaves, param_leaves):
+        if grad is None:
+            continue
+        if param is None:
+            raise ValueError(
+                f"{owner}: the gradient at {format_path(text)} is an array but the parameter there is None. "
+                "Pass None as the gradient of an absent parameter."
+            )
+        if dx.is_array(param) and shape_of(grad) != shape_of(param):
+            raise ValueError(
+                f"{owner}: the gradient at {format_path(text)} has shape {shape_of(grad)} but the parameter "
+                f"has shape {shape_of(param)}; each gradient must have the shape of its parameter."
+            )
+
+
+def flatten_state(tree: Any, param_def: dx.TreeDef, owner: str) -> list[Any]:
+    """Return the leaves of a per-parameter state tree built by ``init`` for ``param_def``."""
+    leaves, treedef = flatten(tree)
+    if treedef != param_def:
+        raise ValueError(
+            f"{owner}: {structure_mismatch('state', treedef, param_def, 'parameters')}, so the state was "
+            "built for other parameters. Build the state again with init (or optim.setup) for these parameters."
+        )
+    return leaves
+
+
+# --------------------------------------------------------------------------
+# Masks
+# --------------------------------------------------------------------------
+
+
+def _is_mask_leaf(x: Any) -> bool:
+    return x is None or isinstance(x, bool | np.bool_)
+
+
+def mask_for(mask: Any, params: Any, param_keys: list[tuple[Any, ...]], owner: str) -> list[bool]:
+    """Return one boolean per parameter leaf from a mask tree or a function of the parameters.
+
+    ``param_keys`` holds the key path of each parameter leaf. A mask leaf
+    applies to every parameter below its path, so ``{"encoder":
+    False, "decoder": True}`` masks whole sub-structures. ``None`` counts as
+    ``False``.
+    """
+    if callable(mask):
+        mask = mask(params)
+    mask_leaves, mask_def = dx.tree_flatten(mask, is_leaf=_is_mask_leaf)
+    entries = []
+    for (keys, text), leaf in zip(leaf_paths(mask_def), mask_leaves):
+        if not _is_mask_leaf(leaf):
+            raise TypeError(
+                f"{owner}: the mask has {type(leaf).__name__} at {format_path(text)}; mask entries must be "
+                "Python booleans (True where the transformation applies) or None."
+            )
+        entries.append((keys, bool(leaf)))
+    values = []
+    for keys in param_keys:
+        matches = [(len(prefix), value) for prefix, value in entries if keys[: len(prefix)] == prefix]
+        if not matches:
+            raise ValueError(
+                f"{owner}: the mask has no entry for the parameter at {_format_keys(keys)}. Give the mask the "
+                "structure of the parameters, for example dx.tree_map(lambda p: p.ndim > 1, params)."
+            )
+        values.append(max(matches, key=lambda match: match[0])[1])
+    return values
