@@ -23,7 +23,6 @@ nox.options.sessions = ["tests", "lint"]
 ROOT = Path(__file__).parent
 # Each distribution is a folder under packages/ with its own pyproject.toml.
 PACKAGES = sorted(path.parent for path in ROOT.glob("packages/*/pyproject.toml"))
-CORE = ROOT / "packages" / "difflux-core"
 
 # The sessions `ci` runs, in order. Nox carries on after a failed session and
 # exits non-zero at the end, so one CI run reports every failing session.
@@ -112,7 +111,7 @@ def tests_numpy_only(session: nox.Session) -> None:
 def integration(session: nox.Session) -> None:
     """Run integration-tests/, which compare difflux with JAX and other peers."""
     install_packages(session, "jax", "test")
-    session.run("pytest", "integration-tests", *XDIST, *session.posargs)
+    session.run("pytest", "integration-tests", *XDIST, *DURATIONS, *session.posargs)
 
 
 @nox.session
@@ -138,7 +137,9 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def docs(session: nox.Session) -> None:
     """Build the documentation site into site/, treating warnings as errors."""
-    session.install("-e", f"{CORE.relative_to(ROOT).as_posix()}[docs]")
+    # mkdocstrings imports the packages to read the signatures and docstrings
+    # of functions made at run time, so every package is installed.
+    install_packages(session, "docs")
     # Material for MkDocs prints a banner about MkDocs 2.0 on every build
     # unless this variable is set. The docs extra keeps MkDocs below 2.
     session.run("mkdocs", "build", "--strict", *session.posargs, env={"NO_MKDOCS_2_WARNING": "1"})
