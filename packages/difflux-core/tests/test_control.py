@@ -1,11 +1,11 @@
 """Tests of dx.cond, dx.scan, dx.fori_loop and dx.while_loop.
 
 Every construct is checked against the same computation written as a plain
-Python loop or ``if`` (the "unrolled" reference, which the tape
-differentiates directly): values, reverse-mode gradients, forward-mode
-tangents and second derivatives, eagerly on both backends and under
-``jax.jit`` on JAX. Then closures, nesting, the memory bound of reverse-mode
-``while_loop`` and the error messages.
+Python loop or ``if``, the "unrolled" reference, which the tape
+differentiates directly. The checks cover values, reverse-mode gradients,
+forward-mode tangents and second derivatives, eagerly on both backends and
+under ``jax.jit`` on JAX. Then come closures, nesting, the memory bound of
+reverse-mode ``while_loop`` and the error messages.
 """
 
 from __future__ import annotations
@@ -252,7 +252,7 @@ def test_while_loop_values(backend, to_backend):
 
 
 def test_while_loop_stops_at_max_steps(backend, to_backend):
-    # cond_fun still holds after 4 steps: the loop stops there and returns the
+    # cond_fun is still true after 4 steps: the loop stops there and returns the
     # carry reached, with no error.
     out = dx.while_loop(lambda c: c < 1e9, lambda c: c * 2.0, to_backend(1.0), max_steps=4)
     _close(out, 16.0)
@@ -384,7 +384,7 @@ def test_scan_is_one_lax_loop_under_jit():
 
 
 @needs_jax
-def test_long_eager_scan_compiles_one_loop():
+def test_long_eager_scan_gradients():
     # Longer than the eager Python-loop limit, so it runs as jax.lax.scan.
     xs = _arr("jax", np.linspace(-1.0, 1.0, 40))
 
@@ -419,7 +419,7 @@ def test_reverse_over_reverse_under_jit(name):
 
 
 @needs_jax
-def test_custom_vjp_on_closed_over_value_in_lax_loop():
+def test_custom_vjp_in_lax_loop_body():
     # A custom rule dispatches outside bind, so it must apply the bind hook too.
     import jax
 
@@ -620,5 +620,5 @@ def test_fori_loop_with_traced_bounds():
     _close(jax.jit(f)(_arr("jax", 2.0), 5), 32.0)
     tangent = jax.jit(lambda x, n: dx.jvp(lambda y: f(y, n), (x,), (dx.ones_like(x),))[1])
     _close(tangent(_arr("jax", 2.0), 5), 5 * 2.0**4)
-    with pytest.raises(ValueError, match="needs max_steps"):
+    with pytest.raises(ValueError, match="fori_loop: the loop bounds are traced"):
         jax.jit(dx.grad(lambda x, n: dx.fori_loop(0, n, lambda i, c: c * x, 1.0)))(_arr("jax", 2.0), 5)

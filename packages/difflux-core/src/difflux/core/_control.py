@@ -4,16 +4,18 @@ flat-list differentiation helpers and carry checks.
 ``cond``, ``scan``, ``fori_loop`` and ``while_loop`` (in ``_control_cond.py``,
 ``_control_scan.py`` and ``_control_while.py``) take two routes:
 
-* Python control flow, when values are concrete: NumPy (always for ``cond``,
-  ``scan`` and ``fori_loop``) and a ``cond`` whose predicate is concrete. The
-  tape records the unrolled operations, so every mode of differentiation works
-  unchanged.
-* A primitive whose implementation runs ``jax.lax`` (or a Python loop on
-  plain NumPy values) and whose pullback and jvp rules are again expressed
-  with these primitives, so they nest. ``while_loop`` takes this route on
-  NumPy too, because its pullback rule bounds memory by checkpointing.
+* Python control flow, when values are concrete (``choose_mode`` picks
+  ``"python"``): ``scan`` and ``fori_loop`` on NumPy and short loops
+  differentiated eagerly on JAX, and ``cond`` whose predicate is concrete.
+  The tape records the unrolled operations, so every mode of
+  differentiation works unchanged.
+* A primitive whose implementation runs ``jax.lax`` (mode ``"lax"``) or a
+  Python loop on plain values (mode ``"python"``), and whose pullback and
+  jvp rules are again expressed with these primitives, so they nest.
+  ``while_loop`` under a transformation always takes this route, because its
+  pullback rule bounds memory by checkpointing.
 
-A primitive's implementation only sees plain arrays, but user bodies close
+A primitive's implementation receives only plain arrays, but user bodies close
 over traced values (the parameters of a model being differentiated, say), and
 a difflux tracer cannot enter ``jax.lax.scan``. :class:`ClosedFunction`
 therefore converts the body into a function of explicit operands:
@@ -66,7 +68,7 @@ Hook = Callable[[tuple[Any, ...]], tuple[Any, ...]]
 
 
 def is_jax_tracer(value: Any) -> bool:
-    """Whether ``value`` (already unwrapped) is traced by ``jax.jit`` or ``jax.lax``."""
+    """Return whether ``value`` (already unwrapped) is traced by ``jax.jit`` or ``jax.lax``."""
     jax = sys.modules.get("jax")
     return jax is not None and isinstance(value, jax.core.Tracer)
 
@@ -84,7 +86,7 @@ def choose_backend(leaves: Sequence[Any]) -> str:
 
 
 def needs_primitive(leaves: Sequence[Any]) -> bool:
-    """Whether a transformation may be watching: a trace is active or an operand is traced.
+    """Return whether a transformation may record the construct: a trace is active or an operand is traced.
 
     Without either, no difflux tracer can be reached from the body, so it can
     run under ``jax.lax`` as it is, with no closure discovery.
@@ -95,8 +97,8 @@ def needs_primitive(leaves: Sequence[Any]) -> bool:
 
 
 # While a difflux transformation records, eager JAX loops of at most this many
-# steps run as Python loops: compiling a jax.lax loop took about 0.15 s per
-# program (2-core x86 CPU, jax 0.10), while a short loop dispatches a few
+# steps run as Python loops. Compiling a jax.lax loop took about 0.15 s per
+# program (2-core x86 CPU, jax 0.10), and a short Python loop dispatches a few
 # hundred operations at about 10 us each. Longer loops compile once per
 # distinct program (see run_lax) and then run at XLA speed.
 EAGER_PYTHON_MAX_STEPS = 32
@@ -126,7 +128,7 @@ def as_array(leaf: Any, backend: str) -> Any:
 
 
 def is_float(x: Any) -> bool:
-    """Whether ``x`` has a floating (or complex) dtype, so it can carry a derivative."""
+    """Return whether ``x`` has a floating (or complex) dtype, so it can carry a derivative."""
     value = value_of(x)
     if isinstance(value, float):
         return True
@@ -172,9 +174,10 @@ def run_lax(fn: Callable[..., tuple[Any, ...]], args: tuple[Any, ...]) -> tuple[
 
     Inside ``jax.jit`` this is ``fn(*args)``. Called eagerly, ``jax.lax``
     would compile the loop again on every call, because every call brings a
-    new body closure; here the traced program (its text, which has every
-    shape, dtype and parameter but no array values) keys a cache of compiled
-    functions, so repeated calls of one loop compile once.
+    new body closure. Here the text of the traced program keys a cache of
+    compiled functions, so repeated calls of one loop compile once. The text
+    contains every shape, dtype and parameter but no array values, which are
+    passed as arguments.
     """
     if any(is_jax_tracer(a) for a in args):
         return fn(*args)
@@ -404,7 +407,7 @@ def vjp_flat(
     """Record ``fn`` at ``primals``; return its outputs and a pullback.
 
     The pullback takes one cotangent per output (``None`` for zero) and
-    returns one per input: zeros where ``wrt`` holds but nothing flowed, and
+    returns one per input: zeros where ``wrt`` is true but nothing flowed, and
     ``None`` where ``wrt`` is false.
     """
     trace = ReverseTrace()
@@ -438,13 +441,13 @@ def instantiate(tangent: Any, like: Any) -> Any:
 
 
 def expand(values: Sequence[Any], mask: Sequence[bool]) -> list[Any]:
-    """Spread ``values`` over the positions where ``mask`` holds, ``None`` elsewhere."""
+    """Spread ``values`` over the positions where ``mask`` is true, ``None`` elsewhere."""
     iterator = iter(values)
     return [next(iterator) if m else None for m in mask]
 
 
 def select(values: Sequence[Any], mask: Sequence[bool]) -> list[Any]:
-    """Keep the entries of ``values`` where ``mask`` holds."""
+    """Keep the entries of ``values`` where ``mask`` is true."""
     return [v for v, m in zip(values, mask) if m]
 
 
@@ -452,8 +455,9 @@ class JointPullback:
     """Per-argument pullback rules that share one computation.
 
     A control-flow primitive computes every cotangent in one reverse loop.
-    The engine asks for them one argument at a time, always with the same
-    cotangent tuple for one node, so the result is kept for that tuple.
+    The engine requests them one argument at a time, always with the same
+    cotangent tuple for one node, so the result is kept for that tuple. It
+    stays referenced until the next backward visit of the same primitive.
     """
 
     def __init__(self, compute: Callable[..., list[Any]]) -> None:

@@ -3,8 +3,8 @@
 A concrete predicate (NumPy, or JAX outside ``jax.jit``) selects the branch
 with a Python ``if``, so only that branch runs and the tape records it. A
 traced predicate (inside ``jax.jit`` or ``jax.vmap``) goes through the
-``cond`` primitive, which runs ``jax.lax.switch``; its jvp is a ``cond`` of
-the branches' jvps and its pullback a ``cond`` of their pullbacks.
+``cond`` primitive, which runs ``jax.lax.switch``. Its jvp is a ``cond`` of
+the branches' jvps, and its pullback is a ``cond`` of their pullbacks.
 """
 
 from __future__ import annotations
@@ -117,8 +117,8 @@ def cond(pred: Any, true_fun: Callable[..., Any], false_fun: Callable[..., Any],
     With a concrete predicate (NumPy, or JAX outside ``jax.jit``) only the
     chosen branch runs, as a Python ``if``. With a traced predicate (inside
     ``jax.jit`` or ``jax.vmap``) the choice is made at run time by
-    ``jax.lax.switch``; both branches must then return values of the same
-    structure, shapes and dtypes. Both modes differentiate in forward and
+    ``jax.lax.switch``, so both branches must return values of the same
+    structure, shapes and dtypes. Both cases differentiate in forward and
     reverse mode, also when the branches close over differentiated values.
 
     Args:

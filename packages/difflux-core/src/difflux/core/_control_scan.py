@@ -1,8 +1,9 @@
 """``scan`` and ``fori_loop``: loops with a carry, differentiable in both modes.
 
-On NumPy the loop is a Python loop that the tape records. On JAX it is the
-``scan`` primitive, implemented with ``jax.lax.scan``, so a long loop is one
-XLA loop rather than an unrolled program. Its rules are scans again:
+On NumPy, and for short loops differentiated eagerly on JAX, the loop is a
+Python loop that the tape records. Otherwise, on JAX, it is the ``scan``
+primitive, implemented with ``jax.lax.scan``, so a long loop is one XLA loop
+rather than an unrolled program. Its rules are scans again:
 
 * jvp: one scan of the body's jvp, carrying primal and tangent together;
 * pullback: a scan that recomputes the carry before every step, then a
@@ -346,10 +347,11 @@ def scan(
     ``length`` is given. ``f`` must return a carry of the structure, shapes
     and dtypes of ``init``.
 
-    On NumPy this is a Python loop. On JAX it is one ``jax.lax.scan``, also
-    under ``dx.grad`` and ``dx.jvp`` and inside ``jax.jit``. Gradients in
-    both modes, to any order, include values that ``f`` closes over. Reverse
-    mode stores one carry per step.
+    On NumPy this is a Python loop. On JAX it is one ``jax.lax.scan`` inside
+    ``jax.jit``, when nothing is differentiated, and for loops of more than
+    32 steps. A shorter loop differentiated eagerly runs as a Python loop,
+    which saves compiling it. Gradients in both modes, to any order, include
+    values that ``f`` closes over. Reverse mode stores one carry per step.
 
     Example:
         >>> import difflux.core as dx
@@ -435,10 +437,10 @@ def fori_loop(lower: Any, upper: Any, body_fun: Callable[[Any, Any], Any], init_
 
     With concrete bounds (Python ints, or concrete arrays) the loop is a
     :func:`scan` of ``upper - lower`` steps, so it differentiates in both
-    modes. On NumPy ``i`` is a Python int; on JAX it is an int32 scalar
-    array. Traced bounds (inside ``jax.jit``) make it a :func:`while_loop`,
-    which differentiates in forward mode only: make the bounds static for
-    reverse mode.
+    modes. ``i`` is a Python int when the loop runs in Python (see
+    :func:`scan`) and an int32 scalar array under ``jax.lax``. Traced bounds
+    (inside ``jax.jit``) make it a :func:`while_loop`, which differentiates in
+    forward mode only: make the bounds static for reverse mode.
 
     Example:
         >>> import difflux.core as dx
@@ -485,11 +487,18 @@ def _concrete_int(bound: Any) -> int | None:
 
 
 def _traced_fori_loop(lower: Any, upper: Any, body_fun: Callable[[Any, Any], Any], init_val: Any) -> Any:
-    from ._control_while import while_loop
+    from ._control_while import MissingMaxStepsError, while_loop
 
     def body(carry: tuple[Any, Any]) -> tuple[Any, Any]:
         i, val = carry
         return i + 1, body_fun(i, val)
 
-    _, val = while_loop(lambda carry: carry[0] < upper, body, (asarray(lower, backend="jax"), init_val))
+    try:
+        _, val = while_loop(lambda carry: carry[0] < upper, body, (asarray(lower, backend="jax"), init_val))
+    except MissingMaxStepsError:
+        raise ValueError(
+            "dx.fori_loop: the loop bounds are traced by jax.jit, so the loop is a while loop of unknown "
+            "length, which reverse mode cannot differentiate. Pass the bounds as Python ints (static "
+            "arguments of jax.jit or dx.jit) to get a scan."
+        ) from None
     return val

@@ -2,13 +2,13 @@
 
 Without an active transformation the loop is a Python ``while`` on NumPy and
 ``jax.lax.while_loop`` on JAX. Under ``dx.grad`` or ``dx.jvp`` it is the
-``while`` primitive:
+``while`` primitive, whose implementation is one of those two loops (see
+``choose_mode`` in ``_control.py``):
 
 * jvp: one while loop of the body's jvp, carrying primal and tangent;
 * pullback: reverse mode needs the carries of every step, but their number is
   known only at run time, so the loop must be bounded by ``max_steps``. The
-  pullback uses two-level checkpointing (the sqrt scheme of Griewank and
-  Walther, "Evaluating Derivatives", 2nd ed., SIAM 2008, ch. 12): split the
+  pullback uses two-level (square-root) checkpointing: it splits the
   ``max_steps`` iterations into ``S`` segments of ``k`` steps, with ``S`` and
   ``k`` about ``sqrt(max_steps)``. A forward sweep stores the carry at the
   start of each segment. The backward sweep visits the segments in reverse,
@@ -17,9 +17,9 @@ Without an active transformation the loop is a Python ``while`` on NumPy and
   carries are stored at once, against ``max_steps`` for a plain reverse
   sweep, for about one extra forward pass of compute.
 
-Both sweeps run a fixed number of iterations (``jax.lax.scan``) with each
-step guarded by a ``cond``, so steps past the true trip count cost a skipped
-branch, and whole segments past it are skipped at once.
+Both sweeps are scans of a fixed number of iterations with each step guarded
+by a ``cond``, so steps past the true trip count cost a skipped branch, and
+whole segments past it are skipped at once.
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ _COUNTER_DTYPE = np.int32
 def sqrt_schedule(max_steps: int, checkpoints: int | None = None) -> tuple[int, int]:
     """Return ``(segments, segment_length)`` covering ``max_steps`` steps.
 
-    ``checkpoints`` is the number of segments asked for; by default
+    ``checkpoints`` is the number of segments requested; by default
     ``ceil(sqrt(max_steps))``, which minimises ``segments + segment_length``.
     """
     wanted = checkpoints if checkpoints is not None else max(1, math.isqrt(max_steps - 1) + 1)
@@ -101,7 +101,7 @@ class CheckpointStats:
 
     @property
     def stored_carries(self) -> int:
-        """The most carries stored at once: the checkpoints plus one segment."""
+        """The maximum number of carries stored at once: the checkpoints plus one segment."""
         return self.checkpoints + self.segment_carries
 
 
@@ -228,8 +228,12 @@ def _while_jvp(
     return tuple(expand(final[num_carry:], carry_float))
 
 
-def _needs_max_steps_error() -> ValueError:
-    return ValueError(
+class MissingMaxStepsError(ValueError):
+    """Raised when reverse mode meets a ``while_loop`` without ``max_steps``."""
+
+
+def _needs_max_steps_error() -> MissingMaxStepsError:
+    return MissingMaxStepsError(
         "dx.while_loop: reverse-mode differentiation needs max_steps, a bound on the number of "
         "iterations, because the number of carries to store is otherwise unknown until run time. "
         "Pass max_steps=N (memory then grows as about 2*sqrt(N) carries), or use dx.fori_loop or "
@@ -265,7 +269,7 @@ def _while_pullback_all(
     backend = choose_backend(init)
 
     # Step counters and flags are Python ints and bools in "python" mode and
-    # int32 / bool JAX arrays carried by jax.lax in "lax" mode; Python's
+    # int32 / bool JAX arrays carried by jax.lax in "lax" mode. Python's
     # operators (+, <, &) work on both.
     if mode == "python":
         counter: Callable[[int], Any] = int
@@ -432,12 +436,16 @@ def while_loop(
     with no error or warning: check ``cond_fun`` on the result when reaching
     the bound matters.
 
+    On NumPy the loop runs in Python. On JAX it is ``jax.lax.while_loop``,
+    except that a loop with ``max_steps <= 32`` differentiated eagerly runs in
+    Python, which saves compiling it.
+
     Forward mode (``dx.jvp``) works with or without ``max_steps``. Reverse
-    mode (``dx.grad``) needs ``max_steps``: the pullback stores about
-    ``2 * sqrt(max_steps)`` carries (the carry at the start of each of
-    ``checkpoints`` segments, default ``ceil(sqrt(max_steps))``, plus the
-    carries of one segment while it is pulled back through) and computes
-    about one extra forward pass; :func:`checkpoint_stats` reports the
+    mode (``dx.grad``) needs ``max_steps``, and its pullback stores about
+    ``2 * sqrt(max_steps)`` carries: the carry at the start of each of
+    ``checkpoints`` segments (default ``ceil(sqrt(max_steps))``), plus the
+    carries of one segment while it is pulled back through. It computes
+    about one extra forward pass. :func:`checkpoint_stats` reports the
     numbers. Gradients include values that the functions close over; the
     predicate has no derivative.
 
