@@ -191,10 +191,99 @@ def test_jit_of_grad_of_vmap():
 # -- strategy ------------------------------------------------------------------------------------
 
 
-def test_numpy_calls_function_per_example():
+def _calls_and_loop_reference(f, *args, in_axes=0):
+    """Return dx.vmap(f)(*args), how often f ran, and a per-example NumPy reference."""
     calls = []
-    dx.vmap(lambda x: calls.append(1) or x * 2.0)(np.arange(4.0))
-    assert len(calls) == 4
+
+    def counted(*inner):
+        calls.append(1)
+        return f(*inner)
+
+    out = dx.vmap(counted, in_axes=in_axes)(*args)
+    axes = in_axes if isinstance(in_axes, tuple) else (in_axes,) * len(args)
+    size = next(np.shape(a)[ax] for a, ax in zip(args, axes) if ax is not None)
+    reference = np.stack(
+        [
+            np.asarray(f(*[a if ax is None else np.take(np.asarray(a), i, axis=ax) for a, ax in zip(args, axes)]))
+            for i in range(size)
+        ]
+    )
+    return np.asarray(out), len(calls), reference
+
+
+BATCHED_CASES = [
+    ("elementwise", lambda x: dx.tanh(x) * 2.0 + dx.where(x > 0, x, -x), ((4, 3),)),
+    ("reductions", lambda x: dx.stack([dx.sum(x), dx.max(x), dx.logsumexp(x), dx.mean(x**2)]), ((4, 2, 3),)),
+    ("sum_over_axis", lambda x: dx.sum(x, axis=-1, keepdims=True), ((4, 2, 3),)),
+    ("reshape_transpose", lambda x: dx.reshape(x, (3, 2)).T, ((4, 2, 3),)),
+    ("broadcast_to", lambda x: dx.broadcast_to(x, (5, 3)), ((4, 3),)),
+    ("basic_index", lambda x: x[1:, ::-1][0] + x[..., 2], ((4, 3, 3),)),
+    ("integer_array_index", lambda x: x[np.array([2, 0])], ((4, 3),)),
+    ("concat_with_constant", lambda x: dx.concat([x, np.ones(2)]), ((4, 3),)),
+    ("cumulative_flip_roll", lambda x: dx.roll(dx.flip(dx.cumulative_sum(x)), 1, axis=0), ((4, 3),)),
+    ("squeeze_expand", lambda x: dx.squeeze(dx.expand_dims(x, 0), 0) * dx.sign(x), ((4, 3),)),
+]
+
+
+@pytest.mark.parametrize(("name", "f", "shapes"), BATCHED_CASES, ids=[c[0] for c in BATCHED_CASES])
+def test_batching_rules_match_loop(name, f, shapes):
+    rng = np.random.default_rng(5)
+    args = [rng.normal(size=shape) for shape in shapes]
+    out, calls, reference = _calls_and_loop_reference(f, *args)
+    assert calls == 1
+    np.testing.assert_allclose(out, reference, rtol=1e-12)
+
+
+MATMUL_CASES = [
+    ("vector_matrix", (4, 3), (3, 2), (0, None)),
+    ("matrix_vector", (2, 3), (4, 3), (None, 0)),
+    ("batched_vectors", (4, 3), (4, 3), (0, 0)),
+    ("vector_batched_matrix", (4, 3), (4, 3, 2), (0, 0)),
+    ("batched_matrix_vector", (4, 2, 3), (4, 3), (0, 0)),
+    ("matrix_stack", (4, 2, 3), (5, 3, 2), (0, None)),
+    ("constant_vector_batched_matrix", (3,), (4, 3, 2), (None, 0)),
+    ("batch_axis_1", (2, 4, 3), (3,), (1, None)),
+    ("batched_vector_constant_vector", (4, 3), (3,), (0, None)),
+    ("constant_vector_batched_vector", (3,), (4, 3), (None, 0)),
+]
+
+
+@pytest.mark.parametrize(("name", "x_shape", "y_shape", "in_axes"), MATMUL_CASES, ids=[c[0] for c in MATMUL_CASES])
+def test_batched_matmul_matches_loop(name, x_shape, y_shape, in_axes):
+    rng = np.random.default_rng(6)
+    x, y = rng.normal(size=x_shape), rng.normal(size=y_shape)
+    out, calls, reference = _calls_and_loop_reference(dx.matmul, x, y, in_axes=in_axes)
+    assert calls == 1
+    np.testing.assert_allclose(out, reference, rtol=1e-12)
+
+
+def test_unbatchable_code_falls_back_to_loop():
+    def f(x):
+        return x * 2.0 if float(dx.sum(x)) > 0 else -x  # Python control flow per example
+
+    x = np.array([[1.0, 2.0], [-3.0, 1.0], [0.5, 0.5]])
+    out, calls, reference = _calls_and_loop_reference(f, x)
+    assert calls == 1 + 3  # the batched attempt, then one call per example
+    np.testing.assert_allclose(out, reference)
+
+
+def test_boolean_mask_falls_back_to_loop():
+    x = np.array([[1.0, -2.0], [3.0, 4.0]])
+    out, calls, reference = _calls_and_loop_reference(lambda v: dx.sum(v[np.array([True, False])]), x)
+    assert calls == 1 + 2
+    np.testing.assert_allclose(out, reference)
+
+
+def test_grad_of_vmap_records_batched_operations(backend, problem):
+    params, xs, ys = problem
+    calls = []
+
+    def per_example(p, x, y):
+        calls.append(1)
+        return _loss(p, x, y)
+
+    dx.grad(lambda p: dx.sum(dx.vmap(per_example, in_axes=(None, 0, 0))(p, xs, ys)))(params)
+    assert len(calls) == 1
 
 
 @needs_jax

@@ -129,9 +129,12 @@ trace_stack: list[Trace] = []
 
 
 class Trace:
-    """One running transformation (one ``grad`` or ``jvp`` call)."""
+    """One running transformation (one ``grad``, ``jvp`` or ``vmap`` call)."""
 
     __slots__ = ("level", "__weakref__")
+    # Whether the trace batches values (dx.vmap) rather than differentiating
+    # them. It then also processes primitives without derivatives.
+    batching = False
 
     def __init__(self) -> None:
         self.level = next(_level_counter)
@@ -291,9 +294,20 @@ def bind(prim: Primitive, args: tuple[Any, ...], params: dict[str, Any]) -> Any:
                 level = trace.level
     if top is None:
         return prim.impl(*args, **params)
-    if not prim.differentiable:
-        return prim.impl(*[value_of(a) for a in args], **params)
+    if not prim.differentiable and not top.batching:
+        # Derivative tracers are dropped; a batch tracer (dx.vmap) below them
+        # still has to process the call.
+        values = tuple(_strip_derivatives(a) for a in args)
+        if any(isinstance(v, Tracer) for v in values):
+            return bind(prim, values, params)
+        return prim.impl(*values, **params)
     return top.process(prim, args, params)
+
+
+def _strip_derivatives(x: Any) -> Any:
+    while isinstance(x, Tracer) and not x._trace.batching:
+        x = x.primal
+    return x
 
 
 # --------------------------------------------------------------------------

@@ -1,19 +1,24 @@
 """``dx.vmap``: map a function over a batch axis of its arguments.
 
-Strategy. Two implementations give the same results:
+Strategy. Three implementations give the same results, tried in this order:
 
 * ``jax.vmap``, used on JAX when no difflux transformation is active (the
-  trace stack is empty) and no difflux tracer is among the arguments. This is
-  the fast path: JAX batches every operation, including difflux's own
-  derivative rules, so ``dx.vmap(dx.grad(loss))`` gives vectorised
-  per-example gradients.
-* A loop, used on NumPy and whenever a difflux transformation is active
-  (``dx.grad`` of a function that calls ``dx.vmap``). It calls the function
-  once per example, on slices taken with difflux operations, and joins the
-  results with ``dx.stack``. Because slicing and stacking are differentiable,
-  gradients flow through it in reverse and forward mode, on both backends.
-  Its cost grows linearly with the batch size in Python calls (and, under
-  ``dx.jit``, in tracing time).
+  trace stack is empty) and no difflux tracer is among the arguments. JAX
+  batches every operation, including difflux's own derivative rules, so
+  ``dx.vmap(dx.grad(loss))`` gives vectorised per-example gradients.
+* Batching rules (``_batching.BatchTrace``), used otherwise: on NumPy, and
+  inside a difflux transformation such as ``dx.grad`` of a loss that maps
+  over examples. Each primitive runs once on the whole batch, so the outer
+  transformation records batched operations.
+* A loop, used when the batching rules do not cover the function (a
+  primitive without a rule, Python control flow on a mapped value, code that
+  reads a mapped value's array). It calls the function once per example, on
+  slices taken with difflux operations, and joins the results with
+  ``dx.stack``. Slicing and stacking are differentiable, so gradients flow
+  through it in reverse and forward mode. Its cost grows linearly with the
+  batch size in Python calls (and, under ``dx.jit``, in tracing time). When
+  the batching rules give up part-way, the function has run once already, so
+  its Python side effects happen again.
 
 ``jax.vmap`` cannot take over inside a difflux transformation because the
 function may close over difflux tracers, which JAX cannot batch.
@@ -22,7 +27,7 @@ Semantics follow ``jax.vmap``. ``in_axes`` is an int, ``None`` or a tuple
 with one entry per positional argument, each entry a prefix of that
 argument's structure. Keyword arguments are mapped along axis 0. ``out_axes``
 is a prefix of the output's structure. Non-array leaves (Python numbers,
-strings) must be unmapped (``None``) in ``in_axes``; non-array leaves of
+strings) must be unmapped (``None``) in ``in_axes``. Non-array leaves of
 the output are returned unchanged and must not vary across the batch.
 """
 
@@ -36,7 +41,9 @@ from typing import Any
 import numpy as np
 
 from . import _backend, _core
+from ._batching import BatchTrace, BatchTracer, UnbatchableError
 from ._core import Tracer, TracerConversionError, value_of
+from ._dispatch import shape_of
 from ._module import is_array
 from ._tree import _node_type, tree_flatten, tree_leaves, tree_structure, tree_unflatten
 
@@ -56,7 +63,7 @@ def _is_axis(x: Any) -> bool:
     return x is None or (isinstance(x, int | np.integer) and not isinstance(x, bool))
 
 
-def _expand_axes(prefix: Any, tree: Any, what: str) -> list[Any]:
+def _expand_axes(prefix: Any, tree: Any, argument_name: str) -> list[Any]:
     """Broadcast an axis prefix (``in_axes`` or ``out_axes``) to one entry per leaf of ``tree``."""
     if _is_axis(prefix):
         return [None if prefix is None else int(prefix)] * len(tree_leaves(tree))
@@ -64,7 +71,7 @@ def _expand_axes(prefix: Any, tree: Any, what: str) -> list[Any]:
     same_kind = type(prefix) is type(tree) or (isinstance(prefix, list | tuple) and isinstance(tree, list | tuple))
     if node is None or prefix_node is None or not same_kind:
         raise ValueError(
-            f"{what} {prefix!r} does not match the structure {tree_structure(tree)!r}: each "
+            f"{argument_name} {prefix!r} does not match the structure {tree_structure(tree)!r}: each "
             "entry must be an int, None, or a container of the same kind as the value it maps."
         )
     children, aux = node.flatten(tree)
@@ -72,11 +79,11 @@ def _expand_axes(prefix: Any, tree: Any, what: str) -> list[Any]:
     children, prefix_children = list(children), list(prefix_children)
     if len(children) != len(prefix_children) or (isinstance(tree, dict) and aux != prefix_aux):
         raise ValueError(
-            f"{what} {prefix!r} does not match the structure {tree_structure(tree)!r}: they have different entries."
+            f"{argument_name} {prefix!r} does not match the structure {tree_structure(tree)!r}: they have different entries."
         )
     axes: list[Any] = []
     for sub_prefix, child in zip(prefix_children, children):
-        axes.extend(_expand_axes(sub_prefix, child, what))
+        axes.extend(_expand_axes(sub_prefix, child, argument_name))
     return axes
 
 
@@ -185,6 +192,47 @@ def _vmap_jax(f: Callable[..., Any], leaves: list[Any], treedef: Any, axes: list
     return tree_unflatten(stash["def"], out_leaves)
 
 
+def _vmap_batched(
+    f: Callable[..., Any], leaves: list[Any], treedef: Any, axes: list[Any], size: int, out_axes: Any
+) -> Any:
+    from ._ops_manipulation import moveaxis
+    from ._ops_shape import broadcast_to, reshape
+
+    trace = BatchTrace(size)
+    example = []
+    for leaf, axis in zip(leaves, axes):
+        if axis is None:
+            example.append(leaf)
+        else:
+            example.append(trace.wrap(moveaxis(leaf, axis, 0) if axis else leaf))
+    args, kwargs = tree_unflatten(treedef, example)
+    with trace:
+        out = f(*args, **kwargs)
+
+    out_leaves, out_def = tree_flatten(out)
+    leaf_axes = _expand_axes(out_axes, out, "vmap out_axes")
+    results = []
+    for leaf, axis in zip(out_leaves, leaf_axes):
+        if type(leaf) is BatchTracer and leaf._trace is trace:
+            if axis is None:
+                # The loop checks whether the values really vary.
+                raise UnbatchableError("out_axes is None for a batched output")
+            value = leaf.value
+        elif isinstance(leaf, BatchTracer):
+            raise UnbatchableError("an output belongs to another dx.vmap")
+        elif axis is None or not is_array(leaf):
+            results.append(leaf)
+            continue
+        else:
+            shape = shape_of(leaf)
+            value = broadcast_to(reshape(leaf, (1, *shape)), (size, *shape))
+        ndim = len(shape_of(value))
+        if not -ndim <= axis < ndim:
+            raise ValueError(f"vmap out_axes {axis} is out of range for an output of rank {ndim}")
+        results.append(moveaxis(value, 0, axis % ndim) if axis % ndim else value)
+    return tree_unflatten(out_def, results)
+
+
 def _same_static(a: Any, b: Any) -> bool:
     try:
         return bool(a is b or a == b)
@@ -271,10 +319,12 @@ def vmap(
     """Vectorise ``f`` over a batch axis of its arguments, as ``jax.vmap``.
 
     On JAX this is ``jax.vmap`` whenever no difflux transformation is active.
-    Otherwise, and always on NumPy, it loops over the examples and stacks the
-    results with the differentiable ``dx.stack`` (see the module docstring).
-    Both give the same values, so per-example gradients and ensembles work on
-    every backend. Code with Python ``if`` on mapped values runs in the loop
+    Otherwise, and always on NumPy, difflux's batching rules run each
+    operation once on the whole batch, and where they do not apply a loop
+    over the examples stacks the results with the differentiable
+    ``dx.stack`` (see the module docstring). All give the same values, so
+    per-example gradients and ensembles work on every backend. Code with
+    Python ``if`` on mapped values runs in the loop
     but fails on JAX; use ``dx.where`` for portable code.
 
     Args:
@@ -283,8 +333,8 @@ def vmap(
             (not mapped), or a tuple with one entry per argument, each an int,
             ``None`` or a container prefix of that argument.
         out_axes: where the batch axis goes in each output (same forms,
-            against the output's structure); ``None`` for an output that does
-            not depend on the mapped arguments.
+            against the output's structure), or ``None`` for an output that
+            does not depend on the mapped arguments.
         axis_size: the batch size, needed only when no argument is mapped.
 
     Example:
@@ -304,6 +354,9 @@ def vmap(
         axes, size = _check_mapped_leaves(leaves, axes, axis_size)
         if _use_jax(leaves):
             return _vmap_jax(f, leaves, treedef, axes, size, out_axes)
-        return _vmap_loop(f, leaves, treedef, axes, size, out_axes)
+        try:
+            return _vmap_batched(f, leaves, treedef, axes, size, out_axes)
+        except UnbatchableError:
+            return _vmap_loop(f, leaves, treedef, axes, size, out_axes)
 
     return batched

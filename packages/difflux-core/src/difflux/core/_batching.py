@@ -1,0 +1,287 @@
+"""Batching rules: the vectorised implementation behind ``dx.vmap``.
+
+A :class:`BatchTrace` is a difflux transformation, like reverse and forward
+mode. Its tracers hold a batched value whose axis 0 is the batch, and
+present the shape of one example. Each primitive call on a batch tracer is
+replaced by one call on the whole batch, following a rule per kind of
+primitive:
+
+* element-wise primitives insert length-1 axes after the batch axis, so that
+  broadcasting lines examples up with unbatched operands;
+* reductions, cumulative operations, ``flip``, ``roll`` and ``concat`` shift
+  their axes by one;
+* ``reshape``, ``broadcast_to``, ``permute_dims``, basic indexing and
+  ``matmul`` rewrite their parameters or operands for the leading batch axis.
+
+Because the rules call difflux operations, an outer transformation (the
+``dx.grad`` of a loss that maps over examples) records one batched operation
+per primitive instead of one per example.
+
+Anything else raises :class:`UnbatchableError`, and ``dx.vmap`` runs its loop
+instead. That covers primitives without a rule, Python control flow on a
+batched value, and code that reads the underlying array of a batched value
+(``value_of``, ``dx.stop_gradient``, ``zeros_like``). Mapped code may
+therefore run twice when it is not batchable, once partially.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from ._core import Primitive, Trace, Tracer
+from ._dispatch import shape_of
+
+
+class UnbatchableError(Exception):
+    """Raised inside a batch trace for an operation without a batching rule."""
+
+
+class BatchTracer(Tracer):
+    """A batch of values: ``value`` has the batch on axis 0."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, trace: BatchTrace, value: Any) -> None:
+        self._trace = trace
+        self.value = value
+
+    @property
+    def primal(self) -> Any:
+        # The underlying array has the batch axis, so no caller may see it as
+        # the value of one example.
+        raise UnbatchableError("the array of a batched value was read directly")
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return shape_of(self.value)[1:]
+
+    @property
+    def dtype(self) -> Any:
+        value = self.value
+        dtype = getattr(value, "dtype", None)
+        return dtype if dtype is not None else np.result_type(value)
+
+    @property
+    def device(self) -> Any:
+        return getattr(self.value, "device", "cpu")
+
+    def __repr__(self) -> str:
+        return f"BatchTracer(shape={self.shape}, dtype={self.dtype}, batch_size={self._trace.size})"
+
+
+class BatchTrace(Trace):
+    """One running ``dx.vmap``; ``size`` is the batch size."""
+
+    __slots__ = ("size",)
+    batching = True
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+
+    def process(self, prim: Primitive, args: tuple[Any, ...], params: dict[str, Any]) -> Any:
+        rule = _rules().get(prim)
+        if rule is None or prim.multiple_results:
+            raise UnbatchableError(f"dx.{prim.name} has no batching rule")
+        values, batched = [], []
+        for arg in args:
+            if type(arg) is BatchTracer and arg._trace is self:
+                values.append(arg.value)
+                batched.append(True)
+            else:
+                values.append(arg)
+                batched.append(False)
+        return BatchTracer(self, rule(prim, values, batched, params))
+
+    def wrap(self, value: Any) -> BatchTracer:
+        """Return a batch tracer over ``value``, whose axis 0 is the batch."""
+        return BatchTracer(self, value)
+
+
+# --------------------------------------------------------------------------
+# Helpers
+# --------------------------------------------------------------------------
+
+
+def _example_rank(value: Any, batched: bool) -> int:
+    return len(shape_of(value)) - (1 if batched else 0)
+
+
+def _lift_rank(value: Any, rank: int) -> Any:
+    """Insert length-1 axes after the batch axis so that one example has ``rank`` axes."""
+    from ._ops_shape import reshape
+
+    shape = shape_of(value)
+    missing = rank - (len(shape) - 1)
+    if missing <= 0:
+        return value
+    return reshape(value, shape[:1] + (1,) * missing + shape[1:])
+
+
+def _shift_axes(axis: Any, rank: int) -> Any:
+    """Map axes of one example to axes of the batch (one further right)."""
+    if axis is None:
+        return tuple(range(1, rank + 1))
+    if isinstance(axis, int | np.integer):
+        return int(axis) % max(rank, 1) + 1
+    return tuple(int(a) % max(rank, 1) + 1 for a in axis)
+
+
+def _broadcast_batch(value: Any, size: int) -> Any:
+    from ._ops_shape import broadcast_to, reshape
+
+    shape = shape_of(value)
+    return broadcast_to(reshape(value, (1, *shape)), (size, *shape))
+
+
+# --------------------------------------------------------------------------
+# Rules: rule(prim, values, batched, params) -> batched output
+# --------------------------------------------------------------------------
+
+
+def _elementwise(prim: Primitive, values: list[Any], batched: list[bool], params: dict[str, Any]) -> Any:
+    rank = max(_example_rank(v, b) for v, b in zip(values, batched))
+    lifted = [_lift_rank(v, rank) if b else v for v, b in zip(values, batched)]
+    return prim(*lifted, **params)
+
+
+def _along_axes(prim: Primitive, values: list[Any], batched: list[bool], params: dict[str, Any]) -> Any:
+    """Reductions and other operations with an ``axis`` parameter on their first operand."""
+    if not batched[0]:
+        raise UnbatchableError(f"dx.{prim.name} with only a secondary operand batched")
+    rank = _example_rank(values[0], True)
+    lifted = [values[0]] + [_lift_rank(v, rank) if b else v for v, b in zip(values[1:], batched[1:])]
+    return prim(*lifted, **{**params, "axis": _shift_axes(params["axis"], rank)})
+
+
+def _reshape(prim: Primitive, values: list[Any], batched: list[bool], params: dict[str, Any]) -> Any:
+    x = values[0]
+    return prim(x, shape=(shape_of(x)[0], *params["shape"]))
+
+
+def _broadcast_to(prim: Primitive, values: list[Any], batched: list[bool], params: dict[str, Any]) -> Any:
+    shape = tuple(params["shape"])
+    x = _lift_rank(values[0], len(shape))
+    return prim(x, shape=(shape_of(x)[0], *shape))
+
+
+def _permute_dims(prim: Primitive, values: list[Any], batched: list[bool], params: dict[str, Any]) -> Any:
+    return prim(values[0], axes=(0, *(int(a) + 1 for a in params["axes"])))
+
+
+def _is_advanced(entry: Any) -> bool:
+    return not (entry is None or entry is Ellipsis or isinstance(entry, slice | int | np.integer))
+
+
+def _getitem(prim: Primitive, values: list[Any], batched: list[bool], params: dict[str, Any]) -> Any:
+    index = params["index"]
+    if not isinstance(index, tuple):
+        index = (index,)
+    advanced = [i for i, entry in enumerate(index) if _is_advanced(entry)]
+    if advanced:
+        for i in advanced:
+            if np.dtype(getattr(index[i], "dtype", np.asarray(index[i]).dtype)).kind == "b":
+                raise UnbatchableError("boolean-mask indexing has a data-dependent shape")
+        # Integer scalars join the advanced indices once an array is present.
+        positions = [i for i, entry in enumerate(index) if _is_advanced(entry) or isinstance(entry, int | np.integer)]
+        if positions != list(range(positions[0], positions[-1] + 1)):
+            raise UnbatchableError("separated advanced indices move the result's axes to the front")
+    return prim(values[0], index=(slice(None), *index))
+
+
+def _concat(prim: Primitive, values: list[Any], batched: list[bool], params: dict[str, Any]) -> Any:
+    size = next(shape_of(v)[0] for v, b in zip(values, batched) if b)
+    arrays = [v if b else _broadcast_batch(v, size) for v, b in zip(values, batched)]
+    rank = _example_rank(arrays[0], True)
+    return prim(*arrays, **{**params, "axis": _shift_axes(params["axis"], rank)})
+
+
+def _matmul(prim: Primitive, values: list[Any], batched: list[bool], params: dict[str, Any]) -> Any:
+    from ._ops_shape import reshape, squeeze
+
+    (x, y), (x_batched, y_batched) = values, batched
+    squeeze_axes = []
+    if x_batched and _example_rank(x, True) == 1:
+        shape = shape_of(x)
+        x = reshape(x, (shape[0], 1, shape[1]))
+        # The inserted row axis is second to last, or last when matmul drops
+        # the axis of an unbatched vector ``y``.
+        squeeze_axes.append(-1 if not y_batched and len(shape_of(y)) == 1 else -2)
+    if y_batched and _example_rank(y, True) == 1:
+        shape = shape_of(y)
+        y = reshape(y, (*shape, 1))
+        squeeze_axes.append(-1)
+    rank = max(_example_rank(x, x_batched), _example_rank(y, y_batched))
+    if x_batched:
+        x = _lift_rank(x, rank)
+    if y_batched:
+        y = _lift_rank(y, rank)
+    out = prim(x, y, **params)
+    if squeeze_axes:
+        ndim = len(shape_of(out))
+        out = squeeze(out, tuple(a % ndim for a in squeeze_axes))
+    return out
+
+
+# --------------------------------------------------------------------------
+# The rule table
+# --------------------------------------------------------------------------
+
+Rule = Callable[[Primitive, list[Any], list[bool], dict[str, Any]], Any]
+
+# Modules whose primitives are all element-wise (broadcasting) operations.
+_ELEMENTWISE_MODULES = ("_ops_elementwise", "_ops_special", "_ops_special_gamma", "_ops_extra", "_ops_dtype")
+# Primitive names with an ``axis`` parameter on their first operand.
+_AXIS_PRIMITIVES = {
+    "_ops_reduction": (
+        "sum",
+        "max",
+        "min",
+        "prod",
+        "logsumexp",
+        "any",
+        "all",
+        "count_nonzero",
+        "cumulative_sum",
+        "cumulative_prod",
+    ),
+    "_ops_manipulation": ("flip", "roll"),
+}
+_SPECIAL_RULES: dict[tuple[str, str], Rule] = {
+    ("_ops_shape", "reshape"): _reshape,
+    ("_ops_shape", "broadcast_to"): _broadcast_to,
+    ("_ops_shape", "permute_dims"): _permute_dims,
+    ("_ops_shape", "getitem"): _getitem,
+    ("_ops_manipulation", "concat"): _concat,
+    ("_ops_matmul", "matmul"): _matmul,
+}
+
+_table: dict[Primitive, Rule] = {}
+
+
+def _primitives(module_name: str) -> dict[str, Primitive]:
+    module = importlib.import_module(f"{__package__}.{module_name}")
+    return {value.name: value for value in vars(module).values() if isinstance(value, Primitive)}
+
+
+def _rules() -> dict[Primitive, Rule]:
+    """Return the rule table, built on first use from the modules that define the primitives."""
+    if _table:
+        return _table
+    for module_name in _ELEMENTWISE_MODULES:
+        for prim in _primitives(module_name).values():
+            _table[prim] = _elementwise
+    for module_name, names in _AXIS_PRIMITIVES.items():
+        prims = _primitives(module_name)
+        for name in names:
+            if name in prims:
+                _table[prims[name]] = _along_axes
+    for (module_name, name), rule in _SPECIAL_RULES.items():
+        prim = _primitives(module_name).get(name)
+        if prim is not None:
+            _table[prim] = rule
+    return _table
