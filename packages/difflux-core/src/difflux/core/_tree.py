@@ -110,6 +110,7 @@ class _JaxLoader(importlib.abc.Loader):
 
     def exec_module(self, module: ModuleType) -> None:
         self._loader.exec_module(module)
+        _remove_import_hook()
         register_pending_with_jax()
 
     def __getattr__(self, name: str) -> Any:
@@ -122,17 +123,17 @@ class _JaxImportHook(importlib.abc.MetaPathFinder):
 
     NOTE: Python has no post-import callback, so this finder is the only way
     to register structures with JAX when ``import jax`` comes after their
-    definition without importing JAX eagerly. It removes itself once JAX is
-    imported.
+    definition without importing JAX eagerly. It stays in ``sys.meta_path``
+    until JAX has been imported, because ``importlib.util.find_spec("jax")``
+    (an availability check) also calls it without importing anything.
     """
 
     def find_spec(self, fullname: str, path: Any, target: Any = None) -> importlib.machinery.ModuleSpec | None:
         if fullname != "jax":
             return None
-        _remove_import_hook()
         for finder in sys.meta_path:
             find_spec = getattr(finder, "find_spec", None)
-            if find_spec is None:
+            if finder is self or find_spec is None:
                 continue
             spec = find_spec(fullname, path, target)
             if spec is not None:
