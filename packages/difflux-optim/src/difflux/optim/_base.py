@@ -179,25 +179,23 @@ def cast_like(x: Any, *values: Any) -> tuple[Any, ...]:
     return tuple(out)
 
 
-def _first_array(leaves: list[Any]) -> Any:
-    return next((leaf for leaf in leaves if dx.is_array(leaf)), None)
-
-
 def zero_count(leaves: list[Any]) -> Any:
-    """Return a 0-d int32 zero on the backend of the first array among ``leaves``."""
+    """Return a 0-d int32 zero on the backend of the parameters among ``leaves``."""
     return scalar_like(leaves, 0, dx.int32)
 
 
 def scalar_like(leaves: list[Any], value: float, dtype: Any = None) -> Any:
-    """Return a 0-d array holding ``value`` on the backend of the first array among ``leaves``.
+    """Return a 0-d array holding ``value`` on the backend of the parameters among ``leaves``.
 
-    ``dtype=None`` takes the dtype of the first floating-point leaf, or
-    float32 when there is none (and so nothing to update).
+    The backend is that of the first floating-point leaf (of the first
+    array without one). ``dtype=None`` takes that leaf's dtype, or float32
+    when there is none (and so nothing to update).
     """
-    floats = [leaf for leaf in leaves if dx.is_array(leaf) and dx.isdtype(value_dtype(leaf), "real floating")]
+    arrays = [leaf for leaf in leaves if dx.is_array(leaf)]
+    floats = [leaf for leaf in arrays if dx.isdtype(value_dtype(leaf), "real floating")]
     if dtype is None:
         dtype = value_dtype(floats[0]) if floats else dx.float32
-    first = _first_array(leaves)
+    first = floats[0] if floats else arrays[0] if arrays else None
     if first is None:
         return dx.asarray(value, dtype=dtype)
     # Core has no public query for a value's backend, so a reduction of
