@@ -31,12 +31,12 @@ def test_chain_applies_in_order(to_backend):
 
 
 def test_chain_rejects_weight_decay_before_rule():
-    with pytest.raises(ValueError, match="WeightDecay.*after the rule"):
+    with pytest.raises(ValueError, match=r"WeightDecay.*after the rule"):
         optim.chain(optim.WeightDecay(1e-2), optim.Adam())
 
 
 def test_chain_rejects_two_rules():
-    with pytest.raises(ValueError, match="Descent.*reverse their sign"):
+    with pytest.raises(ValueError, match=r"Descent.*reverse their sign"):
         optim.chain(optim.Adam(), optim.Descent())
 
 
@@ -276,7 +276,10 @@ def _jit_pair(rule):
 
     def step(state, params, scale):
         traces.append(1)
-        loss = lambda p: dx.sum(scale * (p["w"] - centre) ** 2) + dx.sum(p["b"] ** 2)
+
+        def loss(p):
+            return dx.sum(scale * (p["w"] - centre) ** 2) + dx.sum(p["b"] ** 2)
+
         return optim.update(state, params, dx.grad(loss)(params))
 
     params = {"w": dx.asarray([0.0, 0.0], backend="jax"), "b": dx.asarray([1.0], backend="jax")}
@@ -310,7 +313,7 @@ def test_composition_jit_matches_eager(rule):
 
 @pytest.mark.skipif(not HAS_JAX, reason="JAX is not installed")
 def test_skip_nonfinite_under_jit():
-    step, compiled, start, _ = _jit_pair(optim.skip_nonfinite(optim.Adam(0.1)))
+    _, compiled, start, _ = _jit_pair(optim.skip_nonfinite(optim.Adam(0.1)))
     state, params = compiled(*start, dx.asarray(1.0, backend="jax"))
     skipped_state, skipped_params = compiled(state, params, dx.asarray(np.nan, backend="jax"))
     np.testing.assert_array_equal(np.asarray(skipped_params["w"]), np.asarray(params["w"]))
