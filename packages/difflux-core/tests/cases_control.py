@@ -17,6 +17,11 @@ def _scan_reverse(w, xs):
     return dx.concat([carry, dx.reshape(ys, (-1,))])
 
 
+def _scan_checkpointed(w, xs):
+    carry, ys = dx.scan(lambda c, x: (dx.sin(c * w) + x, c * x), w, xs, checkpoints=2)
+    return dx.concat([carry, dx.reshape(ys, (-1,))])
+
+
 def _fori(w, x):
     return dx.fori_loop(0, 3, lambda i, c: dx.sin(c * w) + x * i, x)
 
@@ -36,6 +41,7 @@ def _cond(w, x):
 CASES = [
     Case("scan_closure", _scan_rnn, uniform((2,), (3, 2))),
     Case("scan_reverse", _scan_reverse, uniform((2,), (3, 2))),
+    Case("scan_checkpointed", _scan_checkpointed, uniform((2,), (5, 2))),
     Case("fori_loop_closure", _fori, uniform((2,), (2,))),
     Case("while_loop_closure", _while, uniform((2,), (2,))),
     Case("cond_closure", _cond, uniform((2,), (2,), low=0.1, high=2.0)),

@@ -530,6 +530,53 @@ def test_while_checkpoints_argument_sets_segments(backend, to_backend):
     assert stats[0].segment_carries == 10
 
 
+def _scan_loss(w, xs, checkpoints, reverse):
+    def step(c, x):
+        return dx.sin(c * w) + x, dx.sum(c * x)
+
+    c, ys = dx.scan(step, w, xs, reverse=reverse, checkpoints=checkpoints)
+    return dx.sum(c) + dx.sum(ys**2)
+
+
+@pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
+def test_scan_checkpoints_match_plain_scan(backend, reverse):
+    # 103 steps in 10 segments of 11: the last segment is padded.
+    xs = _arr(backend, np.linspace(-1.0, 1.0, 103)[:, None] * np.ones(2))
+    w = _arr(backend, W)
+    expected = dx.grad(_scan_loss, argnums=(0, 1))(w, xs, None, reverse)
+    with dx.checkpoint_stats() as stats:
+        actual = dx.grad(_scan_loss, argnums=(0, 1))(w, xs, 10, reverse)
+    _close(actual[0], expected[0])
+    _close(actual[1], expected[1])
+    assert len(stats) == 1
+    assert stats[0].checkpoints == 10
+    assert stats[0].segment_carries == 11
+    tangent = dx.jvp(lambda a: _scan_loss(a, xs, 10, reverse), (w,), (w,))[1]
+    _close(tangent, dx.jvp(lambda a: _scan_loss(a, xs, None, reverse), (w,), (w,))[1])
+
+
+def test_scan_checkpoints_check_grads(backend):
+    xs = _arr(backend, XS)
+    order = 2 if backend == "numpy" else 1
+    check_grads(lambda w, x: _scan_loss(w, x, 2, True), (_arr(backend, W), xs), order=order)
+
+
+@needs_jax
+def test_scan_checkpoints_under_jit():
+    import jax
+
+    xs = _arr("jax", np.linspace(-1.0, 1.0, 1000)[:, None] * np.ones(2))
+    w = _arr("jax", W)
+    expected = dx.grad(_scan_loss, argnums=(0, 1))(w, xs, None, False)
+    with dx.checkpoint_stats() as stats:
+        actual = jax.jit(lambda w, xs: dx.grad(_scan_loss, argnums=(0, 1))(w, xs, 32, False))(w, xs)
+    _close(actual[0], expected[0])
+    _close(actual[1], expected[1])
+    assert stats[0].stored_carries <= 2 * math.isqrt(1000) + 2
+    second = jax.jit(_second_derivative(lambda w, x: _scan_loss(w, x, 32, False), xs))
+    _close(second(w), _second_derivative(lambda w, x: _scan_loss(w, x, None, False), xs)(w))
+
+
 # --------------------------------------------------------------------------
 # Errors
 # --------------------------------------------------------------------------
@@ -581,6 +628,11 @@ def test_error_inside_differentiated_loop(backend, to_backend):
 def test_while_reverse_mode_without_max_steps_raises(backend, to_backend):
     with pytest.raises(ValueError, match="reverse-mode differentiation needs max_steps"):
         dx.grad(lambda x: dx.while_loop(lambda c: c < 10.0, lambda c: c * 2.0, x))(to_backend(1.0))
+
+
+def test_scan_invalid_checkpoints(backend, to_backend):
+    with pytest.raises(ValueError, match="checkpoints must be an integer >= 1"):
+        dx.scan(lambda c, x: (c, None), 0.0, to_backend([1.0]), checkpoints=0)
 
 
 def test_while_invalid_bounds(backend, to_backend):

@@ -22,10 +22,11 @@ from ._api import (
 )
 from ._backend import backend, default_backend
 from ._checkpoint import checkpoint, remat
+from ._checkpoint_schedule import CheckpointStats, checkpoint_stats
 from ._config import config
 from ._control_cond import cond
 from ._control_scan import fori_loop, scan
-from ._control_while import CheckpointStats, checkpoint_stats, while_loop
+from ._control_while import while_loop
 from ._core import MissingRuleError, Primitive, Tracer, TracerConversionError
 from ._custom import CustomRuleError, custom_jvp, custom_vjp
 from ._implicit import custom_root, fixed_point, root

@@ -10,8 +10,9 @@ rather than an unrolled program. Its rules are scans again:
   reverse scan that pulls the cotangents back through each step with
   ``vjp_flat`` and sums the cotangents of the captured values.
 
-The pullback therefore stores one carry per step, like ``jax.lax.scan``'s;
-``dx.while_loop`` with ``max_steps`` stores about ``2 * sqrt(max_steps)``.
+The pullback therefore stores one carry per step, like ``jax.lax.scan``'s.
+With ``checkpoints=`` it follows ``while_loop``'s two-level schedule instead
+and stores about ``2 * sqrt(length)`` carries.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from ._checkpoint_schedule import CheckpointStats, sqrt_schedule
 from ._control import (
     ClosedFunction,
     JointPullback,
@@ -30,6 +32,7 @@ from ._control import (
     check_plain,
     choose_backend,
     choose_mode,
+    dtype_of,
     expand,
     instantiate,
     is_float,
@@ -43,10 +46,12 @@ from ._control import (
     unflatten,
     vjp_flat,
 )
+from ._control_cond import cond_flat
 from ._core import Primitive, Tracer, value_of
 from ._dispatch import shape_of
-from ._ops_creation import asarray, zeros
-from ._ops_manipulation import stack
+from ._ops_creation import arange, asarray, zeros
+from ._ops_manipulation import concat, flip, stack
+from ._ops_shape import getitem, reshape
 from ._tree import TreeDef, tree_flatten
 
 # A flat scan body: (consts, carry, x) -> (new carry, y), all lists of leaves.
@@ -132,7 +137,14 @@ def _split(
 
 
 def _scan_impl(
-    *args: Any, body: ScanBody, num_consts: int, num_carry: int, length: int, reverse: bool, mode: str
+    *args: Any,
+    body: ScanBody,
+    num_consts: int,
+    num_carry: int,
+    length: int,
+    reverse: bool,
+    mode: str,
+    checkpoints: int | None,
 ) -> tuple[Any, ...]:
     consts, init, xs = _split(args, num_consts, num_carry)
     if mode == "python":
@@ -164,6 +176,7 @@ def _scan_jvp(
     length: int,
     reverse: bool,
     mode: str,
+    checkpoints: int | None,
 ) -> tuple[Any, ...]:
     consts, init, xs = _split(args, num_consts, num_carry)
     const_t, init_t, xs_t = _split(tangents, num_consts, num_carry)
@@ -202,9 +215,22 @@ def _scan_jvp(
         length=length,
         reverse=reverse,
         mode=mode,
+        checkpoints=checkpoints,
     )
     num_ys = len(outs) - num_carry
     return tuple(expand(carry_out[num_carry:], carry_float) + expand(ys_out[num_ys:], y_float))
+
+
+def _step_of(body: ScanBody, num_consts: int, num_carry: int) -> Callable[[list[Any]], list[Any]]:
+    """Return one step of ``body`` as a function of ``consts + carry + x`` giving ``carry + y``."""
+
+    def step(leaves: list[Any]) -> list[Any]:
+        new_carry, y = body(
+            leaves[:num_consts], leaves[num_consts : num_consts + num_carry], leaves[num_consts + num_carry :]
+        )
+        return new_carry + y
+
+    return step
 
 
 def _scan_pullback_all(
@@ -217,14 +243,18 @@ def _scan_pullback_all(
     length: int,
     reverse: bool,
     mode: str,
+    checkpoints: int | None,
 ) -> list[Any]:
     consts, init, xs = _split(args, num_consts, num_carry)
+    if checkpoints is not None and length > 0:
+        return _scan_pullback_checkpointed(cts, outs, consts, init, xs, body, length, reverse, mode, checkpoints)
     const_float = [is_float(c) for c in consts]
     carry_float = [is_float(c) for c in init]
     x_float = [is_float(x) for x in xs]
     y_float = [is_float(y) for y in outs[num_carry:]]
     num_xs = len(xs)
     num_float_carry = sum(carry_float)
+    step = _step_of(body, num_consts, num_carry)
 
     # Recompute the carry before every step (one stored carry per step).
     def carry_body(c: list[Any], carry: list[Any], x: list[Any]) -> tuple[list[Any], list[Any]]:
@@ -238,13 +268,6 @@ def _scan_pullback_all(
         carry = x_all[:num_carry]
         x = x_all[num_carry : num_carry + num_xs]
         ct_y = x_all[num_carry + num_xs :]
-
-        def step(leaves: list[Any]) -> list[Any]:
-            new_carry, y = body(
-                leaves[:num_consts], leaves[num_consts : num_consts + num_carry], leaves[num_consts + num_carry :]
-            )
-            return new_carry + y
-
         _, pull = vjp_flat(step, c + carry + x, const_float + carry_float + x_float)
         grads = pull(expand(ct_carry, carry_float) + expand(ct_y, y_float))
         d_consts = select(grads[:num_consts], const_float)
@@ -270,15 +293,177 @@ def _scan_pullback_all(
     return expand(d_consts, const_float) + expand(d_init, carry_float) + expand(d_xs, x_float)
 
 
+def _scan_pullback_checkpointed(
+    cts: tuple[Any, ...],
+    outs: tuple[Any, ...],
+    consts: list[Any],
+    init: list[Any],
+    xs: list[Any],
+    body: ScanBody,
+    length: int,
+    reverse: bool,
+    mode: str,
+    checkpoints: int,
+) -> list[Any]:
+    """Pull back through a scan, storing a carry only at the start of each segment.
+
+    The schedule is ``while_loop``'s (see ``_checkpoint_schedule.py``). The
+    steps are taken in the order the scan ran them (``xs`` and the ys'
+    cotangents are flipped for a reverse scan) and grouped into
+    ``segments`` blocks of ``segment_length`` steps. The last block is padded
+    with zeros, and its steps past ``length`` are skipped.
+    """
+    num_consts, num_carry, num_xs = len(consts), len(init), len(xs)
+    const_float = [is_float(c) for c in consts]
+    carry_float = [is_float(c) for c in init]
+    x_float = [is_float(x) for x in xs]
+    y_float = [is_float(y) for y in outs[num_carry:]]
+    num_float_carry = sum(carry_float)
+    num_state = num_float_carry + sum(const_float)
+    step = _step_of(body, num_consts, num_carry)
+    segments, segment_length = sqrt_schedule(length, checkpoints)
+    padded = segments * segment_length
+    stats = CheckpointStats(length)
+    backend = choose_backend(consts + init + xs)
+
+    def indices(n: int) -> Any:
+        if mode == "python":
+            return np.arange(n, dtype=np.int32)
+        return arange(n, dtype=np.int32, backend=backend)
+
+    def in_order(leaf: Any) -> Any:
+        return flip(leaf, axis=0) if reverse else leaf
+
+    def to_blocks(leaf: Any) -> Any:
+        leaf = in_order(leaf)
+        rest = shape_of(leaf)[1:]
+        if padded > length:
+            padding = zeros((padded - length, *rest), dtype=dtype_of(leaf), backend=_backend_of_step(leaf))
+            leaf = concat([leaf, padding])
+        return reshape(leaf, (segments, segment_length, *rest))
+
+    def from_blocks(leaf: Any) -> Any:
+        rest = shape_of(leaf)[2:]
+        return in_order(getitem(reshape(leaf, (padded, *rest)), slice(0, length)))
+
+    def keep_carry(ops: list[Any]) -> list[Any]:
+        return ops[num_consts : num_consts + num_carry]
+
+    def apply_body(ops: list[Any]) -> list[Any]:
+        return body(ops[:num_consts], ops[num_consts : num_consts + num_carry], ops[num_consts + num_carry :])[0]
+
+    def advance(c: list[Any], carry: list[Any], x: list[Any], index: Any) -> list[Any]:
+        return cond_flat(index < length, [keep_carry, apply_body], c + carry + x)
+
+    # Forward sweep: the carry at the start of each segment.
+    def forward_segment(c: list[Any], carry: list[Any], x_all: list[Any]) -> tuple[list[Any], list[Any]]:
+        start = x_all[num_xs] * segment_length
+
+        def inner(c2: list[Any], carry2: list[Any], x2: list[Any]) -> tuple[list[Any], list[Any]]:
+            return advance(c2, carry2, x2[:num_xs], start + x2[num_xs]), []
+
+        final, _ = scan_flat(
+            inner, c, carry, x_all[:num_xs] + [indices(segment_length)], length=segment_length, reverse=False, mode=mode
+        )
+        return final, list(carry)
+
+    x_blocks = [to_blocks(x) for x in xs]
+    _, saved = scan_flat(
+        forward_segment, consts, init, x_blocks + [indices(segments)], length=segments, reverse=False, mode=mode
+    )
+    stats.record_checkpoints(saved)
+
+    # Backward sweep, one segment at a time from the last.
+    def backward_segment(c: list[Any], state: list[Any], x_all: list[Any]) -> tuple[list[Any], list[Any]]:
+        checkpoint = x_all[:num_carry]
+        block = x_all[num_carry : num_carry + num_xs]
+        ct_block = x_all[num_carry + num_xs : -1]
+        start = x_all[-1] * segment_length
+
+        def recompute(c2: list[Any], carry2: list[Any], x2: list[Any]) -> tuple[list[Any], list[Any]]:
+            return advance(c2, carry2, x2[:num_xs], start + x2[num_xs]), list(carry2)
+
+        _, states = scan_flat(
+            recompute, c, checkpoint, block + [indices(segment_length)], length=segment_length, reverse=False, mode=mode
+        )
+        stats.record_segment(states)
+
+        def pull_step(c2: list[Any], st: list[Any], x2: list[Any]) -> tuple[list[Any], list[Any]]:
+            operands = c2 + x2[:-1] + st
+            at_x = num_consts + num_carry
+
+            def pull_through_body(ops: list[Any]) -> list[Any]:
+                primals = ops[: at_x + num_xs]
+                ct_y = ops[at_x + num_xs : len(ops) - num_state]
+                ct_carry = ops[len(ops) - num_state : len(ops) - num_state + num_float_carry]
+                ct_consts = ops[len(ops) - num_state + num_float_carry :]
+                _, pull = vjp_flat(step, primals, const_float + carry_float + x_float)
+                grads = pull(expand(ct_carry, carry_float) + expand(ct_y, y_float))
+                d_consts = select(grads[:num_consts], const_float)
+                d_carry = select(grads[num_consts:at_x], carry_float)
+                d_x = [
+                    match_dtype(d, x) for d, x in zip(select(grads[at_x:], x_float), select(primals[at_x:], x_float))
+                ]
+                return d_carry + [match_dtype(a + d, a) for a, d in zip(ct_consts, d_consts)] + d_x
+
+            def skip(ops: list[Any]) -> list[Any]:
+                zero_x = [instantiate(None, x) for x in select(ops[at_x : at_x + num_xs], x_float)]
+                return ops[len(ops) - num_state :] + zero_x
+
+            out = cond_flat(start + x2[-1] < length, [skip, pull_through_body], operands)
+            return out[:num_state], out[num_state:]
+
+        return scan_flat(
+            pull_step,
+            c,
+            state,
+            states + block + ct_block + [indices(segment_length)],
+            length=segment_length,
+            reverse=True,
+            mode=mode,
+        )
+
+    ct_state0 = [
+        match_dtype(ct, c) for ct, c in zip(select(list(cts[:num_carry]), carry_float), select(init, carry_float))
+    ]
+    ct_consts0 = [instantiate(None, c) for c in select(consts, const_float)]
+    ct_blocks = [to_blocks(ct) for ct in select(list(cts[num_carry:]), y_float)]
+    final, d_x_blocks = scan_flat(
+        backward_segment,
+        consts,
+        ct_state0 + ct_consts0,
+        saved + x_blocks + ct_blocks + [indices(segments)],
+        length=segments,
+        reverse=True,
+        mode=mode,
+    )
+    stats.publish()
+    d_init, d_consts = final[:num_float_carry], final[num_float_carry:]
+    d_xs = [from_blocks(d) for d in d_x_blocks]
+    return expand(d_consts, const_float) + expand(d_init, carry_float) + expand(d_xs, x_float)
+
+
 scan_p = Primitive("scan", _scan_impl, jvp=_scan_jvp, multiple_results=True)
 scan_p.pullbacks = JointPullback(_scan_pullback_all)  # type: ignore[assignment]
 
 
 def scan_flat(
-    body: ScanBody, consts: list[Any], init: list[Any], xs: list[Any], *, length: int, reverse: bool, mode: str
+    body: ScanBody,
+    consts: list[Any],
+    init: list[Any],
+    xs: list[Any],
+    *,
+    length: int,
+    reverse: bool,
+    mode: str,
+    checkpoints: int | None = None,
 ) -> tuple[list[Any], list[Any]]:
-    """Scan a flat body: a Python loop (recorded by the tape) or the ``scan`` primitive."""
-    if mode == "python":
+    """Scan a flat body: a Python loop (recorded by the tape) or the ``scan`` primitive.
+
+    With ``checkpoints`` the primitive is used in either mode, because its
+    pullback stores fewer carries than the tape.
+    """
+    if mode == "python" and checkpoints is None:
         return scan_python(body, consts, init, xs, length, reverse)
     outs = scan_p(
         *consts,
@@ -290,6 +475,7 @@ def scan_flat(
         length=length,
         reverse=reverse,
         mode=mode,
+        checkpoints=checkpoints,
     )
     return list(outs[: len(init)]), list(outs[len(init) :])
 
@@ -331,6 +517,8 @@ def scan(
     xs: Any = None,
     length: int | None = None,
     reverse: bool = False,
+    *,
+    checkpoints: int | None = None,
 ) -> tuple[Any, Any]:
     """Loop ``f`` over the leading axis of ``xs`` with a carry, as ``jax.lax.scan``.
 
@@ -351,7 +539,13 @@ def scan(
     ``jax.jit``, when nothing is differentiated, and for loops of more than
     32 steps. A shorter loop differentiated eagerly runs as a Python loop,
     which saves compiling it. Gradients in both modes, to any order, include
-    values that ``f`` closes over. Reverse mode stores one carry per step.
+    values that ``f`` closes over.
+
+    Reverse mode stores one carry per step. With ``checkpoints=S`` it stores
+    the carry at the start of each of ``S`` segments and recomputes the
+    carries of one segment at a time, so about ``S + length / S`` carries
+    (``2 * sqrt(length)`` for ``S = sqrt(length)``) for about one extra
+    forward pass. :func:`checkpoint_stats` reports the numbers.
 
     Example:
         >>> import difflux.core as dx
@@ -360,7 +554,11 @@ def scan(
         >>> float(carry), ys.tolist()
         (6.0, [0.0, 2.0, 9.0])
     """
-    return _scan(f, init, xs, length, reverse, "f", "init")
+    if checkpoints is not None and (
+        isinstance(checkpoints, bool) or not isinstance(checkpoints, int) or checkpoints < 1
+    ):
+        raise ValueError(f"dx.scan: checkpoints must be an integer >= 1 or None, got {checkpoints!r}")
+    return _scan(f, init, xs, length, reverse, "f", "init", checkpoints)
 
 
 def _scan(
@@ -371,6 +569,7 @@ def _scan(
     reverse: bool,
     fn_name: str,
     init_name: str,
+    checkpoints: int | None = None,
 ) -> tuple[Any, Any]:
     init_leaves, init_def = tree_flatten(init)
     xs_leaves, xs_def = tree_flatten(xs)
@@ -395,7 +594,8 @@ def _scan(
         return carry_leaves, [as_array(y, backend) for y in y_leaves]
 
     mode = choose_mode(backend, init_leaves + xs_leaves, length)
-    if mode == "python":
+    traced = needs_primitive(init_leaves + xs_leaves)
+    if mode == "python" and (checkpoints is None or not traced):
 
         def direct(consts: list[Any], *args: Any) -> tuple[list[Any], TreeDef]:
             leaves, treedef = tree_flatten(f(*args))
@@ -407,9 +607,11 @@ def _scan(
         return unflatten(init_def, carry), unflatten(y_defs[-1], ys)
 
     closure = ClosedFunction(f)
-    if needs_primitive(init_leaves + xs_leaves):
+    if traced:
         example_x = [_first_slice(leaf, length) for leaf in xs_leaves]
         closure.discover(mode, unflatten(init_def, [value_of(v) for v in init_leaves]), unflatten(xs_def, example_x))
+        if closure.returned_jax_tracer:
+            mode = "lax"  # f closes over values traced by jax.jit
 
     carry, ys = scan_flat(
         lambda c, carry, x: call(closure, c, carry, x),
@@ -419,6 +621,7 @@ def _scan(
         length=length,
         reverse=reverse,
         mode=mode,
+        checkpoints=checkpoints,
     )
     return unflatten(init_def, carry), unflatten(y_defs[-1], ys)
 
@@ -427,9 +630,7 @@ def _first_slice(leaf: Any, length: int) -> Any:
     value = value_of(leaf)
     if length > 0:
         return value[0]
-    import jax.numpy as jnp
-
-    return jnp.zeros(value.shape[1:], dtype=value.dtype)
+    return zeros(shape_of(value)[1:], dtype=value.dtype, backend=_backend_of_step(value))
 
 
 def fori_loop(lower: Any, upper: Any, body_fun: Callable[[Any, Any], Any], init_val: Any) -> Any:

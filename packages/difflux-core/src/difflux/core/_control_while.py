@@ -24,14 +24,12 @@ whole segments past it are skipped at once.
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
-import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from ._checkpoint_schedule import CheckpointStats, sqrt_schedule
 from ._control import (
     ClosedFunction,
     JointPullback,
@@ -65,73 +63,6 @@ CondFn = Callable[[list[Any], list[Any]], Any]
 BodyFn = Callable[[list[Any], list[Any]], list[Any]]
 
 _COUNTER_DTYPE = np.int32
-
-# --------------------------------------------------------------------------
-# Checkpointing schedule and its statistics
-# --------------------------------------------------------------------------
-
-
-def sqrt_schedule(max_steps: int, checkpoints: int | None = None) -> tuple[int, int]:
-    """Return ``(segments, segment_length)`` covering ``max_steps`` steps.
-
-    ``checkpoints`` is the number of segments requested; by default
-    ``ceil(sqrt(max_steps))``, which minimises ``segments + segment_length``.
-    """
-    wanted = checkpoints if checkpoints is not None else max(1, math.isqrt(max_steps - 1) + 1)
-    segment_length = -(-max_steps // wanted)
-    segments = -(-max_steps // segment_length)
-    return segments, segment_length
-
-
-@dataclasses.dataclass
-class CheckpointStats:
-    """The memory a reverse pass through one checkpointed loop used, in loop carries.
-
-    Attributes:
-        max_steps: the loop's step bound.
-        checkpoints: carries the forward sweep stored (the leading length of
-            the checkpoint buffer).
-        segment_carries: carries recomputed and stored for one segment in the
-            backward sweep (the leading length of that buffer).
-    """
-
-    max_steps: int
-    checkpoints: int = 0
-    segment_carries: int = 0
-
-    @property
-    def stored_carries(self) -> int:
-        """The maximum number of carries stored at once: the checkpoints plus one segment."""
-        return self.checkpoints + self.segment_carries
-
-
-_recorders: list[list[CheckpointStats]] = []
-
-
-@contextlib.contextmanager
-def checkpoint_stats() -> Iterator[list[CheckpointStats]]:
-    """Record a :class:`CheckpointStats` for each reverse pass through a while loop.
-
-    Example:
-        >>> import difflux.core as dx
-        >>> def f(x):
-        ...     return dx.while_loop(lambda c: c[0] < 100, lambda c: (c[0] + 1, c[1] * 1.001), (0, x), max_steps=100)[1]
-        >>> with dx.checkpoint_stats() as stats:
-        ...     _ = dx.grad(f)(1.0)
-        >>> stats[0].stored_carries
-        20
-    """
-    records: list[CheckpointStats] = []
-    _recorders.append(records)
-    try:
-        yield records
-    finally:
-        _recorders.remove(records)
-
-
-def _leading_length(leaves: list[Any]) -> int:
-    return shape_of(value_of(leaves[0]))[0] if leaves else 0
-
 
 # --------------------------------------------------------------------------
 # The while primitive
@@ -307,7 +238,7 @@ def _while_pullback_all(
     final, saved = scan_flat(
         forward_segment, consts, init + [counter(0), running0], [], length=segments, reverse=False, mode=mode
     )
-    stats.checkpoints = _leading_length(saved)
+    stats.record_checkpoints(saved)
     num_steps = final[num_carry]
 
     # Backward sweep, one segment at a time from the last.
@@ -349,7 +280,7 @@ def _while_pullback_all(
             _, states = scan_flat(
                 recompute_step, c2, start_state + [counter(0)], [], length=segment_length, reverse=False, mode=mode
             )
-            stats.segment_carries = max(stats.segment_carries, _leading_length(states))
+            stats.record_segment(states)
             final_ct, _ = scan_flat(
                 pull_step, c2, ct, states + [indices(segment_length)], length=segment_length, reverse=True, mode=mode
             )
@@ -370,8 +301,7 @@ def _while_pullback_all(
         reverse=True,
         mode=mode,
     )
-    for records in _recorders:
-        records.append(stats)
+    stats.publish()
     d_init = final_ct[:num_float_carry]
     d_consts = final_ct[num_float_carry:]
     return expand(d_consts, const_float) + expand(d_init, carry_float)
