@@ -5,14 +5,23 @@ that compose with them (``optim.chain``, clipping, ``optim.masked``), the
 Optimisers.jl-style interface (``optim.setup``, ``optim.update``) and
 learning-rate schedules. Every rule and transformation follows core's
 optimiser protocol (``init``, ``update``), so ``nn.fit`` and ``ppl.SVI``
-take them directly. See the package README for the design.
+take them directly. ``optim.minimize`` and the quasi-Newton methods
+(``optim.BFGS``, ``optim.LBFGS``, ``optim.LBFGSB``) minimise a function of
+the parameters directly, with line searches. See the package README for the
+design.
 """
 
 from ._base import Leafwise, Rule, RuleState, Transform
+from ._bfgs import BFGS
 from ._chain import Chain, chain
 from ._clip import ClipGlobalNorm, ClipNorm, ClipValue
+from ._lbfgs import LBFGS
+from ._lbfgsb import LBFGSB
+from ._line_search import LineSearchResult, line_search
 from ._masked import Masked, masked
+from ._minimize import minimize
 from ._plateau import PlateauState, ReduceOnPlateau, reduce_on_plateau
+from ._quasi_newton import MinimizeResult, QuasiNewton, Status
 from ._rules_adam import AdaBelief, Adam, AdaMax, AdamW, AMSGrad, NAdam, RAdam
 from ._rules_adaptive import AdaDelta, AdaGrad, RMSProp, Rprop
 from ._rules_lion_lamb import Lamb, Lion
@@ -66,6 +75,16 @@ __all__ = [
     "freeze",
     "thaw",
     "report",
+    # quasi-Newton methods
+    "minimize",
+    "BFGS",
+    "LBFGS",
+    "LBFGSB",
+    "line_search",
+    "MinimizeResult",
+    "LineSearchResult",
+    "QuasiNewton",
+    "Status",
     # schedules
     "constant",
     "piecewise_constant",

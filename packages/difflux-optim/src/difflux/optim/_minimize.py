@@ -1,0 +1,126 @@
+"""``optim.minimize``: one entry point to BFGS, L-BFGS and L-BFGS-B."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+from ._bfgs import BFGS
+from ._lbfgs import LBFGS
+from ._lbfgsb import LBFGSB
+from ._quasi_newton import MinimizeResult, QuasiNewton
+
+_METHODS: dict[str, type[QuasiNewton]] = {"bfgs": BFGS, "lbfgs": LBFGS, "lbfgsb": LBFGSB}
+
+
+def _method_class(method: str) -> type[QuasiNewton]:
+    key = method.lower().replace("-", "").replace("_", "")
+    if key not in _METHODS:
+        raise ValueError(
+            f"minimize: unknown method {method!r}. Choose 'bfgs', 'lbfgs' or 'lbfgs-b', "
+            "or pass a method object such as optim.LBFGS(history_size=20)."
+        )
+    return _METHODS[key]
+
+
+def minimize(
+    fun: Callable[..., Any],
+    x0: Any,
+    method: str | QuasiNewton | None = None,
+    bounds: Any = None,
+    *,
+    tol: float | None = None,
+    max_iter: int | None = None,
+    history_size: int | None = None,
+    args: tuple[Any, ...] = (),
+    jit: bool = False,
+) -> MinimizeResult:
+    """Minimise ``fun(x, *args)`` from ``x0`` with a quasi-Newton method.
+
+    Gradients come from ``dx.value_and_grad``, so ``fun`` is written with
+    difflux operations. ``x0`` is an array or any structure of
+    floating-point arrays (a dict, a list, a ``dx.Module``); the methods work
+    on the flattened vector and return ``x`` and ``grad`` in the structure of
+    ``x0``. Every method runs eagerly on NumPy and JAX and inside
+    ``dx.jit``, where the whole run compiles to one XLA loop.
+
+    Methods:
+
+    * ``"bfgs"``: dense inverse-Hessian BFGS (:class:`BFGS`), ``O(n^2)``
+      memory, for up to a few thousand parameters.
+    * ``"lbfgs"``: limited-memory BFGS (:class:`LBFGS`), ``O(history_size n)``.
+    * ``"lbfgs-b"``: L-BFGS with bound constraints (:class:`LBFGSB`).
+
+    The default is ``"lbfgs-b"`` when ``bounds`` are given and ``"lbfgs"``
+    otherwise. A method object (``optim.LBFGS(history_size=20, c2=0.5)``)
+    sets every option; ``tol``, ``max_iter`` and ``history_size`` given here
+    override its own.
+
+    Args:
+        fun: the objective, a scalar function ``fun(x, *args)``.
+        x0: the starting point; with bounds it is first projected onto the box.
+        method: a method name, or a method object.
+        bounds: bound constraints, for ``"lbfgs-b"`` only: ``(lower, upper)``
+            (each ``None``, a number, an array like ``x0``, or a structure like
+            ``x0``), or SciPy's sequence of ``(low, high)`` pairs, one per
+            coordinate of the flattened ``x0``, with ``None`` or ``±inf`` for
+            no bound, or an object with ``lb`` and ``ub`` such as
+            ``scipy.optimize.Bounds``. A lower bound above its upper bound
+            raises ``ValueError``.
+        tol: stop when the infinity norm of the gradient (with bounds, of the
+            projected gradient ``P(x - g) - x``) is at most ``tol``; default
+            ``1e-5``.
+        max_iter: the most iterations; default 1000.
+        history_size: the number of curvature pairs of ``"lbfgs"`` and
+            ``"lbfgs-b"``; default 10.
+        args: extra positional arguments of ``fun``; arrays among them are
+            traced by ``jit``, so new data does not compile again.
+        jit: compile the run with ``dx.jit`` (JAX arrays only; on NumPy it
+            changes nothing). Compiled runs are cached per ``fun``, method and
+            array shapes.
+
+    Returns:
+        A :class:`MinimizeResult` with ``x``, ``fun``, ``grad``,
+        ``grad_norm``, ``n_iter``, ``n_fev``, ``success``, ``status`` and a
+        ``message``. A non-finite objective or gradient at ``x0`` gives
+        ``status`` 3 without iterating.
+
+    Example:
+        >>> import numpy as np
+        >>> import difflux.core as dx
+        >>> from difflux import optim
+        >>> def rosenbrock(x):
+        ...     return dx.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2)
+        >>> result = optim.minimize(rosenbrock, np.array([-1.2, 1.0]), method="bfgs", tol=1e-8)
+        >>> np.round(result.x, 6).tolist(), bool(result.success)
+        ([1.0, 1.0], True)
+        >>> result = optim.minimize(rosenbrock, np.array([-1.2, 1.0]), bounds=[(-2.0, 0.5), (-2.0, 2.0)])
+        >>> np.round(result.x, 4).tolist()
+        [0.5, 0.25]
+    """
+    if method is None:
+        method = "lbfgs-b" if bounds is not None else "lbfgs"
+    settings: dict[str, Any] = {}
+    if tol is not None:
+        settings["tol"] = tol
+    if max_iter is not None:
+        settings["max_iter"] = max_iter
+    if isinstance(method, str):
+        kind = _method_class(method)
+    elif isinstance(method, QuasiNewton):
+        kind = type(method)
+    else:
+        raise TypeError(
+            f"minimize: method must be a name ('bfgs', 'lbfgs', 'lbfgs-b') or a method object such as "
+            f"optim.BFGS(), got {type(method).__name__}."
+        )
+    if history_size is not None:
+        if not any(field.name == "history_size" for field in dataclasses.fields(kind)):
+            raise ValueError(
+                f"minimize: history_size applies to 'lbfgs' and 'lbfgs-b', but the method is {kind.name!r}, "
+                "which keeps a dense matrix. Drop history_size or choose a limited-memory method."
+            )
+        settings["history_size"] = history_size
+    solver = kind(**settings) if isinstance(method, str) else dataclasses.replace(method, **settings)
+    return solver.minimize(fun, x0, args=args, bounds=bounds, jit=jit)
