@@ -70,7 +70,8 @@ class BatchTracer(Tracer):
         return getattr(self.value, "device", "cpu")
 
     def __repr__(self) -> str:
-        return f"BatchTracer(shape={self.shape}, dtype={self.dtype}, batch_size={self._trace.size})"
+        size = shape_of(self.value)[0]
+        return f"BatchTracer(shape={self.shape}, dtype={self.dtype}, batch_size={size})"
 
 
 class BatchTrace(Trace):

@@ -27,7 +27,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import Any, dataclass_transform
 
 import numpy as np
 
@@ -56,20 +56,36 @@ def is_array(x: Any) -> bool:
     return backend_of_value(x) == "jax"
 
 
-def field(*, static: bool | None = None, **kwargs: Any) -> Any:
+def field(
+    *,
+    static: bool | None = None,
+    default: Any = dataclasses.MISSING,
+    default_factory: Any = dataclasses.MISSING,
+    init: bool = True,
+    repr: bool = True,  # noqa: A002 (the dataclasses.field name)
+    kw_only: Any = dataclasses.MISSING,
+    metadata: Any = None,
+) -> Any:
     """Declare a ``dx.Module`` field, as ``dataclasses.field`` with one more option.
 
     Args:
         static: ``True`` keeps the field in the structure whatever it contains
             (an array used as a constant lookup table, say); ``False`` makes it
             a parameter whatever it contains; ``None`` (default) decides by value.
-        kwargs: passed to ``dataclasses.field`` (``default``,
-            ``default_factory``, ``repr``, ...).
+        default, default_factory, init, repr, kw_only, metadata: as for
+            ``dataclasses.field``.
     """
-    metadata = dict(kwargs.pop("metadata", None) or {})
+    metadata = dict(metadata or {})
     if static is not None:
         metadata["static"] = static
-    return dataclasses.field(metadata=metadata, **kwargs)
+    return dataclasses.field(
+        default=default,
+        default_factory=default_factory,
+        init=init,
+        repr=repr,
+        kw_only=kw_only,
+        metadata=metadata,
+    )
 
 
 # --------------------------------------------------------------------------
@@ -168,11 +184,15 @@ def _make_aux(module: Module, children: set[str]) -> _ModuleAux:
     )
 
 
+def _fields(module: Module) -> tuple[dataclasses.Field[Any], ...]:
+    return dataclasses.fields(module)  # type: ignore[arg-type]  # every subclass is a dataclass
+
+
 def _freeze(module: Module) -> None:
     cls = type(module)
     instance_dict = module.__dict__
     children = set()
-    for f in dataclasses.fields(module):
+    for f in _fields(module):
         if f.name not in instance_dict and not hasattr(cls, f.name):
             raise TypeError(
                 f"{cls.__name__}.__init__ did not set the field {f.name!r}. Assign "
@@ -237,6 +257,7 @@ def _wrap_init(init: Callable[..., None], user_written: bool) -> Callable[..., N
     return init_and_freeze
 
 
+@dataclass_transform(eq_default=False, field_specifiers=(dataclasses.field, field))
 class Module:
     """Base class of immutable structures whose array fields are parameters.
 
@@ -452,8 +473,8 @@ def _block(opening: str, parts: list[str], closing: str, indent: int, force_line
 
 def _format(value: Any, indent: int) -> str:
     if isinstance(value, Module):
-        parts = [f"{f.name}={_format(getattr(value, f.name), indent + 1)}" for f in dataclasses.fields(value) if f.repr]
-        force = any(_contains_module(getattr(value, f.name)) for f in dataclasses.fields(value))
+        parts = [f"{f.name}={_format(getattr(value, f.name), indent + 1)}" for f in _fields(value) if f.repr]
+        force = any(_contains_module(getattr(value, f.name)) for f in _fields(value))
         return _block(f"{type(value).__name__}(", parts, ")", indent, force)
     if is_array(value):
         return _format_array(value)
