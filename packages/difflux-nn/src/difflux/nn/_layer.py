@@ -1,0 +1,193 @@
+"""The ``Layer`` base class and the helpers that every layer shares.
+
+A layer is a ``dx.Module`` called as ``layer(x, *, key=None)``. The key is
+the random key of one call: layers that draw random numbers in training mode
+(``Dropout``, the attention dropout) use it, and containers split it among
+their children. Every other layer accepts it and ignores it, so a container
+can pass keys down without knowing which children need one.
+
+``Layer.__init_subclass__`` wraps each ``__call__`` so that ``nn.summary`` can
+see the output of every layer call. Outside a summary the wrapper costs one
+global read per call.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+import difflux.core as dx
+
+# Set by nn.summary while it runs a model: called as hook(layer, output).
+_output_hook: Callable[[Any, Any], None] | None = None
+
+
+def _record_output(call: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(call)
+    def call_and_record(self: Any, *args: Any, **kwargs: Any) -> Any:
+        out = call(self, *args, **kwargs)
+        hook = _output_hook
+        if hook is not None:
+            hook(self, out)
+        return out
+
+    call_and_record._nn_records_output = True  # type: ignore[attr-defined]
+    return call_and_record
+
+
+class Layer(dx.Module):
+    """Base class of the layers of ``difflux.nn``.
+
+    A subclass is a ``dx.Module``: array fields are parameters, other fields
+    are static. Its ``__call__`` takes the input and a keyword-only random
+    ``key`` (``None`` when the caller has none). Subclass it for your own
+    layers so that containers pass them keys and ``nn.summary`` lists their
+    output shapes.
+
+    Example:
+        >>> import difflux.core as dx
+        >>> from difflux import nn
+        >>> class Scale(nn.Layer):
+        ...     factor: object
+        ...
+        ...     def __call__(self, x, *, key=None):
+        ...         return self.factor * x
+        >>> Scale(dx.asarray([2.0]))(dx.asarray([3.0])).tolist()
+        [6.0]
+    """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        call = cls.__dict__.get("__call__")
+        if call is not None and not getattr(call, "_nn_records_output", False):
+            cls.__call__ = _record_output(call)  # type: ignore[method-assign]
+
+    def _label(self) -> str:
+        """Return the one-line name of the layer in ``nn.summary``."""
+        return repr(self)
+
+
+def identity(x: Any) -> Any:
+    """Return ``x`` unchanged: the default activation of every layer."""
+    return x
+
+
+# --------------------------------------------------------------------------
+# Random keys
+# --------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=1024)
+def _signature_takes_key(function: Callable[..., Any]) -> bool:
+    try:
+        parameters = inspect.signature(function).parameters
+    except (TypeError, ValueError):
+        return False
+    parameter = parameters.get("key")
+    return parameter is not None and parameter.kind in (
+        inspect.Parameter.KEYWORD_ONLY,
+        inspect.Parameter.POSITIONAL_OR_KEYWORD,
+    )
+
+
+def accepts_key(function: Any) -> bool:
+    """Return whether calling ``function`` with ``key=`` is allowed.
+
+    Every ``nn.Layer`` accepts a key. Another module or function accepts one
+    when its signature has a parameter named ``key``.
+    """
+    if isinstance(function, Layer):
+        return True
+    target = type(function).__call__ if isinstance(function, dx.Module) else function
+    try:
+        return _signature_takes_key(target)
+    except TypeError:  # an unhashable callable
+        return False
+
+
+def call_with_key(function: Any, x: Any, key: Any) -> Any:
+    """Call ``function(x)``, passing ``key`` when there is one and ``function`` accepts it."""
+    if key is not None and accepts_key(function):
+        return function(x, key=key)
+    return function(x)
+
+
+def split_key(key: Any, num: int) -> list[Any]:
+    """Split ``key`` into ``num`` keys; ``None`` gives ``num`` times ``None``."""
+    if key is None:
+        return [None] * num
+    if num == 1:
+        return [key]
+    return list(dx.random.split(key, num))
+
+
+# --------------------------------------------------------------------------
+# Arrays and shapes
+# --------------------------------------------------------------------------
+
+
+def backend_of(x: Any) -> str:
+    """Return ``"numpy"`` or ``"jax"``: the backend of the array ``x``."""
+    value = dx.stop_gradient(x)
+    if isinstance(value, np.ndarray | np.generic | float | int):
+        return "numpy"
+    return "jax"
+
+
+def key_backend(key: Any) -> str:
+    """Return the backend of a random key."""
+    return backend_of(key)
+
+
+def is_concrete(x: Any) -> bool:
+    """Return whether the value of ``x`` is known now (not traced inside ``jax.jit``)."""
+    value = dx.stop_gradient(x)
+    jax = sys.modules.get("jax")
+    return jax is None or not isinstance(value, jax.core.Tracer)
+
+
+def as_tuple(value: int | Sequence[int], length: int, name: str, owner: str) -> tuple[int, ...]:
+    """Return ``value`` as a tuple of ``length`` ints: an int is repeated."""
+    if isinstance(value, int | np.integer):
+        return (int(value),) * length
+    result = tuple(int(v) for v in value)
+    if len(result) != length:
+        raise ValueError(f"{owner}: {name}={value!r} needs {length} entries, one per spatial axis, got {len(result)}")
+    return result
+
+
+def shape_error(layer: Any, expected: str, x: Any) -> ValueError:
+    """Build the error for an input of the wrong shape: the layer, what it expects, what it got."""
+    return ValueError(f"{layer!r} expects {expected}, got an input of shape {tuple(x.shape)}")
+
+
+def name_of(function: Any) -> str:
+    """Return a short printable name of an activation or other callable."""
+    if isinstance(function, dx.Module):
+        return repr(function)
+    name = getattr(function, "__name__", None)
+    if name is None and isinstance(function, functools.partial):
+        return f"partial({name_of(function.func)})"
+    return name or repr(function)
+
+
+def format_call(name: str, positional: Sequence[str], keywords: dict[str, Any], defaults: dict[str, Any]) -> str:
+    """Format ``Name(a, b, key=value)``, leaving out keywords equal to their defaults."""
+    parts = list(positional)
+    for keyword, value in keywords.items():
+        if keyword in defaults and _equal(value, defaults[keyword]):
+            continue
+        parts.append(f"{keyword}={value!r}")
+    return f"{name}({', '.join(parts)})"
+
+
+def _equal(a: Any, b: Any) -> bool:
+    try:
+        return bool(a == b)
+    except (TypeError, ValueError):
+        return False

@@ -1,0 +1,292 @@
+"""Loss functions ``loss(prediction, target, *, reduction="mean", ...)``.
+
+Shapes must match exactly (a broadcast between a ``(N, 1)`` prediction and
+an ``(N,)`` target would silently give an ``(N, N)`` loss), except that the
+categorical losses also take class indices: an integer target whose shape
+is the prediction's without the class axis.
+
+``reduction`` is ``"mean"`` (default), ``"sum"`` or ``"none"``. Element-wise
+losses (``mse``, ``mae``, ``huber``, the binary cross-entropies) reduce over
+every element. Categorical losses (``cross_entropy``,
+``logit_cross_entropy``, ``nll``, ``kl_divergence``) first sum over the class
+``axis`` and then reduce over the remaining axes, so ``"mean"`` is the mean
+over examples and ``"none"`` returns one loss per example.
+
+Every loss is finite at extreme inputs: logits of ``±1e4``, probabilities of
+exactly 0 and 1 (which are offset by ``eps``, the dtype's machine epsilon
+unless given, as in Flux), and ``-inf`` log-probabilities of classes with
+zero target weight.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import difflux.core as dx
+
+from ._layer import backend_of
+
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+def _reduce(loss: Any, reduction: str, name: str) -> Any:
+    if reduction == "mean":
+        return dx.mean(loss)
+    if reduction == "sum":
+        return dx.sum(loss)
+    if reduction == "none":
+        return loss
+    raise ValueError(f"{name}: reduction={reduction!r} is not one of {_REDUCTIONS}")
+
+
+def _check_same_shape(prediction: Any, target: Any, name: str) -> None:
+    if tuple(prediction.shape) != tuple(target.shape):
+        raise ValueError(
+            f"{name}: the prediction has shape {tuple(prediction.shape)} but the target has shape "
+            f"{tuple(target.shape)}; they must be equal. Reshape one of them (a broadcast would give a "
+            "loss of the wrong shape)."
+        )
+
+
+def _as_array_like(target: Any, prediction: Any) -> Any:
+    """Return ``target`` as an array (from a list, say); booleans become the prediction's dtype."""
+    if not hasattr(target, "shape"):
+        target = dx.asarray(target, backend=backend_of(prediction))
+    if dx.isdtype(target.dtype, "bool"):
+        target = dx.astype(target, prediction.dtype)
+    return target
+
+
+def _eps(prediction: Any, eps: float | None) -> float:
+    if eps is not None:
+        return eps
+    dtype = prediction.dtype
+    return float(dx.finfo(dtype if dx.isdtype(dtype, "real floating") else dx.float64).eps)
+
+
+def _is_integer(x: Any) -> bool:
+    return bool(dx.isdtype(x.dtype, "integral"))
+
+
+def _class_targets(prediction: Any, target: Any, axis: int, label_smoothing: float, name: str) -> Any:
+    """Return float target weights of the prediction's shape (one-hot for index targets), smoothed."""
+    target = _as_array_like(target, prediction)
+    shape = tuple(prediction.shape)
+    if not shape:
+        raise ValueError(f"{name}: the prediction needs a class axis, got a scalar")
+    axis = axis % len(shape)
+    num_classes = shape[axis]
+    if _is_integer(target):
+        expected = shape[:axis] + shape[axis + 1 :]
+        if tuple(target.shape) != expected:
+            raise ValueError(
+                f"{name}: class-index targets must have the prediction's shape {shape} without the class "
+                f"axis {axis}, that is {expected}, got {tuple(target.shape)}. For one-hot targets pass floats "
+                "of the prediction's shape."
+            )
+        classes = dx.arange(num_classes, backend=backend_of(target))
+        classes = dx.reshape(classes, (num_classes,) + (1,) * (len(shape) - 1 - axis))
+        target = dx.astype(dx.expand_dims(target, axis=axis) == classes, prediction.dtype)
+    else:
+        _check_same_shape(prediction, target, name)
+    if label_smoothing:
+        if not 0.0 <= label_smoothing <= 1.0:
+            raise ValueError(f"{name}: label_smoothing must lie in [0, 1], got {label_smoothing}")
+        target = (1.0 - label_smoothing) * target + label_smoothing / num_classes
+    return target
+
+
+def _negative_weighted_log_sum(target: Any, log_p: Any, axis: int) -> Any:
+    """Return ``-sum(target * log_p)`` over ``axis``, with terms of zero weight exactly 0.
+
+    Masking the zero-weight terms keeps ``0 * -inf`` from turning into NaN
+    when a log-probability is ``-inf``. The mask is applied to ``log_p`` as
+    well as to the product, so that neither the value nor the gradient meets
+    the NaN.
+    """
+    weighted = target != 0
+    safe_log_p = dx.where(weighted, log_p, 0.0)
+    return dx.sum(dx.where(weighted, -(target * safe_log_p), 0.0), axis=axis)
+
+
+# --------------------------------------------------------------------------
+# Regression
+# --------------------------------------------------------------------------
+
+
+def mse(prediction: Any, target: Any, *, reduction: str = "mean") -> Any:
+    """Return the squared error ``(prediction - target)**2``, reduced.
+
+    Example:
+        >>> import numpy as np
+        >>> from difflux import nn
+        >>> float(nn.mse(np.array([1.0, 2.0]), np.array([1.0, 4.0])))
+        2.0
+    """
+    target = _as_array_like(target, prediction)
+    _check_same_shape(prediction, target, "mse")
+    return _reduce(dx.square(prediction - target), reduction, "mse")
+
+
+def mae(prediction: Any, target: Any, *, reduction: str = "mean") -> Any:
+    """Return the absolute error ``|prediction - target|``, reduced."""
+    target = _as_array_like(target, prediction)
+    _check_same_shape(prediction, target, "mae")
+    return _reduce(dx.abs(prediction - target), reduction, "mae")
+
+
+def huber(prediction: Any, target: Any, *, delta: float = 1.0, reduction: str = "mean") -> Any:
+    """Return the Huber loss: ``r**2 / 2`` for ``r = |prediction - target| <= delta``, else ``delta * (r - delta / 2)``.
+
+    Quadratic near zero and linear in the tails, so outliers pull less than
+    in ``mse``. This is PyTorch's ``huber_loss`` and Flux's ``huber_loss``.
+    """
+    if delta <= 0:
+        raise ValueError(f"huber: delta must be positive, got {delta}")
+    target = _as_array_like(target, prediction)
+    _check_same_shape(prediction, target, "huber")
+    r = dx.abs(prediction - target)
+    loss = dx.where(r <= delta, 0.5 * r * r, delta * (r - 0.5 * delta))
+    return _reduce(loss, reduction, "huber")
+
+
+# --------------------------------------------------------------------------
+# Classification
+# --------------------------------------------------------------------------
+
+
+def cross_entropy(
+    probabilities: Any,
+    target: Any,
+    *,
+    axis: int = -1,
+    label_smoothing: float = 0.0,
+    eps: float | None = None,
+    reduction: str = "mean",
+) -> Any:
+    """Return the cross-entropy ``-sum(target * log(probabilities + eps))`` over ``axis``, reduced.
+
+    ``probabilities`` sum to one along ``axis`` (a softmax output). Prefer
+    :func:`logit_cross_entropy` on the logits, which is exact where
+    probabilities underflow.
+
+    Args:
+        probabilities: predicted class probabilities.
+        target: class indices (integers, without the class axis) or class
+            weights of ``probabilities``' shape (one-hot or soft labels).
+        axis: the class axis.
+        label_smoothing: ``a`` in ``target * (1 - a) + a / num_classes``.
+        eps: added to the probabilities inside the logarithm; machine
+            epsilon of their dtype by default.
+        reduction: ``"mean"`` over examples, ``"sum"`` or ``"none"``.
+    """
+    target = _class_targets(probabilities, target, axis, label_smoothing, "cross_entropy")
+    loss = -dx.sum(dx.xlogy(target, probabilities + _eps(probabilities, eps)), axis=axis)
+    return _reduce(loss, reduction, "cross_entropy")
+
+
+def logit_cross_entropy(
+    logits: Any, target: Any, *, axis: int = -1, label_smoothing: float = 0.0, reduction: str = "mean"
+) -> Any:
+    """Return ``-sum(target * log_softmax(logits))`` over ``axis``, reduced.
+
+    Equal to ``cross_entropy(softmax(logits), target)`` but computed through
+    ``log_softmax``, so it stays exact and finite for logits of any size.
+    Its gradient with respect to the logits is ``softmax(logits) - target``.
+    PyTorch calls it ``cross_entropy``, Flux ``logitcrossentropy``.
+
+    Example:
+        >>> import numpy as np
+        >>> from difflux import nn
+        >>> logits = np.array([[1e4, -1e4], [0.0, 0.0]])
+        >>> nn.logit_cross_entropy(logits, np.array([0, 1]), reduction="none").round(4).tolist()
+        [0.0, 0.6931]
+    """
+    target = _class_targets(logits, target, axis, label_smoothing, "logit_cross_entropy")
+    loss = _negative_weighted_log_sum(target, dx.log_softmax(logits, axis=axis), axis)
+    return _reduce(loss, reduction, "logit_cross_entropy")
+
+
+def nll(
+    log_probabilities: Any, target: Any, *, axis: int = -1, label_smoothing: float = 0.0, reduction: str = "mean"
+) -> Any:
+    """Return the negative log-likelihood ``-sum(target * log_probabilities)`` over ``axis``, reduced.
+
+    ``log_probabilities`` are normalised log-probabilities (a
+    ``log_softmax`` output); with class-index targets this picks
+    ``-log_probabilities[..., target]``, as PyTorch's ``nll_loss`` does.
+    Classes of zero target weight contribute 0 even where their
+    log-probability is ``-inf``.
+    """
+    target = _class_targets(log_probabilities, target, axis, label_smoothing, "nll")
+    loss = _negative_weighted_log_sum(target, log_probabilities, axis)
+    return _reduce(loss, reduction, "nll")
+
+
+def kl_divergence(
+    probabilities: Any, target: Any, *, axis: int = -1, eps: float | None = None, reduction: str = "mean"
+) -> Any:
+    """Return ``KL(target || probabilities) = sum(target * log(target / probabilities))`` over ``axis``, reduced.
+
+    Both arguments are probability vectors along ``axis`` (argument order as
+    in Flux's ``kldivergence(prediction, target)``). Terms with
+    ``target = 0`` are 0, and ``eps`` (machine epsilon by default) is added
+    to ``probabilities`` inside the logarithm.
+    """
+    target = _as_array_like(target, probabilities)
+    _check_same_shape(probabilities, target, "kl_divergence")
+    entropy_term = dx.xlogy(target, target)
+    cross_term = dx.xlogy(target, probabilities + _eps(probabilities, eps))
+    return _reduce(dx.sum(entropy_term - cross_term, axis=axis), reduction, "kl_divergence")
+
+
+def binary_cross_entropy(
+    probabilities: Any,
+    target: Any,
+    *,
+    label_smoothing: float = 0.0,
+    eps: float | None = None,
+    reduction: str = "mean",
+) -> Any:
+    """Return ``-(y * log(p + eps) + (1 - y) * log(1 - p + eps))`` element-wise, reduced.
+
+    ``p`` is a probability (a sigmoid output) and ``y`` the target in
+    ``[0, 1]``; the loss is finite at ``p = 0`` and ``p = 1``. Prefer
+    :func:`logit_binary_cross_entropy` on the logits. ``label_smoothing``
+    ``a`` replaces ``y`` by ``y * (1 - a) + a / 2``.
+    """
+    target = _as_array_like(target, probabilities)
+    _check_same_shape(probabilities, target, "binary_cross_entropy")
+    target = _smooth_binary(target, label_smoothing, "binary_cross_entropy")
+    e = _eps(probabilities, eps)
+    loss = -(dx.xlogy(target, probabilities + e) + dx.xlogy(1.0 - target, 1.0 - probabilities + e))
+    return _reduce(loss, reduction, "binary_cross_entropy")
+
+
+def logit_binary_cross_entropy(
+    logits: Any, target: Any, *, label_smoothing: float = 0.0, reduction: str = "mean"
+) -> Any:
+    """Return ``binary_cross_entropy(sigmoid(logits), target)``, computed as ``softplus(x) - y * x``.
+
+    The form is exact for logits of any size; its gradient is
+    ``sigmoid(x) - y``. PyTorch calls it ``binary_cross_entropy_with_logits``.
+
+    Example:
+        >>> import numpy as np
+        >>> from difflux import nn
+        >>> float(nn.logit_binary_cross_entropy(np.array([1e4, -1e4]), np.array([1.0, 0.0])))
+        0.0
+    """
+    target = _as_array_like(target, logits)
+    _check_same_shape(logits, target, "logit_binary_cross_entropy")
+    target = _smooth_binary(target, label_smoothing, "logit_binary_cross_entropy")
+    loss = dx.softplus(logits) - target * logits
+    return _reduce(loss, reduction, "logit_binary_cross_entropy")
+
+
+def _smooth_binary(target: Any, label_smoothing: float, name: str) -> Any:
+    if not label_smoothing:
+        return target
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"{name}: label_smoothing must lie in [0, 1], got {label_smoothing}")
+    return target * (1.0 - label_smoothing) + 0.5 * label_smoothing

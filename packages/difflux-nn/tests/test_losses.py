@@ -1,0 +1,172 @@
+"""Losses: closed forms, extreme inputs, reductions, targets and gradients."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import special
+
+import difflux.core as dx
+from conftest import to_numpy
+from difflux import nn
+from difflux.core.testing import check_grads
+
+RNG = np.random.default_rng(0)
+LOGITS = RNG.normal(size=(4, 3))
+LABELS = np.array([0, 2, 1, 2])
+ONE_HOT = np.eye(3)[LABELS]
+PROBS = special.softmax(LOGITS, axis=-1)
+
+
+def test_mse_mae_huber_values(backend, to_backend):
+    y_hat, y = np.array([0.0, 1.0, 4.0]), np.array([0.5, 1.0, 1.0])
+    assert float(nn.mse(to_backend(y_hat), to_backend(y))) == pytest.approx(np.mean((y_hat - y) ** 2))
+    assert float(nn.mae(to_backend(y_hat), to_backend(y))) == pytest.approx(np.mean(np.abs(y_hat - y)))
+    r = np.abs(y_hat - y)
+    expected = np.where(r <= 1.0, 0.5 * r**2, r - 0.5)
+    assert float(nn.huber(to_backend(y_hat), to_backend(y))) == pytest.approx(expected.mean())
+    huber_2 = np.where(r <= 2.0, 0.5 * r**2, 2.0 * (r - 1.0))
+    assert float(nn.huber(to_backend(y_hat), to_backend(y), delta=2.0)) == pytest.approx(huber_2.mean())
+
+
+def test_reductions(backend, to_backend):
+    y_hat, y = to_backend([1.0, 2.0, 3.0]), to_backend([0.0, 0.0, 0.0])
+    assert float(nn.mse(y_hat, y, reduction="sum")) == 14.0
+    np.testing.assert_allclose(to_numpy(nn.mse(y_hat, y, reduction="none")), [1.0, 4.0, 9.0])
+    with pytest.raises(ValueError, match="reduction='average' is not one of"):
+        nn.mse(y_hat, y, reduction="average")
+
+
+def test_shape_mismatch_raises(to_backend):
+    with pytest.raises(ValueError, match=r"mse: the prediction has shape \(3, 1\) but the target has shape \(3,\)"):
+        nn.mse(to_backend(np.ones((3, 1))), to_backend(np.ones(3)))
+
+
+def test_logit_cross_entropy_matches_closed_form(backend, to_backend):
+    expected = -np.sum(ONE_HOT * special.log_softmax(LOGITS, axis=-1), axis=-1)
+    by_index = nn.logit_cross_entropy(to_backend(LOGITS), dx.asarray(LABELS, backend=backend), reduction="none")
+    by_one_hot = nn.logit_cross_entropy(to_backend(LOGITS), to_backend(ONE_HOT), reduction="none")
+    np.testing.assert_allclose(to_numpy(by_index), expected)
+    np.testing.assert_allclose(to_numpy(by_one_hot), expected)
+    assert float(nn.logit_cross_entropy(to_backend(LOGITS), to_backend(ONE_HOT))) == pytest.approx(expected.mean())
+
+
+def test_cross_entropy_class_axis(backend, to_backend):
+    # Classes on axis 1 of (N, C, L), as for per-position predictions.
+    logits = RNG.normal(size=(2, 3, 5))
+    labels = RNG.integers(0, 3, size=(2, 5))
+    one_hot = np.moveaxis(np.eye(3)[labels], -1, 1)
+    expected = -np.sum(one_hot * special.log_softmax(logits, axis=1), axis=1)
+    loss = nn.logit_cross_entropy(to_backend(logits), dx.asarray(labels, backend=backend), axis=1, reduction="none")
+    np.testing.assert_allclose(to_numpy(loss), expected)
+
+
+def test_cross_entropy_equals_logit_form(backend, to_backend):
+    a = nn.cross_entropy(to_backend(PROBS), dx.asarray(LABELS, backend=backend))
+    b = nn.logit_cross_entropy(to_backend(LOGITS), dx.asarray(LABELS, backend=backend))
+    assert float(a) == pytest.approx(float(b), rel=1e-12)
+
+
+def test_nll_of_log_softmax(backend, to_backend):
+    log_p = special.log_softmax(LOGITS, axis=-1)
+    expected = -log_p[np.arange(4), LABELS]
+    np.testing.assert_allclose(
+        to_numpy(nn.nll(to_backend(log_p), dx.asarray(LABELS, backend=backend), reduction="none")), expected
+    )
+
+
+def test_nll_ignores_minus_infinity_of_other_classes(backend, to_backend):
+    log_p = to_backend([[0.0, -np.inf]])
+    loss, grad = dx.value_and_grad(lambda lp: nn.nll(lp, to_backend([[1.0, 0.0]])))(log_p)
+    assert float(loss) == 0.0
+    np.testing.assert_array_equal(to_numpy(grad), [[-1.0, 0.0]])
+
+
+def test_label_smoothing(backend, to_backend):
+    smoothed = ONE_HOT * 0.9 + 0.1 / 3
+    expected = -np.sum(smoothed * special.log_softmax(LOGITS, axis=-1), axis=-1).mean()
+    labels = dx.asarray(LABELS, backend=backend)
+    loss = nn.logit_cross_entropy(to_backend(LOGITS), labels, label_smoothing=0.1)
+    assert float(loss) == pytest.approx(expected)
+
+
+def test_logit_cross_entropy_extreme_logits(backend, to_backend):
+    logits = to_backend([[1e4, -1e4, 0.0], [-1e4, 1e4, 0.0]])
+    labels = dx.asarray(np.array([0, 0]), backend=backend)
+    loss, grad = dx.value_and_grad(lambda z: nn.logit_cross_entropy(z, labels, reduction="sum"))(logits)
+    assert float(loss) == pytest.approx(2e4)
+    # The gradient is softmax(z) - one_hot(label).
+    np.testing.assert_allclose(to_numpy(grad), [[0.0, 0.0, 0.0], [-1.0, 1.0, 0.0]], atol=1e-12)
+
+
+def test_binary_cross_entropy_at_zero_and_one(backend, to_backend):
+    p, y = to_backend([0.0, 1.0, 0.0, 1.0]), to_backend([0.0, 1.0, 1.0, 0.0])
+    loss, grad = dx.value_and_grad(lambda p: nn.binary_cross_entropy(p, y, reduction="sum"))(p)
+    eps = np.finfo(np.float64).eps
+    assert float(loss) == pytest.approx(-2 * np.log(eps), rel=1e-6)
+    assert np.all(np.isfinite(to_numpy(grad)))
+    assert to_numpy(nn.binary_cross_entropy(p, y, reduction="none"))[:2] == pytest.approx([0.0, 0.0], abs=1e-15)
+
+
+def test_binary_cross_entropy_matches_closed_form(backend, to_backend):
+    p, y = np.array([0.1, 0.6, 0.95]), np.array([0.0, 1.0, 0.3])
+    expected = -(y * np.log(p) + (1 - y) * np.log(1 - p))
+    np.testing.assert_allclose(
+        to_numpy(nn.binary_cross_entropy(to_backend(p), to_backend(y), eps=0.0, reduction="none")), expected
+    )
+
+
+def test_logit_binary_cross_entropy(backend, to_backend):
+    x, y = np.array([-1e4, -2.0, 0.5, 1e4]), np.array([0.0, 1.0, 0.3, 1.0])
+    loss = nn.logit_binary_cross_entropy(to_backend(x), to_backend(y), reduction="none")
+    p = special.expit(x[1:3])
+    expected_middle = -(y[1:3] * np.log(p) + (1 - y[1:3]) * np.log(1 - p))
+    np.testing.assert_allclose(to_numpy(loss), [0.0, *expected_middle, 0.0], atol=1e-12)
+    grad = dx.grad(lambda z: nn.logit_binary_cross_entropy(z, to_backend(y), reduction="sum"))(to_backend(x))
+    np.testing.assert_allclose(to_numpy(grad), special.expit(x) - y, atol=1e-12)
+
+
+def test_binary_label_smoothing(backend, to_backend):
+    x, y = to_backend([0.3]), to_backend([1.0])
+    smoothed = nn.logit_binary_cross_entropy(x, y, label_smoothing=0.2)
+    assert float(smoothed) == pytest.approx(float(nn.logit_binary_cross_entropy(x, to_backend([0.9]))))
+
+
+def test_kl_divergence(backend, to_backend):
+    q = special.softmax(RNG.normal(size=(2, 4)), axis=-1)
+    p = np.array([[0.5, 0.5, 0.0, 0.0], [0.25, 0.25, 0.25, 0.25]])
+    expected = np.sum(special.rel_entr(p, q), axis=-1)
+    np.testing.assert_allclose(
+        to_numpy(nn.kl_divergence(to_backend(q), to_backend(p), eps=0.0, reduction="none")), expected
+    )
+    assert float(nn.kl_divergence(to_backend(p), to_backend(p))) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_index_target_shape_error(to_backend):
+    with pytest.raises(ValueError, match=r"class-index targets must have .* \(4,\), got \(4, 1\)"):
+        nn.logit_cross_entropy(to_backend(LOGITS), np.zeros((4, 1), dtype=np.int64))
+
+
+def test_list_and_boolean_targets(backend, to_backend):
+    assert float(nn.mse(to_backend([1.0, 2.0]), [1.0, 2.0])) == 0.0
+    target = dx.asarray(np.array([False, True]), backend=backend)
+    boolean = nn.binary_cross_entropy(to_backend([0.25, 0.75]), target, eps=0.0)
+    assert float(boolean) == pytest.approx(-np.log(0.75))
+
+
+LOSS_CASES = [
+    ("mse", lambda p, y: nn.mse(p, y)),
+    ("huber", lambda p, y: nn.huber(p, y, delta=0.5)),
+    ("logit_cross_entropy", lambda p, y: nn.logit_cross_entropy(p, y, label_smoothing=0.1)),
+    ("cross_entropy", lambda p, y: nn.cross_entropy(dx.softmax(p), y)),
+    ("nll", lambda p, y: nn.nll(dx.log_softmax(p), y)),
+    ("kl_divergence", lambda p, y: nn.kl_divergence(dx.softmax(p), y)),
+    ("binary", lambda p, y: nn.binary_cross_entropy(dx.sigmoid(p), y)),
+    ("logit_binary", lambda p, y: nn.logit_binary_cross_entropy(p, y)),
+]
+
+
+@pytest.mark.parametrize(("name", "loss"), LOSS_CASES, ids=[name for name, _ in LOSS_CASES])
+def test_loss_gradients(backend, to_backend, name, loss):
+    target = to_backend(special.softmax(RNG.normal(size=(4, 3)), axis=-1))
+    check_grads(lambda p: loss(p, target), (to_backend(LOGITS),), order=2)
