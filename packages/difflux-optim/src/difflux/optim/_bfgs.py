@@ -46,8 +46,8 @@ class BFGS(QuasiNewton):
     ``H`` has ``n * n`` entries, so BFGS suits up to a few thousand
     parameters; :class:`LBFGS` stores ``2 * history_size`` vectors instead.
 
-    Attributes are those of the shared settings: ``tol``, ``max_iter``,
-    ``c1``, ``c2``, ``max_line_search_evals``.
+    Attributes are those of the shared settings: ``tol``, ``ftol`` (0,
+    off, by default), ``max_iter``, ``c1``, ``c2``, ``max_line_search_evals``.
 
     Example:
         >>> import numpy as np

@@ -51,8 +51,8 @@ class LBFGS(QuasiNewton):
     Attributes:
         history_size: the number of pairs kept, ``m`` (3 to 20 is typical).
 
-    The other attributes are the shared settings: ``tol``, ``max_iter``,
-    ``c1``, ``c2``, ``max_line_search_evals``.
+    The other attributes are the shared settings: ``tol``, ``ftol`` (0,
+    off, by default), ``max_iter``, ``c1``, ``c2``, ``max_line_search_evals``.
 
     Example:
         >>> import numpy as np

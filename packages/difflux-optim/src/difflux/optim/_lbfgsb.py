@@ -207,6 +207,10 @@ class LBFGSB(QuasiNewton):
 
     Attributes:
         history_size: the number of curvature pairs kept, ``m``.
+        ftol: stop when a step lowers the objective by at most
+            ``ftol * max(|f_old|, |f_new|, 1)``. The default, ``2.2e-9``, is
+            SciPy's (``factr = 1e7`` times the float64 machine epsilon); it
+            ends runs whose gradient tolerance rounding makes unreachable.
 
     The other attributes are the shared settings: ``tol``, ``max_iter``,
     ``c1``, ``c2``, ``max_line_search_evals``.
@@ -221,6 +225,7 @@ class LBFGSB(QuasiNewton):
     """
 
     history_size: int = 10
+    ftol: float = 2.2e-9
 
     name: ClassVar[str] = "lbfgs-b"
     supports_bounds: ClassVar[bool] = True

@@ -31,6 +31,7 @@ def minimize(
     bounds: Any = None,
     *,
     tol: float | None = None,
+    ftol: float | None = None,
     max_iter: int | None = None,
     history_size: int | None = None,
     args: tuple[Any, ...] = (),
@@ -54,8 +55,8 @@ def minimize(
 
     The default is ``"lbfgs-b"`` when ``bounds`` are given and ``"lbfgs"``
     otherwise. A method object (``optim.LBFGS(history_size=20, c2=0.5)``)
-    sets every option; ``tol``, ``max_iter`` and ``history_size`` given here
-    override its own.
+    sets every option; ``tol``, ``ftol``, ``max_iter`` and ``history_size``
+    given here override its own.
 
     Args:
         fun: the objective, a scalar function ``fun(x, *args)``.
@@ -71,6 +72,10 @@ def minimize(
         tol: stop when the infinity norm of the gradient (with bounds, of the
             projected gradient ``P(x - g) - x``) is at most ``tol``; default
             ``1e-5``.
+        ftol: stop when a step lowers the objective by at most
+            ``ftol * max(|f_old|, |f_new|, 1)`` (reported as success, status
+            4); default 0 (off) for ``"bfgs"`` and ``"lbfgs"``, ``2.2e-9`` for
+            ``"lbfgs-b"``, as in SciPy.
         max_iter: the most iterations; default 1000.
         history_size: the number of curvature pairs of ``"lbfgs"`` and
             ``"lbfgs-b"``; default 10.
@@ -104,6 +109,8 @@ def minimize(
     settings: dict[str, Any] = {}
     if tol is not None:
         settings["tol"] = tol
+    if ftol is not None:
+        settings["ftol"] = ftol
     if max_iter is not None:
         settings["max_iter"] = max_iter
     if isinstance(method, str):

@@ -8,8 +8,10 @@ it into a search direction. Everything else is common and lives here:
    any) and stop at once when they are not finite or already converged;
 2. repeat: ask the method for a direction, search it for a step that
    satisfies the strong Wolfe conditions, store the new curvature pair, and
-   stop when the (projected) gradient's infinity norm is at most ``tol`` or
-   after ``max_iter`` iterations.
+   stop when the (projected) gradient's infinity norm is at most ``tol``,
+   when a step lowers ``f`` by at most ``ftol`` relative to ``|f|`` (the
+   test of L-BFGS-B, off by default in BFGS and L-BFGS), or after
+   ``max_iter`` iterations.
 
 When a line search fails, the memory may be to blame (a poor direction from
 stale curvature), so it is cleared and the iteration tried again from a
@@ -55,6 +57,8 @@ class Status(enum.IntEnum):
     LINE_SEARCH_FAILED = 2
     #: The objective or its gradient is not finite at ``x0``.
     NON_FINITE = 3
+    #: A step lowered the objective by at most ``ftol * max(|f|, 1)``.
+    SMALL_REDUCTION = 4
 
 
 class MinimizeResult(dx.Module):
@@ -68,10 +72,11 @@ class MinimizeResult(dx.Module):
             of the projected gradient ``P(x - grad) - x``.
         n_iter: the number of iterations (accepted steps).
         n_fev: the number of evaluations of the objective and its gradient.
-        success: whether the run converged (``status == 0``).
+        success: whether the run converged (``status`` 0 or 4).
         status: a :class:`Status` code.
         method: the method's name.
         tol: the convergence tolerance on ``grad_norm``.
+        ftol: the tolerance on the relative reduction of the objective.
         max_iter: the iteration limit.
 
     Every array attribute is an array (0-d for the scalars), so results pass
@@ -88,6 +93,7 @@ class MinimizeResult(dx.Module):
     status: Any
     method: str = dx.field(static=True)
     tol: float = dx.field(static=True)
+    ftol: float = dx.field(static=True)
     max_iter: int = dx.field(static=True)
 
     @property
@@ -105,6 +111,8 @@ class MinimizeResult(dx.Module):
             return "line search failed to find a point satisfying the strong Wolfe conditions"
         if status == Status.NON_FINITE:
             return f"the objective or its gradient is not finite at x0 (objective {float(self.fun)})"
+        if status == Status.SMALL_REDUCTION:
+            return f"relative reduction of the objective below ftol {self.ftol:.1e}"
         return f"unknown status {status}"
 
 
@@ -120,6 +128,8 @@ class QuasiNewton:
     Attributes:
         tol: stop when the infinity norm of the gradient (projected gradient
             with bounds) is at most ``tol``.
+        ftol: stop when a step lowers the objective by at most
+            ``ftol * max(|f_old|, |f_new|, 1)``; 0 turns the test off.
         max_iter: the most iterations.
         c1: the line search's sufficient-decrease constant.
         c2: the line search's curvature constant.
@@ -127,6 +137,7 @@ class QuasiNewton:
     """
 
     tol: float = 1e-5
+    ftol: float = 0.0
     max_iter: int = 1000
     c1: float = 1e-4
     c2: float = 0.9
@@ -139,8 +150,10 @@ class QuasiNewton:
 
     def __post_init__(self) -> None:
         owner = type(self).__name__
-        if isinstance(self.tol, bool) or not isinstance(self.tol, int | float) or not 0.0 <= self.tol < math.inf:
-            raise ValueError(f"{owner}: tol must be a finite number >= 0, got {self.tol!r}.")
+        for name in ("tol", "ftol"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value < math.inf:
+                raise ValueError(f"{owner}: {name} must be a finite number >= 0, got {value!r}.")
         _check_positive_int(owner, "max_iter", self.max_iter, 0)
         _check_positive_int(owner, "max_line_search_evals", self.max_line_search_evals, 1)
         if not 0.0 < self.c1 < self.c2 < 1.0:
@@ -243,10 +256,11 @@ class QuasiNewton:
             grad_norm=final["grad_norm"],
             n_iter=final["n_iter"],
             n_fev=final["n_fev"],
-            success=final["status"] == int(Status.CONVERGED),
+            success=(final["status"] == int(Status.CONVERGED)) | (final["status"] == int(Status.SMALL_REDUCTION)),
             status=final["status"],
             method=self.name,
             tol=float(self.tol),
+            ftol=float(self.ftol),
             max_iter=int(self.max_iter),
         )
 
@@ -277,21 +291,25 @@ class QuasiNewton:
         memory = dx.tree_map(lambda new, old: dx.where(accepted, new, old), updated, cleared)
         empty = dx.where(accepted, empty & ~kept, True)
 
+        reduction = f - search.fun
+        scale = dx.maximum(dx.maximum(dx.abs(f), dx.abs(search.fun)), 1.0)
         x = dx.where(accepted, search.x, x)
         f = dx.where(accepted, search.fun, f)
         g = dx.where(accepted, search.grad, g)
         grad_norm = self.grad_norm(x, g, box)
         n_iter = state["n_iter"] + dx.astype(accepted, dx.int32)
 
+        # The tests in order of precedence, as the codes of an accepted step.
         status = dx.where(
-            accepted,
+            grad_norm <= self.tol,
+            int(Status.CONVERGED),
             dx.where(
-                grad_norm <= self.tol,
-                int(Status.CONVERGED),
+                reduction <= self.ftol * scale,
+                int(Status.SMALL_REDUCTION),
                 dx.where(n_iter >= self.max_iter, int(Status.MAX_ITER), _RUNNING),
             ),
-            dx.where(state["empty"], int(Status.LINE_SEARCH_FAILED), _RUNNING),
         )
+        status = dx.where(accepted, status, dx.where(state["empty"], int(Status.LINE_SEARCH_FAILED), _RUNNING))
         return {
             "x": x,
             "f": f,
