@@ -72,8 +72,12 @@ def field(
         static: ``True`` keeps the field in the structure whatever it contains
             (an array used as a constant lookup table, say); ``False`` makes it
             a parameter whatever it contains; ``None`` (default) decides by value.
-        default, default_factory, init, repr, kw_only, metadata: as for
-            ``dataclasses.field``.
+        default: the default value.
+        default_factory: a function of no arguments making the default value.
+        init: whether the generated ``__init__`` takes the field.
+        repr: whether the module's ``repr`` shows the field.
+        kw_only: whether the generated ``__init__`` takes the field by keyword only.
+        metadata: extra metadata, as for ``dataclasses.field``.
     """
     metadata = dict(metadata or {})
     if static is not None:
