@@ -13,7 +13,7 @@ from ._trees import flatten, leaf_paths, mask_for, unflatten
 
 def _mask_key(mask: Any) -> Any:
     """Return a hashable stand-in for a mask: the function itself, or its flattened tree."""
-    if callable(mask):
+    if callable(mask) and not isinstance(mask, dx.Module):
         return mask
     leaves, treedef = dx.tree_flatten(mask, is_leaf=lambda x: x is None)
     return treedef, tuple(leaves)

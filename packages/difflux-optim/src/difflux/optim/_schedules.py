@@ -16,7 +16,8 @@ from typing import Any
 
 import difflux.core as dx
 
-from ._base import frozen
+# The schedules print as the call that builds them (Schedule.__repr__).
+_frozen = dataclasses.dataclass(frozen=True, repr=False)
 
 
 class Schedule:
@@ -31,7 +32,12 @@ class Schedule:
 
 
 def _as_step(step: Any) -> Any:
-    return step if dx.is_array(step) else dx.asarray(step)
+    """Return the step as an array of the backend's default float dtype."""
+    step = step if dx.is_array(step) else dx.asarray(step)
+    # Multiplying by a Python float gives the default float (float64 on NumPy
+    # and on JAX with float64 enabled), whereas dividing an int32 step by an
+    # int gives float32 on JAX.
+    return step * 1.0
 
 
 def _check_value(owner: str, **values: Any) -> None:
@@ -66,7 +72,7 @@ def _linear_between(start: float, end: float, fraction: Any) -> Any:
 # --------------------------------------------------------------------------
 
 
-@frozen
+@_frozen
 class _Constant(Schedule):
     value: float
 
@@ -78,7 +84,7 @@ class _Constant(Schedule):
         return self.value
 
 
-@frozen
+@_frozen
 class _PiecewiseConstant(Schedule):
     init_value: float
     boundaries_and_scales: tuple[tuple[int, float], ...]
@@ -97,7 +103,7 @@ class _PiecewiseConstant(Schedule):
         return value
 
 
-@frozen
+@_frozen
 class _ExponentialDecay(Schedule):
     init_value: float
     decay_rate: float
@@ -126,7 +132,7 @@ class _ExponentialDecay(Schedule):
         return value
 
 
-@frozen
+@_frozen
 class _PolynomialDecay(Schedule):
     init_value: float
     end_value: float
@@ -145,7 +151,7 @@ class _PolynomialDecay(Schedule):
         return (self.init_value - self.end_value) * (1 - fraction) ** self.power + self.end_value
 
 
-@frozen
+@_frozen
 class _CosineDecay(Schedule):
     init_value: float
     decay_steps: int
@@ -160,7 +166,7 @@ class _CosineDecay(Schedule):
         return _cosine_between(self.init_value, self.alpha * self.init_value, fraction)
 
 
-@frozen
+@_frozen
 class _WarmupCosine(Schedule):
     peak_value: float
     warmup_steps: int
@@ -186,7 +192,7 @@ class _WarmupCosine(Schedule):
         return dx.where(step < self.warmup_steps, warmup, decay)
 
 
-@frozen
+@_frozen
 class _OneCycle(Schedule):
     max_value: float
     total_steps: int

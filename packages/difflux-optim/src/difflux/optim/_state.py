@@ -204,7 +204,8 @@ def _selection(state: OptimiserState, where: Any, function: str) -> list[bool]:
                 f"attribute names and indices; the model's leaves include: {known}"
             )
         return chosen
-    if callable(where):
+    # A model used as a mask is callable too, but it is a structure.
+    if callable(where) and not isinstance(where, dx.Module):
         return [bool(where(keys)) for keys in state.paths]
     if where is None or isinstance(where, bool):
         raise TypeError(

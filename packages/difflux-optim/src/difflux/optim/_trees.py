@@ -185,7 +185,8 @@ def mask_for(mask: Any, params: Any, param_keys: list[tuple[Any, ...]], owner: s
     False, "decoder": True}`` masks whole sub-structures. ``None`` counts as
     ``False``.
     """
-    if callable(mask):
+    # A model used as a mask is callable too, but it is a structure.
+    if callable(mask) and not isinstance(mask, dx.Module):
         mask = mask(params)
     mask_leaves, mask_def = dx.tree_flatten(mask, is_leaf=_is_mask_leaf)
     entries = []
