@@ -69,9 +69,9 @@ def field(
     """Declare a ``dx.Module`` field, as ``dataclasses.field`` with one more option.
 
     Args:
-        static: ``True`` keeps the field in the structure whatever it contains
-            (an array used as a constant lookup table, say); ``False`` makes it
-            a parameter whatever it contains; ``None`` (default) decides by value.
+        static: ``True`` keeps the field in the structure whatever it contains,
+            such as an array used as a constant lookup table. ``False`` makes it
+            a parameter whatever it contains. ``None`` (default) decides by value.
         default: the default value.
         default_factory: a function of no arguments making the default value.
         init: whether the generated ``__init__`` takes the field.
@@ -357,7 +357,7 @@ def replace(module: Module, **changes: Any) -> Any:
     names = cls._difflux_field_names  # type: ignore[attr-defined]
     unknown = [name for name in changes if name not in names]
     if unknown:
-        raise TypeError(f"{cls.__name__} has no field {unknown[0]!r}; its fields are {', '.join(names)}")
+        raise TypeError(f"{cls.__name__} has no field {unknown[0]!r}. Its fields are {', '.join(names)}.")
     aux = module.__dict__[_AUX]
     children = set(aux.children)
     new = object.__new__(cls)
