@@ -31,11 +31,14 @@ from ._activations import (
     tanh,
 )
 from ._attention import MultiHeadAttention, dot_product_attention
+from ._callbacks import Callback, EarlyStopping, FitState, History
 from ._containers import Chain, Parallel, SkipConnection
 from ._conv import Conv, ConvTranspose
 from ._data import DataLoader
 from ._dense import Bilinear, Dense, Embedding
 from ._dropout import Dropout, dropout
+from ._fit import FitResult, evaluate, fit
+from ._freeze import freeze, partition_trainable
 from ._initialisers import (
     fans,
     glorot_normal,
@@ -65,6 +68,7 @@ from ._losses import (
     mse,
     nll,
 )
+from ._metrics import accuracy, binary_accuracy
 from ._normalisation import BatchNorm, GroupNorm, InstanceNorm, LayerNorm, RMSNorm
 from ._pooling import (
     AdaptiveMaxPool,
@@ -171,4 +175,23 @@ __all__ = [
     "kl_divergence",
     "binary_cross_entropy",
     "logit_binary_cross_entropy",
+    # training
+    "DataLoader",
+    "fit",
+    "evaluate",
+    "FitResult",
+    "History",
+    "FitState",
+    "Callback",
+    "EarlyStopping",
+    "accuracy",
+    "binary_accuracy",
+    # freezing
+    "freeze",
+    "partition_trainable",
+    # saving and loading
+    "save",
+    "load",
+    "WeightsMismatchError",
+    "CorruptWeightsError",
 ]
