@@ -114,7 +114,7 @@ def while_data_dependent(w, xs):
 
 def while_data_dependent_unrolled(w, xs):
     v = dx.abs(xs[1]) + 1.0
-    while float(dx.sum(v)) < 20.0:
+    while dx.sum(v) < 20.0:
         v = v * (1.5 + 0.1 * dx.sin(w)) + dx.abs(xs[0])
     return dx.sum(v)
 
@@ -124,7 +124,7 @@ def cond_closure(w, xs):
 
 
 def cond_closure_unrolled(w, xs):
-    if float(dx.sum(xs)) > 0:
+    if dx.sum(xs) > 0:
         return dx.sum(dx.sin(w) * xs[0])
     return dx.sum(dx.cos(w * xs[0]))
 
@@ -338,7 +338,7 @@ def _nested_unrolled(w, xs):
         inner = c
         for j in range(xs.shape[1]):
             inner = inner * w + xs[t, j]
-        c = inner * w if float(dx.sum(inner)) > 0 else inner - w
+        c = inner * w if dx.sum(inner) > 0 else inner - w
         ys.append(dx.sum(c))
     for _ in range(2):
         for _ in range(2):
