@@ -48,4 +48,35 @@ def key(backend: str):
 
 def to_numpy(x: object) -> np.ndarray:
     """Return the value of an array of either backend as a NumPy array."""
-    return np.asarray(dx.stop_gradient(x))
+    return np.array(dx.stop_gradient(x))
+
+
+# Layers in the tests are built from NumPy keys and then moved to the backend
+# under test: building them with JAX keys would compile JAX's random sampler
+# once per weight shape, which dominates the run time of the JAX cases.
+NUMPY_KEY = dx.random.key(0, backend="numpy")
+
+
+def on_backend(tree: object, backend: str) -> object:
+    """Return ``tree`` with every array moved to ``backend``."""
+    return dx.tree_map(lambda leaf: dx.asarray(leaf, backend=backend) if dx.is_array(leaf) else leaf, tree)
+
+
+@pytest.fixture
+def convert(backend: str):
+    """Move a layer (or any structure of arrays) to the backend under test."""
+    return lambda tree: on_backend(tree, backend)
+
+
+def on_backends(cases: list, jax_cases: list | None = None) -> list:
+    """Parametrize ``(backend, case)``: every case on NumPy, and ``jax_cases`` (all by default) on JAX.
+
+    JAX compiles each operation for each new shape, so tables of many
+    shapes run on JAX only for a representative few.
+    """
+    params = [pytest.param("numpy", case, id=f"numpy-{index}") for index, case in enumerate(cases)]
+    for index, case in enumerate(cases):
+        if jax_cases is None or case in jax_cases:
+            skip = pytest.mark.skipif(not HAS_JAX, reason="JAX is not installed")
+            params.append(pytest.param("jax", case, id=f"jax-{index}", marks=skip))
+    return params

@@ -42,14 +42,12 @@ def _broadcast_bias(bias: Any, num_spatial: int) -> Any:
 
 
 def _check_input(layer: Any, x: Any, channels: int, num_spatial: int) -> None:
-    if x.ndim not in (num_spatial + 1, num_spatial + 2):
-        raise shape_error(
-            layer,
-            f"an input of shape (N, {channels}, *spatial) or ({channels}, *spatial) with {num_spatial} spatial axes",
-            x,
+    batched_or_not = (num_spatial + 1, num_spatial + 2)
+    if x.ndim not in batched_or_not or x.shape[-num_spatial - 1] != channels:
+        expected = (
+            f"an input of shape (N, {channels}, *spatial) or ({channels}, *spatial) with {num_spatial} spatial axes"
         )
-    if x.shape[-num_spatial - 1] != channels:
-        raise shape_error(layer, f"{channels} input channels on the channel axis (layout (N, C, *spatial))", x)
+        raise shape_error(layer, expected, x)
 
 
 def _format(layer: Any, kind: str, in_channels: int, out_channels: int, extras: dict[str, Any]) -> str:
