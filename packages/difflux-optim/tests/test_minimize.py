@@ -339,7 +339,7 @@ def test_jit_matches_eager_on_jax(name):
 
 @requires_jax
 @pytest.mark.slow
-def test_minimize_inside_user_jit_with_traced_bounds_and_args():
+def test_user_jit_with_traced_bounds():
     t = dx.asarray(np.linspace(0.0, 1.0, 7), backend="jax")
 
     @dx.jit

@@ -12,19 +12,6 @@ from ._quasi_newton_bounds import Box
 from ._quasi_newton_tree import backend_name
 
 
-def curvature_kept(s: Any, y: Any) -> tuple[Any, Any, Any]:
-    """Return ``s . y``, ``y . y`` and whether the pair is worth storing.
-
-    A pair is kept when ``s . y > eps * y . y``: positive curvature keeps the
-    approximation positive definite, and the margin rejects pairs that
-    rounding has made meaningless (the test of L-BFGS-B, Byrd et al. 1995).
-    """
-    ys = dx.sum(y * s)
-    yy = dx.sum(y * y)
-    eps = float(dx.finfo(ys.dtype).eps)
-    return ys, yy, dx.isfinite(ys) & dx.isfinite(yy) & (ys > eps * yy) & (yy > 0.0)
-
-
 @dataclasses.dataclass(frozen=True)
 class BFGS(QuasiNewton):
     r"""The BFGS method: a dense approximation ``H`` of the inverse Hessian.
@@ -66,8 +53,9 @@ class BFGS(QuasiNewton):
         direction = -dx.matmul(memory["inverse_hessian"], grad)
         return direction, dx.full_like(grad[0], float("inf"))
 
-    def update(self, memory: Any, s: Any, y: Any, empty: Any) -> tuple[Any, Any]:
-        ys, yy, kept = curvature_kept(s, y)
+    def update(self, memory: Any, s: Any, y: Any, kept: Any, empty: Any) -> Any:
+        ys = dx.sum(y * s)
+        yy = dx.sum(y * y)
         rho = 1.0 / dx.where(kept, ys, 1.0)
         identity_scale = dx.where(kept, ys, 1.0) / dx.where(kept, yy, 1.0)
         h = dx.where(empty, identity_scale * memory["inverse_hessian"], memory["inverse_hessian"])
@@ -79,4 +67,4 @@ class BFGS(QuasiNewton):
             - rho * (dx.linalg.outer(s, hy) + dx.linalg.outer(hy, s))
             + (rho * rho * yhy + rho) * dx.linalg.outer(s, s)
         )
-        return {"inverse_hessian": dx.where(kept, updated, memory["inverse_hessian"])}, kept
+        return {"inverse_hessian": dx.where(kept, updated, memory["inverse_hessian"])}

@@ -7,7 +7,6 @@ from typing import Any, ClassVar
 
 import difflux.core as dx
 
-from ._bfgs import curvature_kept
 from ._quasi_newton import QuasiNewton, _check_positive_int
 from ._quasi_newton_bounds import Box
 
@@ -15,9 +14,9 @@ from ._quasi_newton_bounds import Box
 def empty_pairs(x: Any, history_size: int) -> dict[str, Any]:
     """Return a memory of ``history_size`` zero pairs ``(s, y)`` for vectors like ``x``.
 
-    Pairs are rows, oldest first; a new pair shifts the others up by one. A
-    zero row is an empty slot, told apart from a stored pair by ``s . y``,
-    which is positive for every stored pair.
+    Pairs are rows, oldest first, and a new pair shifts the others up by one.
+    A zero row is an empty slot: its ``s . y`` is 0, while every stored pair
+    has ``s . y > 0``.
     """
     rows = dx.broadcast_to(dx.zeros_like(x)[None, :], (history_size, x.shape[0]))
     return {"s": rows, "y": rows}
@@ -95,6 +94,5 @@ class LBFGS(QuasiNewton):
             r = r + (alpha - beta) * s[i]
         return -r, dx.full_like(grad[0], float("inf"))
 
-    def update(self, memory: Any, s: Any, y: Any, empty: Any) -> tuple[Any, Any]:
-        _, _, kept = curvature_kept(s, y)
-        return push_pair(memory, s, y, kept), kept
+    def update(self, memory: Any, s: Any, y: Any, kept: Any, empty: Any) -> Any:
+        return push_pair(memory, s, y, kept)

@@ -19,9 +19,9 @@ algorithm for bound constrained optimization", SIAM J. Sci. Comput. 16(5),
 
 The paper's Cauchy-point algorithm visits the breakpoints one by one in
 order. Here the model's slope and curvature at the start of every segment
-come from prefix sums over the sorted breakpoints, all at once, and the
-first segment that holds the minimiser is picked out with a mask: the same
-point, with no loop of data-dependent length, which suits ``jax.jit``.
+come from prefix sums over the sorted breakpoints, all at once. A mask then
+picks the first segment that contains the minimiser. The result is the same
+point, without a loop of data-dependent length, which suits ``jax.jit``.
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ import numpy as np
 
 import difflux.core as dx
 
-from ._bfgs import curvature_kept
 from ._lbfgs import empty_pairs, newest_ratio, push_pair
 from ._quasi_newton import QuasiNewton, _check_positive_int
 from ._quasi_newton_bounds import Box
@@ -47,7 +46,7 @@ def _solve(matrix: Any, rhs: Any) -> Any:
         return dx.linalg.solve(matrix, rhs)
     except np.linalg.LinAlgError:
         # NaN makes the direction non-finite, so the line search fails and
-        # the memory is cleared, as the reference code does when its
+        # the memory is cleared, as the L-BFGS-B Fortran code does when its
         # factorisation fails.
         return dx.full_like(rhs, math.nan)
 
@@ -61,9 +60,9 @@ def compact_form(memory: dict[str, Any], x: Any) -> tuple[Any, Any, Any]:
 
         M = [[-D, L^T], [L, theta S^T S]]^-1.
 
-    An empty slot has a zero row and column in that matrix; a -1 (upper
+    An empty slot has a zero row and column in that matrix. A -1 (upper
     block) or 1 (lower block) on its diagonal keeps the matrix invertible,
-    and its zero column of ``W`` keeps it out of ``B``.
+    and the slot's zero column of ``W`` keeps it out of ``B``.
     """
     s, y = memory["s"], memory["y"]
     m = s.shape[0]
@@ -105,8 +104,8 @@ def cauchy_point(x: Any, g: Any, box: Box, theta: Any, w: Any, m_matrix: Any) ->
     """Return the generalised Cauchy point and ``c = W^T (x_cp - x)`` (Byrd et al. 1995, section 4).
 
     Along ``x(t) = P(x - t g)`` coordinate ``i`` stops at its bound at the
-    breakpoint ``t_i``. Sorted, the breakpoints cut the path into segments;
-    on segment ``k``, starting at ``t_k``, the coordinates of the first
+    breakpoint ``t_i``. Sorted, the breakpoints cut the path into segments.
+    On segment ``k``, which starts at ``t_k``, the coordinates of the first
     ``k`` breakpoints are fixed and the direction is ``d_k = -g`` on the
     others. With ``p_k = W^T d_k`` and ``c_k = W^T (x(t_k) - x)`` the model's
     slope and curvature at the segment's start are (eq. 4.4-4.5)
@@ -131,7 +130,7 @@ def cauchy_point(x: Any, g: Any, box: Box, theta: Any, w: Any, m_matrix: Any) ->
     w_sorted = dx.take(w, order, axis=0)
     t_finite = dx.where(dx.isfinite(t_sorted), t_sorted, 0.0)
 
-    # Segment k runs from start[k] to end[k]; the coordinates sorted before k are fixed on it.
+    # Segment k runs from start[k] to end[k], and the coordinates sorted before k are fixed on it.
     start = dx.concat([dx.zeros_like(t_sorted[:1]), t_sorted])
     end = dx.concat([t_sorted, dx.full_like(t_sorted[:1], math.inf)])
     reached = dx.isfinite(start)
@@ -144,8 +143,8 @@ def cauchy_point(x: Any, g: Any, box: Box, theta: Any, w: Any, m_matrix: Any) ->
     slope = -free_norm2 + theta * start * free_norm2 - dx.sum(mp * c, axis=1)
     curvature = theta * free_norm2 - dx.sum(mp * p, axis=1)
     # Rounding can make the curvature of a nearly fixed path tiny or
-    # negative; bound it below by a fraction of the first segment's, as the
-    # reference code does.
+    # negative, so it is bounded below by eps times the first segment's, as
+    # in the L-BFGS-B 3.0 Fortran code (subroutine cauchy).
     eps = float(dx.finfo(x.dtype).eps)
     curvature = dx.maximum(curvature, eps * curvature[0])
 
@@ -195,11 +194,11 @@ class LBFGSB(QuasiNewton):
 
     Each iteration finds the generalised Cauchy point of the quadratic model
     with the compact limited-memory matrix ``B = theta I - W M W^T`` along
-    the projected steepest-descent path, minimises the model over the
-    coordinates free there (direct primal method), and searches the segment
-    towards that point, up to the edge of the box, for a step satisfying the
-    strong Wolfe conditions (Byrd, Lu, Nocedal & Zhu, SIAM J. Sci. Comput.
-    16(5), 1995). Convergence is measured by the projected gradient
+    the projected steepest-descent path. It then minimises the model over the
+    coordinates still free there (direct primal method) and searches the
+    line towards that point, up to the edge of the box, for a step satisfying
+    the strong Wolfe conditions (Byrd, Lu, Nocedal & Zhu, SIAM J. Sci.
+    Comput. 16(5), 1995). Convergence is measured by the projected gradient
     :math:`\|P(x - g) - x\|_\infty \le` ``tol``.
 
     Without bounds it is an L-BFGS method, with a different initial scaling
@@ -252,7 +251,7 @@ class LBFGSB(QuasiNewton):
 
         In a finite box the step of 1 reaches the minimiser of the model over
         the box, whose size bounds it, so it is tried even with an empty
-        memory (as the reference code does).
+        memory, as in the L-BFGS-B 3.0 Fortran code (subroutine lnsrlb).
         """
         shared = super().first_step(direction, empty, box)
         if box is None:
@@ -260,6 +259,5 @@ class LBFGSB(QuasiNewton):
         boxed = dx.all(dx.isfinite(box.lower) & dx.isfinite(box.upper))
         return dx.where(boxed, 1.0, shared)
 
-    def update(self, memory: Any, s: Any, y: Any, empty: Any) -> tuple[Any, Any]:
-        _, _, kept = curvature_kept(s, y)
-        return push_pair(memory, s, y, kept), kept
+    def update(self, memory: Any, s: Any, y: Any, kept: Any, empty: Any) -> Any:
+        return push_pair(memory, s, y, kept)

@@ -7,11 +7,11 @@ search looks for a step ``a > 0`` with
 * curvature: ``|phi'(a)| <= c2 |phi'(0)|``,
 
 using Algorithm 3.5 of Nocedal & Wright, Numerical Optimization (2nd ed.,
-2006): widen the step until an interval that contains such a step is
-bracketed, then shrink it with ``zoom`` (Algorithm 3.6), whose trial steps are
-the minimisers of the cubic interpolant of both ends (eq. 3.59), else of the
-quadratic through ``phi(lo)``, ``phi'(lo)`` and ``phi(hi)``, else the
-midpoint.
+2006). The search widens the step until an interval that contains such a
+step is bracketed, then shrinks it with ``zoom`` (Algorithm 3.6). The trial
+steps of zoom are the minimisers of the cubic interpolant of both ends
+(eq. 3.59), else of the quadratic through ``phi(lo)``, ``phi'(lo)`` and
+``phi(hi)``, else the midpoint.
 
 Each iteration of the search evaluates ``f`` and its gradient once. The
 search is a ``dx.while_loop`` over an explicit state whose branches are
@@ -325,7 +325,7 @@ def line_search(
             search fails without evaluating ``fun``.
         args: extra positional arguments of ``fun``.
         initial_step: the first trial step.
-        max_step: the longest step allowed.
+        max_step: the maximum step length.
         c1: the sufficient-decrease constant, ``0 < c1 < c2``.
         c2: the curvature constant, ``c1 < c2 < 1`` (0.9 suits quasi-Newton
             directions, 0.1 conjugate gradients).

@@ -41,7 +41,7 @@ def minimize(
 
     Gradients come from ``dx.value_and_grad``, so ``fun`` is written with
     difflux operations. ``x0`` is an array or any structure of
-    floating-point arrays (a dict, a list, a ``dx.Module``); the methods work
+    floating-point arrays (a dict, a list, a ``dx.Module``). The methods work
     on the flattened vector and return ``x`` and ``grad`` in the structure of
     ``x0``. Every method runs eagerly on NumPy and JAX and inside
     ``dx.jit``, where the whole run compiles to one XLA loop.

@@ -7,8 +7,8 @@ it into a search direction. Everything else is common and lives here:
 1. evaluate ``f`` and its gradient at ``x0`` (projected onto the box, if
    any) and stop at once when they are not finite or already converged;
 2. repeat: ask the method for a direction, search it for a step that
-   satisfies the strong Wolfe conditions, store the new curvature pair, and
-   stop when the (projected) gradient's infinity norm is at most ``tol``,
+   satisfies the strong Wolfe conditions, and store the new curvature pair.
+   Stop when the (projected) gradient's infinity norm is at most ``tol``,
    when a step lowers ``f`` by at most ``ftol`` relative to ``|f|`` (the
    test of L-BFGS-B, off by default in BFGS and L-BFGS), or after
    ``max_iter`` iterations.
@@ -46,7 +46,7 @@ _RUNNING = -1
 
 
 class Status(enum.IntEnum):
-    """Why a quasi-Newton run stopped (``MinimizeResult.status``)."""
+    """The reason a quasi-Newton run stopped (``MinimizeResult.status``)."""
 
     #: The (projected) gradient's infinity norm is at most ``tol``.
     CONVERGED = 0
@@ -116,6 +116,20 @@ class MinimizeResult(dx.Module):
         return f"unknown status {status}"
 
 
+def curvature_kept(s: Any, y: Any, grad: Any) -> Any:
+    """Return whether the step ``s`` with gradient change ``y`` is worth storing.
+
+    The test is ``s . y > eps * (-grad . s)``, that of the L-BFGS-B 3.0
+    Fortran code (``mainlb``): positive curvature keeps the approximation
+    positive definite, and the margin, scaled by the decrease the step
+    promised, rejects pairs that rounding has made meaningless.
+    """
+    ys = dx.sum(y * s)
+    decrease = -dx.sum(grad * s)
+    eps = float(dx.finfo(ys.dtype).eps)
+    return dx.isfinite(ys) & dx.isfinite(decrease) & (ys > eps * decrease) & (ys > 0.0)
+
+
 def _check_positive_int(owner: str, name: str, value: Any, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
         raise ValueError(f"{owner}: {name} must be an integer >= {minimum}, got {value!r}.")
@@ -130,10 +144,10 @@ class QuasiNewton:
             with bounds) is at most ``tol``.
         ftol: stop when a step lowers the objective by at most
             ``ftol * max(|f_old|, |f_new|, 1)``; 0 turns the test off.
-        max_iter: the most iterations.
+        max_iter: the maximum number of iterations.
         c1: the line search's sufficient-decrease constant.
         c2: the line search's curvature constant.
-        max_line_search_evals: the most evaluations in one line search.
+        max_line_search_evals: the maximum number of evaluations in one line search.
     """
 
     tol: float = 1e-5
@@ -171,8 +185,11 @@ class QuasiNewton:
         """Return the search direction at ``x`` and the longest step allowed along it."""
         raise NotImplementedError
 
-    def update(self, memory: Any, s: Any, y: Any, empty: Any) -> tuple[Any, Any]:
-        """Store the curvature pair ``(s, y)``; return the memory and whether the pair was kept."""
+    def update(self, memory: Any, s: Any, y: Any, kept: Any, empty: Any) -> Any:
+        """Return the memory with the curvature pair ``(s, y)`` stored if ``kept``.
+
+        ``empty`` tells whether the memory holds no pair yet.
+        """
         raise NotImplementedError
 
     # Shared ------------------------------------------------------------------
@@ -187,8 +204,8 @@ class QuasiNewton:
         """Return the line search's first trial step along ``direction``.
 
         With an empty memory the direction is about steepest descent, whose
-        length says nothing about a good step, so the first trial moves at
-        most a distance of 1. Otherwise the quasi-Newton step, 1, is tried.
+        length is no guide to a good step, so the first trial moves at most a
+        distance of 1. Otherwise the quasi-Newton step, 1, is tried.
         """
         length = dx.sqrt(dx.sum(direction * direction))
         long = empty & (length > 1.0)
@@ -227,6 +244,8 @@ class QuasiNewton:
         box = Box(lower, upper) if lower is not None else None
         if box is not None:
             x = box.project(x)
+
+        # The start: stop at once if it is not finite or already converged.
         f, g = evaluate(x)
         grad_norm = self.grad_norm(x, g, box)
         ints = dx.zeros_like(f, dtype=dx.int32)
@@ -249,6 +268,7 @@ class QuasiNewton:
             "status": dx.astype(status, dx.int32),
         }
         final = dx.while_loop(lambda s: s["status"] == _RUNNING, lambda s: self._iterate(s, evaluate, box), state)
+
         return MinimizeResult(
             x=view.unravel(final["x"]),
             fun=final["f"],
@@ -286,7 +306,10 @@ class QuasiNewton:
 
         # A successful step stores its curvature pair; a failed one clears
         # the memory, so the next iteration tries steepest descent.
-        updated, kept = self.update(memory, search.x - x, search.grad - g, empty)
+        s = search.x - x
+        y = search.grad - g
+        kept = curvature_kept(s, y, g)
+        updated = self.update(memory, s, y, kept, empty)
         cleared = self.init_memory(x)
         memory = dx.tree_map(lambda new, old: dx.where(accepted, new, old), updated, cleared)
         empty = dx.where(accepted, empty & ~kept, True)
@@ -329,6 +352,6 @@ def _solve(
     return method.solve(fun, x0, lower, upper, args)
 
 
-# The method and fun are static (part of the cache key, compared by value and
-# by identity); x0, the bounds and the array leaves of args are traced.
+# The method (compared by value) and fun (by identity) are static, so they key
+# the cache of compiled runs. x0, the bounds and the array leaves of args are traced.
 _solve_jit = dx.jit(_solve)

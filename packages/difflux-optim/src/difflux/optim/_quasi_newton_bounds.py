@@ -2,10 +2,10 @@
 
 ``bounds`` takes the forms SciPy's ``minimize`` takes, and structures:
 
-* a pair ``(lower, upper)``, each ``None`` (unbounded), a number (the same
-  bound for every coordinate), an array of the shape of ``x0`` (or one that
-  broadcasts to it) or, for a structured ``x0``, a structure like ``x0``
-  whose leaves are any of these;
+* a pair ``(lower, upper)``. Each side is ``None`` (unbounded), a number
+  (the same bound for every coordinate), or an array of the shape of ``x0``
+  or one that broadcasts to it. For a structured ``x0`` a side may also be
+  a structure like ``x0`` whose leaves are any of these;
 * a sequence of ``(low, high)`` pairs, one per coordinate of the flattened
   ``x0``, with ``None`` for no bound (SciPy's sequence form);
 * an object with ``lb`` and ``ub`` attributes, such as ``scipy.optimize.Bounds``.
@@ -53,7 +53,7 @@ def _is_scalar(value: Any) -> bool:
 
 
 def _is_coordinate_pairs(bounds: Any, size: int) -> bool:
-    """Whether ``bounds`` is SciPy's sequence of ``(low, high)`` pairs, one per coordinate."""
+    """Return whether ``bounds`` is SciPy's sequence of ``(low, high)`` pairs, one per coordinate."""
     if not isinstance(bounds, list | tuple) or len(bounds) != size:
         return False
     return all(isinstance(pair, list | tuple) and len(pair) == 2 and all(map(_is_scalar, pair)) for pair in bounds)
@@ -103,7 +103,10 @@ def _check_concrete(lower: Any, upper: Any, view: FlatView, owner: str) -> None:
     low = np.asarray(lower)
     high = np.asarray(upper)
     for index in np.flatnonzero(np.isnan(low) | np.isnan(high)):
-        raise ValueError(f"{owner}: the bounds of {view.locate(int(index))} contain NaN ({low[index]}, {high[index]}).")
+        raise ValueError(
+            f"{owner}: the bounds of {view.locate(int(index))} contain NaN ({low[index]}, {high[index]}). "
+            "Use None or an infinite value for a missing bound."
+        )
     for index in np.flatnonzero((low > high) | (low == math.inf) | (high == -math.inf)):
         raise ValueError(
             f"{owner}: the bounds of {view.locate(int(index))} (coordinate {int(index)}) are empty: lower "

@@ -42,6 +42,7 @@ class FlatView:
                 f"{owner}: x0 contains no arrays (got {tree!r}), so there is nothing to optimise. "
                 "Pass an array or a structure (dict, list, dx.Module) of floating-point arrays."
             )
+
         # Where each leaf sits, as Python would reach it: x0, x0['w'], x0.layers[0].
         self.names = ["x0" + path for _, path in leaf_paths(treedef)]
         for name, leaf in zip(self.names, leaves):
@@ -50,12 +51,14 @@ class FlatView:
                     f"{owner}: {name} is a {type(leaf).__name__}, but every leaf of x0 "
                     "must be a floating-point array or a Python float."
                 )
-            if dx.is_array(leaf) and not dx.isdtype(leaf.dtype, "real floating"):
+            dtype = getattr(leaf, "dtype", None)  # None for Python numbers
+            if dtype is not None and not dx.isdtype(dtype, "real floating"):
                 raise TypeError(
-                    f"{owner}: {name} has dtype {leaf.dtype}, but the quasi-Newton "
+                    f"{owner}: {name} has dtype {dtype}, but the quasi-Newton "
                     "methods need real floating-point parameters. Convert it, for example with "
                     "dx.astype(x, dx.float64)."
                 )
+
         # Python numbers among the leaves become 0-d arrays of the arrays' backend.
         reference = next((leaf for leaf in leaves if dx.is_array(leaf)), None)
         arrays = [leaf if dx.is_array(leaf) else _scalar_like(float(leaf), reference) for leaf in leaves]
