@@ -380,3 +380,43 @@ def test_message_inside_jit_is_explained():
         return result.status
 
     assert int(jax.jit(message_of)(dx.asarray(1, backend="jax"))) == 1
+
+
+# --------------------------------------------------------------------------
+# Transformations around minimize
+# --------------------------------------------------------------------------
+
+
+def energy(x, theta):
+    return dx.sum((x - theta) ** 2 + 0.1 * x**4)
+
+
+def energy_minimiser(theta):
+    """Solve 2 (x - theta) + 0.4 x^3 = 0 coordinate by coordinate with SciPy."""
+    return np.array([scipy.optimize.brentq(lambda x, t=t: 2.0 * (x - t) + 0.4 * x**3, -10.0, 10.0) for t in theta])
+
+
+@pytest.mark.parametrize("backend", ["numpy", pytest.param("jax", marks=[requires_jax, pytest.mark.slow])])
+def test_vmap_over_problems(backend):
+    thetas = dx.asarray(np.array([[1.0, 2.0], [3.0, 4.0]]), backend=backend)
+
+    def solve(theta):
+        return optim.minimize(energy, dx.zeros_like(theta), args=(theta,), bounds=(None, 1.5), tol=1e-10).x
+
+    solutions = dx.vmap(solve)(thetas)
+    expected = np.minimum(np.stack([energy_minimiser(theta) for theta in np.asarray(thetas)]), 1.5)
+    np.testing.assert_allclose(np.asarray(solutions), expected, atol=1e-8)
+
+
+def test_implicit_derivative_with_custom_root():
+    def stationary(x, args):
+        return dx.grad(lambda z: energy(z, *args))(x)
+
+    @dx.custom_root(stationary)
+    def solve(x0, args):
+        return optim.minimize(energy, x0, args=args, tol=1e-12).x
+
+    theta = np.array([1.0, 2.0])
+    slope = dx.grad(lambda t: dx.sum(solve(np.zeros(2), (t,))))(theta)
+    x_star = energy_minimiser(theta)
+    np.testing.assert_allclose(slope, 2.0 / (2.0 + 1.2 * x_star**2), rtol=1e-8)

@@ -91,6 +91,13 @@ def minimize(
         ``message``. A non-finite objective or gradient at ``x0`` gives
         ``status`` 3 without iterating.
 
+    Derivatives of the solution: ``dx.grad`` cannot differentiate through
+    the iterations, because their loops have no bound on the number of
+    steps. The solution ``x*(theta)`` of a smooth unconstrained problem
+    solves ``grad f(x, theta) = 0``, so ``dx.custom_root`` differentiates it
+    by the implicit function theorem (last example below). ``dx.vmap`` over
+    ``minimize`` works on both backends.
+
     Example:
         >>> import numpy as np
         >>> import difflux.core as dx
@@ -103,6 +110,19 @@ def minimize(
         >>> result = optim.minimize(rosenbrock, np.array([-1.2, 1.0]), bounds=[(-2.0, 0.5), (-2.0, 2.0)])
         >>> np.round(result.x, 4).tolist()
         [0.5, 0.25]
+
+        The derivative of a solution with respect to a parameter:
+
+        >>> def energy(x, theta):
+        ...     return dx.sum((x - theta) ** 2 + 0.1 * x**4)
+        >>> def stationary(x, args):
+        ...     return dx.grad(lambda z: energy(z, *args))(x)
+        >>> @dx.custom_root(stationary)
+        ... def solve(x0, args):
+        ...     return optim.minimize(energy, x0, args=args, tol=1e-12).x
+        >>> slope = dx.grad(lambda theta: dx.sum(solve(np.zeros(1), (theta,))))(np.array([1.0]))
+        >>> np.round(slope, 6).tolist()  # 2 / (2 + 1.2 x*^2) at x* = 0.86883
+        [0.688269]
     """
     if method is None:
         method = "lbfgs-b" if bounds is not None else "lbfgs"
