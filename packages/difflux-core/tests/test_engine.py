@@ -103,3 +103,13 @@ def test_jacobian_forward_equals_reverse(backend, to_backend):
 def test_tracer_to_numpy_conversion_raises():
     with pytest.raises(TypeError, match="silently"):
         dx.grad(lambda x: float(np.sum(np.asarray(x))))(np.ones(2))
+
+
+def test_float_of_differentiated_value_raises():
+    with pytest.raises(dx.TracerConversionError, match="stop_gradient"):
+        dx.grad(lambda x: x * float(x))(2.0)
+
+
+def test_float_of_stopped_value_allowed():
+    g = dx.grad(lambda x: x * float(dx.stop_gradient(x)))(2.0)
+    assert float(g) == 2.0

@@ -224,7 +224,7 @@ class Tracer:
         raise TypeError(
             "A difflux tracer was converted to a NumPy array, which would silently "
             "drop its derivative. Use difflux operations (dx.sin, dx.sum, ...) inside "
-            "differentiated code, or dx.stop_gradient(x) / float(x) when you only "
+            "differentiated code, or np.asarray(dx.stop_gradient(x)) when you only "
             "need the value."
         )
 
@@ -232,7 +232,16 @@ class Tracer:
         return bool(_concrete(self, "bool()"))
 
     def __float__(self) -> float:
-        return float(_concrete(self, "float()"))
+        # A float would silently drop the derivative (JAX raises here too);
+        # bool() and int() stay allowed because their results carry no
+        # derivative anyway, and eager Python control flow needs bool().
+        _concrete(self, "float()")
+        raise TracerConversionError(
+            "float() was called on a value that is being differentiated, which would "
+            "silently drop its derivative. Keep the value as an array inside "
+            "differentiated code, or write float(dx.stop_gradient(x)) when only the "
+            "number is needed (for logging, say)."
+        )
 
     def __int__(self) -> int:
         return int(_concrete(self, "int()"))
