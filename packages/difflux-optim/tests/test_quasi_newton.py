@@ -252,3 +252,16 @@ def test_float32_stays_float32(method):
     assert result.grad.dtype == np.float32
     assert result.fun.dtype == np.float32
     np.testing.assert_allclose(result.x, [1.0, 1.0], atol=1e-2)
+
+
+def test_zero_ftol_ignores_rounded_values():
+    # Near 1e20 every change of the quadratic rounds away, so the objective
+    # never decreases; with ftol=0 only the gradient decides.
+    def lifted(x):
+        return 1e20 + dx.sum((x - 1.0) ** 2)
+
+    result = optim.BFGS(tol=1e-8).minimize(lifted, np.zeros(3))
+    assert int(result.status) == optim.Status.CONVERGED
+    np.testing.assert_allclose(result.x, np.ones(3), atol=1e-8)
+    rounded = optim.LBFGSB(tol=1e-8).minimize(lifted, np.zeros(3))
+    assert int(rounded.status) == optim.Status.SMALL_REDUCTION

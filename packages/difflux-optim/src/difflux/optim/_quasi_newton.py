@@ -323,15 +323,12 @@ class QuasiNewton:
         n_iter = state["n_iter"] + dx.astype(accepted, dx.int32)
 
         # The tests in order of precedence, as the codes of an accepted step.
-        status = dx.where(
-            grad_norm <= self.tol,
-            int(Status.CONVERGED),
-            dx.where(
-                reduction <= self.ftol * scale,
-                int(Status.SMALL_REDUCTION),
-                dx.where(n_iter >= self.max_iter, int(Status.MAX_ITER), _RUNNING),
-            ),
-        )
+        # ftol = 0 turns the reduction test off: a step that rounding leaves
+        # without any decrease does not count as convergence.
+        status = dx.where(n_iter >= self.max_iter, int(Status.MAX_ITER), _RUNNING)
+        if self.ftol > 0.0:
+            status = dx.where(reduction <= self.ftol * scale, int(Status.SMALL_REDUCTION), status)
+        status = dx.where(grad_norm <= self.tol, int(Status.CONVERGED), status)
         status = dx.where(accepted, status, dx.where(state["empty"], int(Status.LINE_SEARCH_FAILED), _RUNNING))
         return {
             "x": x,
