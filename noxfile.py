@@ -111,6 +111,8 @@ def tests_numpy_only(session: nox.Session) -> None:
 def integration(session: nox.Session) -> None:
     """Run integration-tests/, which compare difflux with JAX and other peers."""
     install_packages(session, "jax", "test")
+    # Optax is the oracle of test_optim_vs_optax.py; no package depends on it.
+    session.install("optax")
     session.run("pytest", "integration-tests", *XDIST, *DURATIONS, *session.posargs)
 
 

@@ -102,8 +102,8 @@ def adamax(theta, grads, lr=0.1, b1=0.8, b2=0.9, eps=1e-3):
     out, m, u = [], np.zeros_like(theta), np.zeros_like(theta)
     for t, g in enumerate(grads, start=1):
         m = b1 * m + (1 - b1) * g
-        u = np.maximum(b2 * u, np.abs(g))
-        theta = theta - lr / _bias(b1, t) * m / (u + eps)
+        u = np.maximum(b2 * u, np.abs(g) + eps)
+        theta = theta - lr / _bias(b1, t) * m / u
         out.append(theta)
     return out
 

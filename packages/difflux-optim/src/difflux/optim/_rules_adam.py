@@ -279,13 +279,14 @@ class AdaMax(Rule):
     """AdaMax: Adam with the infinity norm in place of the second moment.
 
     .. math::
-        u_t = \\max(\\beta_2 u_{t-1}, |g_t|), \\qquad
-        \\Delta\\theta_t = -\\frac{\\eta_t}{1 - \\beta_1^t}\\, \\frac{m_t}{u_t + \\epsilon}
+        u_t = \\max(\\beta_2 u_{t-1}, |g_t| + \\epsilon), \\qquad
+        \\Delta\\theta_t = -\\frac{\\eta_t}{1 - \\beta_1^t}\\, \\frac{m_t}{u_t}
 
     with :math:`m_t` as in :class:`Adam` and symbols tied to the same
-    arguments; slot ``nu`` holds :math:`u`. The paper divides by
-    :math:`u_t` alone; :math:`\\epsilon` keeps a zero gradient history from
-    dividing by zero, as in Optax. Defaults are the paper's (Algorithm 2).
+    arguments; slot ``nu`` holds :math:`u`. The paper has no
+    :math:`\\epsilon`; adding it to :math:`|g_t|` inside the maximum, as
+    PyTorch and Optax do, keeps a zero gradient history from dividing by
+    zero. Defaults are the paper's (Algorithm 2).
 
     References:
         Kingma and Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015, section 7.1.
@@ -314,9 +315,9 @@ class AdaMax(Rule):
         b1, b2 = self.b1, self.b2
 
         mu = b1 * mu + (1 - b1) * grad
-        nu = dx.maximum(b2 * nu, dx.abs(grad))
+        nu = dx.maximum(b2 * nu, dx.abs(grad) + self.eps)
 
-        return -lr / (1 - b1**t) * mu / (nu + self.eps), (mu, nu)
+        return -lr / (1 - b1**t) * mu / nu, (mu, nu)
 
 
 @frozen
