@@ -8,6 +8,7 @@ written the way its users would write it.
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import numpy as np
@@ -25,7 +26,7 @@ def make_data(seed: int = 0) -> tuple[list[tuple[np.ndarray, np.ndarray]], np.nd
             (rng.standard_normal((n_in, n_out)) / np.sqrt(n_in)).astype(np.float32),
             np.zeros(n_out, np.float32),
         )
-        for n_in, n_out in zip(SIZES[:-1], SIZES[1:])
+        for n_in, n_out in itertools.pairwise(SIZES)
     ]
     x = rng.standard_normal((BATCH, SIZES[0])).astype(np.float32)
     labels = rng.integers(0, SIZES[-1], BATCH)

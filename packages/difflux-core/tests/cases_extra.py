@@ -20,7 +20,11 @@ CASES = [
     Case("softmax_axis0", lambda x: dx.softmax(x, axis=0), uniform((3, 2))),
     Case("log_softmax", lambda x: dx.log_softmax(x, axis=(0, 1)), uniform((2, 3))),
     Case("segment_sum", lambda x: dx.segment_sum(x, SEGMENT_IDS, 4), uniform((5, 2))),
-    Case("broadcast_arrays", lambda x, y: dx.broadcast_arrays(x, y)[0] * dx.broadcast_arrays(x, y)[1], uniform((2, 1), (3,))),
+    Case(
+        "broadcast_arrays",
+        lambda x, y: dx.broadcast_arrays(x, y)[0] * dx.broadcast_arrays(x, y)[1],
+        uniform((2, 1), (3,)),
+    ),
     Case("meshgrid_xy", lambda x, y: dx.stack(dx.meshgrid(x, y)), uniform((2,), (3,))),
     Case("meshgrid_ij", lambda x, y, z: dx.sin(dx.meshgrid(x, y, z, indexing="ij")[2]), uniform((2,), (3,), (2,))),
 ]

@@ -42,7 +42,9 @@ class Case:
     static: dict[str, Any] = field(default_factory=dict)
 
 
-def uniform(*shapes: tuple[int, ...], low: float = -2.0, high: float = 2.0) -> Callable[[np.random.Generator], list[np.ndarray]]:
+def uniform(
+    *shapes: tuple[int, ...], low: float = -2.0, high: float = 2.0
+) -> Callable[[np.random.Generator], list[np.ndarray]]:
     """An ``args`` drawer of independent uniform arrays with the given shapes."""
 
     def draw(rng: np.random.Generator) -> list[np.ndarray]:

@@ -184,7 +184,9 @@ def test_broadcast_arrays_matches_numpy(to_backend):
 
 
 def test_broadcast_arrays_gradient_sums(to_backend):
-    g = dx.grad(lambda x, y: dx.sum(dx.broadcast_arrays(x, y)[0]))(to_backend([[1.0], [2.0]]), to_backend([1.0, 2.0, 3.0]))
+    g = dx.grad(lambda x, y: dx.sum(dx.broadcast_arrays(x, y)[0]))(
+        to_backend([[1.0], [2.0]]), to_backend([1.0, 2.0, 3.0])
+    )
     np.testing.assert_array_equal(as_numpy(g), [[3.0], [3.0]])
 
 

@@ -32,8 +32,12 @@ def test_reduction_matches_numpy(name, axis, keepdims, to_backend):
 @pytest.mark.parametrize("axis", [None, 1, (0, 1)])
 def test_var_std_match_numpy(correction, axis, to_backend):
     x = to_backend(X)
-    np.testing.assert_allclose(as_numpy(dx.var(x, axis=axis, correction=correction)), np.var(X, axis=axis, ddof=correction))
-    np.testing.assert_allclose(as_numpy(dx.std(x, axis=axis, correction=correction)), np.std(X, axis=axis, ddof=correction))
+    np.testing.assert_allclose(
+        as_numpy(dx.var(x, axis=axis, correction=correction)), np.var(X, axis=axis, ddof=correction)
+    )
+    np.testing.assert_allclose(
+        as_numpy(dx.std(x, axis=axis, correction=correction)), np.std(X, axis=axis, ddof=correction)
+    )
 
 
 def test_var_without_degrees_of_freedom_is_nan(to_backend):

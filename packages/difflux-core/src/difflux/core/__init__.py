@@ -8,8 +8,8 @@ design.
 
 from . import _operators, linalg, random, special
 from ._api import (
-    gradient,
     grad,
+    gradient,
     hessian,
     jacfwd,
     jacobian,
@@ -32,7 +32,6 @@ from ._custom import CustomRuleError, custom_jvp, custom_vjp
 from ._implicit import custom_root, fixed_point, root
 from ._jax_bridge import from_jax
 from ._jit import jit
-from ._protocols import Optimiser, apply_updates
 from ._module import FrozenModuleError, Module, combine, field, is_array, partition, replace
 from ._ops_broadcast import broadcast_arrays, broadcast_shapes, meshgrid
 from ._ops_conv import conv, conv_transpose
@@ -187,6 +186,7 @@ from ._ops_shape import broadcast_to, expand_dims, matrix_transpose, permute_dim
 from ._ops_special import erf, erfc, erfinv, i0e, i1e, log_ndtr, ndtr, ndtri, xlog1py, xlogy
 from ._ops_special_gamma import betaln, digamma, lgamma, polygamma
 from ._ops_special_incomplete import betainc, gammainc, gammaincc
+from ._protocols import Optimiser, apply_updates
 from ._tree import (
     TreeDef,
     register_pytree_node,

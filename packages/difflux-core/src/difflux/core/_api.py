@@ -105,7 +105,9 @@ def _lower(x: Any, trace: ReverseTrace) -> Any:
     return x
 
 
-def _record(f: Callable[..., Any], args: tuple[Any, ...], diff_positions: tuple[int, ...]) -> tuple[_Recorded, list[Any]]:
+def _record(
+    f: Callable[..., Any], args: tuple[Any, ...], diff_positions: tuple[int, ...]
+) -> tuple[_Recorded, list[Any]]:
     """Run ``f(*args)`` with the float leaves of ``args[diff_positions]`` traced."""
     trace = ReverseTrace()
     traced_args = list(args)
@@ -178,6 +180,7 @@ def value_and_grad(
         fun = functools.partial(f, **kwargs) if kwargs else f
         recorded, input_defs = _record(fun, args, positions)
         out = recorded.primal_out()
+        aux = None
         if has_aux:
             if not (isinstance(out, tuple) and len(out) == 2):
                 raise TypeError("with has_aux=True the function must return a pair (output, aux)")

@@ -95,8 +95,7 @@ def jax_module() -> ModuleType:
         import jax
     except ImportError as error:
         raise ImportError(
-            "The JAX backend needs JAX, which is not installed. "
-            "Install it with `pip install 'difflux-core[jax]'`."
+            "The JAX backend needs JAX, which is not installed. Install it with `pip install 'difflux-core[jax]'`."
         ) from error
     return jax
 

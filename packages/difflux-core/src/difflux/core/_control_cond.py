@@ -123,7 +123,8 @@ def cond(pred: Any, true_fun: Callable[..., Any], false_fun: Callable[..., Any],
 
     Args:
         pred: a scalar boolean.
-        true_fun, false_fun: functions of ``*operands``.
+        true_fun: the branch taken when ``pred`` is true, a function of ``*operands``.
+        false_fun: the branch taken otherwise, a function of ``*operands``.
         operands: the branches' arguments (any structures of arrays).
 
     Example:

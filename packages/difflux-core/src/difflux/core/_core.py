@@ -217,8 +217,10 @@ class Tracer:
         return shape[0]
 
     def __iter__(self) -> Any:
+        from ._ops_shape import getitem
+
         for i in range(len(self)):
-            yield self[i]
+            yield getitem(self, i)
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         raise TypeError(
@@ -388,9 +390,7 @@ class ReverseTrace(Trace):
         out = bind(prim, tuple(values), params)
         if prim.multiple_results:
             node = _MultiNode(prim, values, params, out, parents)
-            return tuple(
-                ReverseTracer(self, o, _SELECT, (node, i), None, (node,)) for i, o in enumerate(out)
-            )
+            return tuple(ReverseTracer(self, o, _SELECT, (node, i), None, (node,)) for i, o in enumerate(out))
         return ReverseTracer(self, out, prim, values, params, parents)
 
     def leaf(self, value: Any) -> ReverseTracer:
@@ -467,9 +467,7 @@ def _backward_multi(node: _MultiNode, grads: dict[int, Any]) -> None:
         return
     from . import _ops_creation
 
-    filled = tuple(
-        _ops_creation.zeros_like(out) if ct is None else ct for out, ct in zip(node.outs, cts)
-    )
+    filled = tuple(_ops_creation.zeros_like(out) if ct is None else ct for out, ct in zip(node.outs, cts))
     node.cotangents = [None] * len(cts)
     rules = node.prim.pullbacks
     for i, parent in enumerate(node.parents):
@@ -520,9 +518,7 @@ class JVPTrace(Trace):
         if prim.multiple_results:
             if tangent_out is None:
                 return out
-            return tuple(
-                o if t is None else JVPTracer(self, o, t) for o, t in zip(out, tangent_out)
-            )
+            return tuple(o if t is None else JVPTracer(self, o, t) for o, t in zip(out, tangent_out))
         if tangent_out is None:
             return out
         return JVPTracer(self, out, tangent_out)

@@ -35,14 +35,13 @@ def make_impl(
         jax_fn: the JAX-side function, or a dotted import path resolved on first
             use (so JAX is imported only when a JAX value is seen).
     """
-    if numpy_fn is None:
-        numpy_fn = getattr(np, name)
+    numpy_impl: Callable[..., Any] = numpy_fn if numpy_fn is not None else getattr(np, name)
     jax_target: Any = jax_fn if jax_fn is not None else f"jax.numpy.{name}"
     resolved: list[Callable[..., Any]] = []
 
     def impl(*args: Any, **params: Any) -> Any:
         if backend_of(args, name) == "numpy":
-            return numpy_fn(*args, **params)
+            return numpy_impl(*args, **params)
         if not resolved:
             resolved.append(_resolve(jax_target) if isinstance(jax_target, str) else jax_target)
         return resolved[0](*args, **params)

@@ -120,7 +120,7 @@ def result_type(*arrays_and_dtypes: Any) -> np.dtype:
     return np.result_type(*values)
 
 
-def can_cast(from_: Any, to: Any, /) -> bool:
+def can_cast(from_: Any, to: Any, /) -> builtins.bool:
     """Return whether ``from_`` (a dtype or an array) converts to dtype ``to`` without losing information."""
     return builtins.bool(np.can_cast(_as_dtype(from_, "can_cast"), _as_dtype(to, "can_cast"), casting="safe"))
 
@@ -146,7 +146,7 @@ def _as_kind(kind: Any) -> Any:
     return _as_dtype(kind, "isdtype")
 
 
-def isdtype(dtype: Any, kind: Any, /) -> bool:
+def isdtype(dtype: Any, kind: Any, /) -> builtins.bool:
     """Return whether ``dtype`` is of ``kind``: a dtype, a kind name such as ``"real floating"``, or a tuple of them.
 
     Example:
@@ -164,4 +164,3 @@ def isdtype(dtype: Any, kind: Any, /) -> bool:
         if jnp is None:
             raise
         return builtins.bool(jnp.isdtype(dtype, kind))
-

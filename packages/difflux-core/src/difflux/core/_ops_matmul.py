@@ -43,11 +43,12 @@ matmul_p = Primitive(
 
 def matmul(x1: Any, x2: Any, /) -> Any:
     """Matrix product with NumPy's rules for 1-D operands and batch broadcasting."""
-    s1, s2 = shape_of(x1), shape_of(x2)
+    s1: tuple[int, ...] = shape_of(x1)
+    s2: tuple[int, ...] = shape_of(x2)
     if not s1 or not s2:
         raise ValueError(f"matmul does not accept 0-d operands; got shapes {s1} and {s2}")
     k1 = s1[-1]
-    k2 = s2[-2] if len(s2) > 1 else s2[0]
+    k2 = s2[-2:][0]  # the second-to-last axis, or the only one of a vector
     if k1 != k2:
         raise ValueError(
             f"matmul shape mismatch: {s1} @ {s2}; the last axis of the first operand ({k1}) "

@@ -66,9 +66,7 @@ def broadcast_to(x: Any, /, shape: Sequence[int]) -> Any:
     try:
         np.broadcast_shapes(shape_of(x), shape)
     except ValueError:
-        raise ValueError(
-            f"cannot broadcast an array of shape {shape_of(x)} to shape {shape}"
-        ) from None
+        raise ValueError(f"cannot broadcast an array of shape {shape_of(x)} to shape {shape}") from None
     return broadcast_to_p(x, shape=shape)
 
 
