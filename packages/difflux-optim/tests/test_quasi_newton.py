@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+import itertools
 import math
 
 import numpy as np
@@ -265,3 +267,65 @@ def test_zero_ftol_ignores_rounded_values():
     np.testing.assert_allclose(result.x, np.ones(3), atol=1e-8)
     rounded = optim.LBFGSB(tol=1e-8).minimize(lifted, np.zeros(3))
     assert int(rounded.status) == optim.Status.SMALL_REDUCTION
+
+
+# --------------------------------------------------------------------------
+# One iteration at a time: init, step, result
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "solver", [optim.BFGS(tol=1e-8), optim.LBFGS(tol=1e-8), STRICT], ids=["bfgs", "lbfgs", "lbfgs-b"]
+)
+def test_stepping_matches_minimize(solver):
+    bounds = (-2.0, 0.5) if solver.supports_bounds else None
+    state = solver.init(rosenbrock, start(2), bounds=bounds)
+    values = [float(state.f)]
+    while not state.done:
+        state = solver.step(rosenbrock, state)
+        values.append(float(state.f))
+    stepped = solver.result(state)
+    whole = solver.minimize(rosenbrock, start(2), bounds=bounds)
+    np.testing.assert_array_equal(stepped.x, whole.x)
+    assert int(stepped.n_iter) == int(whole.n_iter)
+    assert int(stepped.n_fev) == int(whole.n_fev)
+    assert stepped.message == whole.message
+    assert all(later <= earlier for earlier, later in itertools.pairwise(values))
+
+
+def test_step_after_stop_changes_nothing():
+    solver = optim.LBFGS(max_iter=3)
+    state = solver.init(rosenbrock, start(2))
+    for _ in range(3):
+        state = solver.step(rosenbrock, state)
+    assert state.done
+    again = solver.step(rosenbrock, state)
+    np.testing.assert_array_equal(again.x, state.x)
+    assert int(again.n_fev) == int(state.n_fev)
+    assert int(solver.result(again).status) == optim.Status.MAX_ITER
+
+
+def test_state_params_have_structure_of_x0():
+    x0 = {"a": np.array([-1.2]), "b": np.array([1.0])}
+    solver = optim.BFGS()
+    state = solver.step(
+        lambda p: rosenbrock(dx.concat([p["a"], p["b"]])),
+        solver.init(lambda p: rosenbrock(dx.concat([p["a"], p["b"]])), x0),
+    )
+    assert set(state.params) == {"a", "b"}
+    assert state.params["a"].shape == (1,)
+    assert int(state.n_iter) == 1
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="JAX is not installed")
+def test_jitted_step_on_jax():
+    solver = optim.LBFGSB(tol=1e-8)
+    bounds = (-2.0, 0.5)
+    state = solver.init(rosenbrock, dx.asarray(ROSENBROCK_START, backend="jax"), bounds=bounds)
+    step = dx.jit(solver.step)
+    while not state.done:
+        state = step(rosenbrock, state)
+    reference = solver.minimize(rosenbrock, start(2), bounds=bounds)
+    np.testing.assert_allclose(np.asarray(state.params), reference.x, rtol=1e-12)
+    assert int(state.n_iter) == int(reference.n_iter)

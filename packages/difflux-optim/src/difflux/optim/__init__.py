@@ -21,7 +21,8 @@ from ._line_search import LineSearchResult, line_search
 from ._masked import Masked, masked
 from ._minimize import minimize
 from ._plateau import PlateauState, ReduceOnPlateau, reduce_on_plateau
-from ._quasi_newton import MinimizeResult, QuasiNewton, Status
+from ._quasi_newton import QuasiNewton, QuasiNewtonState
+from ._quasi_newton_result import MinimizeResult, Status
 from ._rules_adam import AdaBelief, Adam, AdaMax, AdamW, AMSGrad, NAdam, RAdam
 from ._rules_adaptive import AdaDelta, AdaGrad, RMSProp, Rprop
 from ._rules_lion_lamb import Lamb, Lion
@@ -84,6 +85,7 @@ __all__ = [
     "MinimizeResult",
     "LineSearchResult",
     "QuasiNewton",
+    "QuasiNewtonState",
     "Status",
     # schedules
     "constant",

@@ -9,7 +9,8 @@ from typing import Any
 from ._bfgs import BFGS
 from ._lbfgs import LBFGS
 from ._lbfgsb import LBFGSB
-from ._quasi_newton import MinimizeResult, QuasiNewton
+from ._quasi_newton import QuasiNewton
+from ._quasi_newton_result import MinimizeResult
 
 _METHODS: dict[str, type[QuasiNewton]] = {"bfgs": BFGS, "lbfgs": LBFGS, "lbfgsb": LBFGSB}
 

@@ -1,4 +1,4 @@
-"""The iteration that BFGS, L-BFGS and L-BFGS-B share, and its result.
+"""The iteration that BFGS, L-BFGS and L-BFGS-B share.
 
 A quasi-Newton method keeps a *memory* (an inverse-Hessian matrix, or the
 last curvature pairs ``s = x_{k+1} - x_k``, ``y = g_{k+1} - g_k``) and turns
@@ -18,9 +18,10 @@ stale curvature), so it is cleared and the iteration tried again from a
 steepest-descent direction, as L-BFGS-B does (Byrd, Lu, Nocedal & Zhu 1995).
 A failure with an empty memory ends the run.
 
-The loop is a ``dx.while_loop`` over a state dict and branches are
-``dx.where`` selections, so one code path runs as Python on NumPy, as
-``jax.lax`` on JAX, and inside ``dx.jit``. A method subclasses
+The state of a run is a :class:`QuasiNewtonState`; ``minimize`` loops over it
+with ``dx.while_loop``, and ``init``/``step`` expose one iteration at a time.
+Branches are ``dx.where`` selections, so one code path runs as Python on
+NumPy, as ``jax.lax`` on JAX, and inside ``dx.jit``. A method subclasses
 :class:`QuasiNewton` and writes ``init_memory``, ``direction`` and
 ``update``.
 """
@@ -28,9 +29,7 @@ The loop is a ``dx.while_loop`` over a state dict and branches are
 from __future__ import annotations
 
 import dataclasses
-import enum
 import math
-import sys
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -40,80 +39,54 @@ import difflux.core as dx
 
 from ._line_search import strong_wolfe
 from ._quasi_newton_bounds import Box, parse_bounds
+from ._quasi_newton_result import RUNNING, MinimizeResult, Status
 from ._quasi_newton_tree import FlatView
 
-_RUNNING = -1
 
-
-class Status(enum.IntEnum):
-    """The reason a quasi-Newton run stopped (``MinimizeResult.status``)."""
-
-    #: The (projected) gradient's infinity norm is at most ``tol``.
-    CONVERGED = 0
-    #: ``max_iter`` iterations ran without convergence.
-    MAX_ITER = 1
-    #: No step satisfying the strong Wolfe conditions was found, even along
-    #: steepest descent; often ``tol`` is below what rounding allows.
-    LINE_SEARCH_FAILED = 2
-    #: The objective or its gradient is not finite at ``x0``.
-    NON_FINITE = 3
-    #: A step lowered the objective by at most ``ftol * max(|f|, 1)``.
-    SMALL_REDUCTION = 4
-
-
-class MinimizeResult(dx.Module):
-    """The outcome of :func:`minimize` or of a method's ``minimize``.
+class QuasiNewtonState(dx.Module):
+    """The state of a quasi-Newton run between iterations (see :meth:`QuasiNewton.step`).
 
     Attributes:
-        x: the solution, with the structure of ``x0``.
-        fun: the objective at ``x``.
-        grad: the gradient at ``x``, with the structure of ``x0``.
-        grad_norm: the infinity norm of the gradient at ``x``; with bounds,
-            of the projected gradient ``P(x - grad) - x``.
-        n_iter: the number of iterations (accepted steps).
+        x: the current point, flattened to one vector.
+        f: the objective at ``x``.
+        g: its gradient at ``x``, flattened.
+        grad_norm: the infinity norm of the (projected) gradient.
+        memory: the method's curvature information.
+        empty: whether the memory holds no curvature pair.
+        n_iter: the number of accepted steps.
         n_fev: the number of evaluations of the objective and its gradient.
-        success: whether the run converged (``status`` 0 or 4).
-        status: a :class:`Status` code.
-        method: the method's name.
-        tol: the convergence tolerance on ``grad_norm``.
-        ftol: the tolerance on the relative reduction of the objective.
-        max_iter: the iteration limit.
-
-    Every array attribute is an array (0-d for the scalars), so results pass
-    out of ``dx.jit``; ``message`` turns ``status`` into words.
+        status: ``-1`` while running, else a :class:`Status` code.
+        lower: the flat lower bounds, or ``None`` without bounds.
+        upper: the flat upper bounds, or ``None``.
+        view: the layout of ``x0``, to unflatten ``x`` and ``g``.
     """
 
     x: Any
-    fun: Any
-    grad: Any
+    f: Any
+    g: Any
     grad_norm: Any
+    memory: Any
+    empty: Any
     n_iter: Any
     n_fev: Any
-    success: Any
     status: Any
-    method: str = dx.field(static=True)
-    tol: float = dx.field(static=True)
-    ftol: float = dx.field(static=True)
-    max_iter: int = dx.field(static=True)
+    lower: Any
+    upper: Any
+    view: FlatView = dx.field(static=True)
 
     @property
-    def message(self) -> str:
-        """Why the run stopped, in words."""
-        jax = sys.modules.get("jax")
-        if jax is not None and isinstance(self.status, jax.core.Tracer):
-            return "unknown until the compiled function runs: status is traced inside dx.jit"
-        status = int(self.status)
-        if status == Status.CONVERGED:
-            return f"gradient norm {float(self.grad_norm):.1e} below tol {self.tol:.0e}"
-        if status == Status.MAX_ITER:
-            return f"maximum number of iterations reached (max_iter={self.max_iter})"
-        if status == Status.LINE_SEARCH_FAILED:
-            return "line search failed to find a point satisfying the strong Wolfe conditions"
-        if status == Status.NON_FINITE:
-            return f"the objective or its gradient is not finite at x0 (objective {float(self.fun)})"
-        if status == Status.SMALL_REDUCTION:
-            return f"relative reduction of the objective below ftol {self.ftol:.1e}"
-        return f"unknown status {status}"
+    def params(self) -> Any:
+        """The current point with the structure of ``x0``."""
+        return self.view.unravel(self.x)
+
+    @property
+    def done(self) -> bool:
+        """Whether the run has stopped (needs a concrete ``status``, so not inside ``dx.jit``)."""
+        return bool(self.status != RUNNING)
+
+    @property
+    def box(self) -> Box | None:
+        return None if self.lower is None else Box(self.lower, self.upper)
 
 
 def curvature_kept(s: Any, y: Any, grad: Any) -> Any:
@@ -211,6 +184,60 @@ class QuasiNewton:
         long = empty & (length > 1.0)
         return dx.where(long, 1.0 / dx.where(long, length, 1.0), 1.0)
 
+    def init(
+        self, fun: Callable[..., Any], x0: Any, *, args: tuple[Any, ...] = (), bounds: Any = None
+    ) -> QuasiNewtonState:
+        """Evaluate ``fun`` at ``x0`` and return the state before the first iteration.
+
+        With :meth:`step` and :meth:`result` this runs the method one
+        iteration at a time, to log progress or stop on a criterion of your
+        own. The arguments are those of :meth:`minimize`.
+
+        Example:
+            >>> import numpy as np
+            >>> import difflux.core as dx
+            >>> from difflux import optim
+            >>> def rosenbrock(x):
+            ...     return dx.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2)
+            >>> solver = optim.LBFGS(tol=1e-8)
+            >>> state = solver.init(rosenbrock, np.array([-1.2, 1.0]))
+            >>> while not state.done:
+            ...     state = solver.step(rosenbrock, state)
+            >>> np.round(state.params, 6).tolist(), bool(solver.result(state).success)
+            ([1.0, 1.0], True)
+        """
+        view, lower, upper = self._check_arguments(f"{type(self).__name__}.init", fun, x0, args, bounds)
+        return self._start(fun, view, lower, upper, args)
+
+    def step(self, fun: Callable[..., Any], state: QuasiNewtonState, *, args: tuple[Any, ...] = ()) -> QuasiNewtonState:
+        """Run one iteration; a state that has stopped comes back unchanged.
+
+        An iteration is one line search: usually an accepted step, or, after
+        a failed search with a non-empty memory, the cleared memory. ``fun``
+        and ``args`` must be those given to :meth:`init`. ``dx.jit(solver.step)``
+        compiles it on JAX.
+        """
+        evaluate = state.view.value_and_grad(fun, args)
+        return dx.cond(state.status == RUNNING, lambda s: self._iterate(s, evaluate), lambda s: s, state)
+
+    def result(self, state: QuasiNewtonState) -> MinimizeResult:
+        """Return the result for ``state``, with ``x`` and ``grad`` in the structure of ``x0``."""
+        status = state.status
+        return MinimizeResult(
+            x=state.view.unravel(state.x),
+            fun=state.f,
+            grad=state.view.unravel(state.g),
+            grad_norm=state.grad_norm,
+            n_iter=state.n_iter,
+            n_fev=state.n_fev,
+            success=(status == int(Status.CONVERGED)) | (status == int(Status.SMALL_REDUCTION)),
+            status=status,
+            method=self.name,
+            tol=float(self.tol),
+            ftol=float(self.ftol),
+            max_iter=int(self.max_iter),
+        )
+
     def minimize(
         self,
         fun: Callable[..., Any],
@@ -221,7 +248,22 @@ class QuasiNewton:
         jit: bool = False,
     ) -> MinimizeResult:
         """Minimise ``fun(x, *args)`` from ``x0``; see :func:`difflux.optim.minimize`."""
-        owner = f"{type(self).__name__}.minimize"
+        _, lower, upper = self._check_arguments(f"{type(self).__name__}.minimize", fun, x0, args, bounds)
+        run = _solve_jit if jit else _solve
+        return run(self, fun, x0, lower, upper, args)
+
+    def solve(self, fun: Callable[..., Any], x0: Any, lower: Any, upper: Any, args: tuple[Any, ...]) -> MinimizeResult:
+        """Run the whole iteration; ``lower`` and ``upper`` are flat bound vectors or ``None``."""
+        view = FlatView(x0, type(self).__name__)
+        evaluate = view.value_and_grad(fun, args)
+        state = self._start(fun, view, lower, upper, args)
+        final = dx.while_loop(lambda s: s.status == RUNNING, lambda s: self._iterate(s, evaluate), state)
+        return self.result(final)
+
+    # The iteration -------------------------------------------------------------
+
+    def _check_arguments(self, owner: str, fun: Any, x0: Any, args: Any, bounds: Any) -> tuple[FlatView, Any, Any]:
+        """Validate the arguments of a run; return x0's layout and the flat bounds."""
         if not callable(fun):
             raise TypeError(f"{owner}: fun must be callable, got {type(fun).__name__}.")
         if not isinstance(args, tuple):
@@ -233,59 +275,45 @@ class QuasiNewton:
             )
         view = FlatView(x0, owner)
         lower, upper = parse_bounds(bounds, view, owner) if bounds is not None else (None, None)
-        run = _solve_jit if jit else _solve
-        return run(self, fun, x0, lower, upper, args)
+        return view, lower, upper
 
-    def solve(self, fun: Callable[..., Any], x0: Any, lower: Any, upper: Any, args: tuple[Any, ...]) -> MinimizeResult:
-        """Run the iteration; ``lower`` and ``upper`` are flat bound vectors or ``None``."""
-        view = FlatView(x0, type(self).__name__)
-        evaluate = view.value_and_grad(fun, args)
+    def _start(
+        self, fun: Callable[..., Any], view: FlatView, lower: Any, upper: Any, args: tuple[Any, ...]
+    ) -> QuasiNewtonState:
+        """Return the state at ``x0`` (projected onto the box), stopped if it is not finite or converged."""
         x = view.initial_vector()
-        box = Box(lower, upper) if lower is not None else None
+        box = None if lower is None else Box(lower, upper)
         if box is not None:
             x = box.project(x)
 
-        # The start: stop at once if it is not finite or already converged.
-        f, g = evaluate(x)
+        f, g = view.value_and_grad(fun, args)(x)
         grad_norm = self.grad_norm(x, g, box)
         ints = dx.zeros_like(f, dtype=dx.int32)
         finite = dx.isfinite(f) & dx.all(dx.isfinite(g))
-        not_converged = _RUNNING if self.max_iter > 0 else int(Status.MAX_ITER)
+        not_converged = RUNNING if self.max_iter > 0 else int(Status.MAX_ITER)
         status = dx.where(
             finite,
             dx.where(grad_norm <= self.tol, int(Status.CONVERGED), not_converged),
             int(Status.NON_FINITE),
         )
-        state = {
-            "x": x,
-            "f": f,
-            "g": g,
-            "grad_norm": grad_norm,
-            "memory": self.init_memory(x),
-            "empty": dx.ones_like(f, dtype=dx.bool),
-            "n_iter": ints,
-            "n_fev": ints + 1,
-            "status": dx.astype(status, dx.int32),
-        }
-        final = dx.while_loop(lambda s: s["status"] == _RUNNING, lambda s: self._iterate(s, evaluate, box), state)
-
-        return MinimizeResult(
-            x=view.unravel(final["x"]),
-            fun=final["f"],
-            grad=view.unravel(final["g"]),
-            grad_norm=final["grad_norm"],
-            n_iter=final["n_iter"],
-            n_fev=final["n_fev"],
-            success=(final["status"] == int(Status.CONVERGED)) | (final["status"] == int(Status.SMALL_REDUCTION)),
-            status=final["status"],
-            method=self.name,
-            tol=float(self.tol),
-            ftol=float(self.ftol),
-            max_iter=int(self.max_iter),
+        return QuasiNewtonState(
+            x=x,
+            f=f,
+            g=g,
+            grad_norm=grad_norm,
+            memory=self.init_memory(x),
+            empty=dx.ones_like(f, dtype=dx.bool),
+            n_iter=ints,
+            n_fev=ints + 1,
+            status=dx.astype(status, dx.int32),
+            lower=lower,
+            upper=upper,
+            view=view,
         )
 
-    def _iterate(self, state: dict[str, Any], evaluate: Callable[[Any], Any], box: Box | None) -> dict[str, Any]:
-        x, f, g, memory, empty = state["x"], state["f"], state["g"], state["memory"], state["empty"]
+    def _iterate(self, state: QuasiNewtonState, evaluate: Callable[[Any], Any]) -> QuasiNewtonState:
+        x, f, g, memory, empty = state.x, state.f, state.g, state.memory, state.empty
+        box = state.box
 
         direction, max_step = self.direction(memory, x, g, box)
         first_step = self.first_step(direction, empty, box)
@@ -312,7 +340,7 @@ class QuasiNewton:
         updated = self.update(memory, s, y, kept, empty)
         cleared = self.init_memory(x)
         memory = dx.tree_map(lambda new, old: dx.where(accepted, new, old), updated, cleared)
-        empty = dx.where(accepted, empty & ~kept, True)
+        new_empty = dx.where(accepted, empty & ~kept, True)
 
         reduction = f - search.fun
         scale = dx.maximum(dx.maximum(dx.abs(f), dx.abs(search.fun)), 1.0)
@@ -320,27 +348,29 @@ class QuasiNewton:
         f = dx.where(accepted, search.fun, f)
         g = dx.where(accepted, search.grad, g)
         grad_norm = self.grad_norm(x, g, box)
-        n_iter = state["n_iter"] + dx.astype(accepted, dx.int32)
+        n_iter = state.n_iter + dx.astype(accepted, dx.int32)
 
         # The tests in order of precedence, as the codes of an accepted step.
         # ftol = 0 turns the reduction test off: a step that rounding leaves
         # without any decrease does not count as convergence.
-        status = dx.where(n_iter >= self.max_iter, int(Status.MAX_ITER), _RUNNING)
+        status = dx.where(n_iter >= self.max_iter, int(Status.MAX_ITER), RUNNING)
         if self.ftol > 0.0:
             status = dx.where(reduction <= self.ftol * scale, int(Status.SMALL_REDUCTION), status)
         status = dx.where(grad_norm <= self.tol, int(Status.CONVERGED), status)
-        status = dx.where(accepted, status, dx.where(state["empty"], int(Status.LINE_SEARCH_FAILED), _RUNNING))
-        return {
-            "x": x,
-            "f": f,
-            "g": g,
-            "grad_norm": grad_norm,
-            "memory": memory,
-            "empty": empty,
-            "n_iter": n_iter,
-            "n_fev": state["n_fev"] + search.n_fev,
-            "status": dx.astype(status, dx.int32),
-        }
+        status = dx.where(accepted, status, dx.where(empty, int(Status.LINE_SEARCH_FAILED), RUNNING))
+
+        return dx.replace(
+            state,
+            x=x,
+            f=f,
+            g=g,
+            grad_norm=grad_norm,
+            memory=memory,
+            empty=new_empty,
+            n_iter=n_iter,
+            n_fev=state.n_fev + search.n_fev,
+            status=dx.astype(status, dx.int32),
+        )
 
 
 def _solve(
