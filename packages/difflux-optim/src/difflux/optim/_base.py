@@ -20,7 +20,6 @@ parameter's dtype, skips leaves that are not floating-point arrays or have a
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Callable
 from typing import Any, ClassVar
@@ -195,8 +194,11 @@ def scalar_like(leaves: list[Any], value: float, dtype: Any = None) -> Any:
     floats = [leaf for leaf in arrays if dx.isdtype(value_dtype(leaf), "real floating")]
     if dtype is None:
         dtype = value_dtype(floats[0]) if floats else dx.float32
-    first = floats[0] if floats else arrays[0] if arrays else None
-    if first is None:
+    if floats:
+        first = floats[0]
+    elif arrays:
+        first = arrays[0]
+    else:
         return dx.asarray(value, dtype=dtype)
     # Core has no public query for a value's backend, so a reduction of
     # zeros_like, which follows the backend of its argument, makes the scalar.
@@ -271,5 +273,5 @@ def flag(x: Any, name: str) -> bool:
     return bool(value)
 
 
-frozen = dataclasses.dataclass(frozen=True)
-Schedule = Callable[[Any], Any]
+# A learning rate may be a schedule: any function of the step count.
+ScheduleLike = Callable[[Any], Any]

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
-from ._base import Transform, check_transform, flag, frozen
+from ._base import Transform, check_transform, flag
 
 
-@frozen
+@dataclasses.dataclass(frozen=True)
 class Chain(Transform):
     """Transformations applied in order; build one with :func:`chain`.
 

@@ -6,12 +6,13 @@ gradients (the usual place), placed after one it clips steps.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
 import difflux.core as dx
 
-from ._base import Leafwise, Transform, cast_like, check_positive, frozen
+from ._base import Leafwise, Transform, cast_like, check_positive
 from ._trees import check_gradients, flatten, is_trainable, shape_of, unflatten, value_dtype
 
 
@@ -23,7 +24,7 @@ def _scale_to(norm: Any, max_norm: float) -> Any:
     return dx.where(too_large, max_norm / dx.where(too_large, norm, 1.0), 1.0)
 
 
-@frozen
+@dataclasses.dataclass(frozen=True)
 class ClipValue(Transform):
     """Clip each coordinate to ``[-delta, delta]``.
 
@@ -54,7 +55,7 @@ class ClipValue(Transform):
         return unflatten(treedef, clipped), state
 
 
-@frozen
+@dataclasses.dataclass(frozen=True)
 class ClipNorm(Leafwise):
     """Rescale each array whose norm exceeds ``max_norm`` to that norm.
 
@@ -87,7 +88,7 @@ class ClipNorm(Leafwise):
         return grad * _scale_to(norm, self.max_norm), ()
 
 
-@frozen
+@dataclasses.dataclass(frozen=True)
 class ClipGlobalNorm(Transform):
     """Rescale all arrays together when their joint Euclidean norm exceeds ``max_norm``.
 

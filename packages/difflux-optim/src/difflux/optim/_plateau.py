@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
 import difflux.core as dx
 
-from ._base import cast_like, check_decay, check_nonnegative, check_transform, frozen, scalar_like
+from ._base import cast_like, check_decay, check_nonnegative, check_transform, scalar_like
 from ._trees import flatten, unflatten, value_dtype
 from ._wrappers import _Wrapper
 
@@ -28,7 +29,7 @@ class PlateauState(dx.Module):
     cooldown_left: Any = dx.field(static=False)
 
 
-@frozen
+@dataclasses.dataclass(frozen=True)
 class ReduceOnPlateau(_Wrapper):
     """Scale updates down when reported losses plateau; build one with :func:`reduce_on_plateau`."""
 
@@ -40,7 +41,9 @@ class ReduceOnPlateau(_Wrapper):
     cooldown: int = 0
     min_scale: float = 0.0
 
-    uses_loss = True
+    @property
+    def uses_loss(self) -> bool:  # type: ignore[override]
+        return True
 
     def __post_init__(self) -> None:
         check_transform("reduce_on_plateau", self.transform)

@@ -8,19 +8,19 @@ bias corrections use :math:`t`, the number of the update starting at 1.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import difflux.core as dx
 
 from ._base import (
     Rule,
-    Schedule,
+    ScheduleLike,
     cast_like,
     check_decay,
     check_learning_rate,
     check_nonnegative,
     check_positive,
-    frozen,
 )
 
 
@@ -28,7 +28,7 @@ def _zeros2(param: Any) -> tuple[Any, ...]:
     return dx.zeros_like(param), dx.zeros_like(param)
 
 
-@frozen
+@dataclasses.dataclass(frozen=True)
 class Adam(Rule):
     """Adam: steps scaled by running estimates of the gradient's first two moments.
 
@@ -61,7 +61,7 @@ class Adam(Rule):
         True
     """
 
-    learning_rate: float | Schedule = 0.001
+    learning_rate: float | ScheduleLike = 0.001
     b1: float = 0.9
     b2: float = 0.999
     eps: float = 1e-8
@@ -91,7 +91,7 @@ class Adam(Rule):
         return -lr * mu_hat / (dx.sqrt(nu_hat) + self.eps), (mu, nu)
 
 
-@frozen
+@dataclasses.dataclass(frozen=True)
 class AdamW(Rule):
     """Adam with decoupled weight decay.
 
@@ -114,7 +114,7 @@ class AdamW(Rule):
         Loshchilov and Hutter, "Decoupled Weight Decay Regularization", ICLR 2019.
     """
 
-    learning_rate: float | Schedule = 0.001
+    learning_rate: float | ScheduleLike = 0.001
     b1: float = 0.9
     b2: float = 0.999
     eps: float = 1e-8
@@ -152,7 +152,7 @@ class AdamW(Rule):
         return -lr * direction, (mu, nu)
 
 
-@frozen
+@dataclasses.dataclass(frozen=True)
 class NAdam(Rule):
     """Adam with Nesterov momentum: the first moment looks one step ahead.
 
@@ -171,7 +171,7 @@ class NAdam(Rule):
         Dozat, "Incorporating Nesterov Momentum into Adam", ICLR 2016 workshop.
     """
 
-    learning_rate: float | Schedule = 0.002
+    learning_rate: float | ScheduleLike = 0.002
     b1: float = 0.9
     b2: float = 0.999
     eps: float = 1e-8
@@ -201,7 +201,7 @@ class NAdam(Rule):
         return -lr * mu_bar / (dx.sqrt(nu_hat) + self.eps), (mu, nu)
 
 
-@frozen
+@dataclasses.dataclass(frozen=True)
 class RAdam(Rule):
     """Rectified Adam: plain momentum steps until the variance estimate is reliable.
 
@@ -227,7 +227,7 @@ class RAdam(Rule):
         Adaptive Learning Rate and Beyond", ICLR 2020.
     """
 
-    learning_rate: float | Schedule = 0.001
+    learning_rate: float | ScheduleLike = 0.001
     b1: float = 0.9
     b2: float = 0.999
     eps: float = 1e-8
@@ -266,7 +266,7 @@ class RAdam(Rule):
         if rho_inf <= self.threshold:
             return -lr * mu_hat, (mu, nu)
         rectify = rho > self.threshold
-        # Where the plain step is taken, rho_inf stands in for rho so that the
+        # Where the plain step is taken, rho_inf replaces rho so that the
         # unused branch stays finite (it gives r = 1).
         rho_safe = dx.where(rectify, rho, rho_inf)
         r = dx.sqrt((rho_safe - 4) * (rho_safe - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_safe))
@@ -274,7 +274,7 @@ class RAdam(Rule):
         return -lr * dx.where(rectify, adaptive, mu_hat), (mu, nu)
 
 
-@frozen
+@dataclasses.dataclass(frozen=True)
 class AdaMax(Rule):
     """AdaMax: Adam with the infinity norm in place of the second moment.
 
@@ -283,7 +283,7 @@ class AdaMax(Rule):
         \\Delta\\theta_t = -\\frac{\\eta_t}{1 - \\beta_1^t}\\, \\frac{m_t}{u_t}
 
     with :math:`m_t` as in :class:`Adam` and symbols tied to the same
-    arguments; slot ``nu`` holds :math:`u`. The paper has no
+    arguments; slot ``nu`` is :math:`u`. The paper has no
     :math:`\\epsilon`; adding it to :math:`|g_t|` inside the maximum, as
     PyTorch and Optax do, keeps a zero gradient history from dividing by
     zero. Defaults are the paper's (Algorithm 2).
@@ -292,7 +292,7 @@ class AdaMax(Rule):
         Kingma and Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015, section 7.1.
     """
 
-    learning_rate: float | Schedule = 0.002
+    learning_rate: float | ScheduleLike = 0.002
     b1: float = 0.9
     b2: float = 0.999
     eps: float = 1e-8
@@ -320,7 +320,7 @@ class AdaMax(Rule):
         return -lr / (1 - b1**t) * mu / nu, (mu, nu)
 
 
-@frozen
+@dataclasses.dataclass(frozen=True)
 class AMSGrad(Rule):
     """AMSGrad: Adam whose second-moment estimate never decreases.
 
@@ -329,7 +329,7 @@ class AMSGrad(Rule):
         \\Delta\\theta_t = -\\eta_t\\, \\hat m_t / (\\sqrt{\\hat v^{\\max}_t} + \\epsilon)
 
     with :math:`\\hat m_t, \\hat v_t` as in :class:`Adam` and symbols tied to
-    the same arguments; slot ``nu_max`` holds :math:`\\hat v^{\\max}`. The
+    the same arguments; slot ``nu_max`` is :math:`\\hat v^{\\max}`. The
     paper states the rule without bias correction; this is the
     bias-corrected form of Optax (the maximum is taken over the corrected
     estimates). PyTorch takes the maximum before correcting, which differs
@@ -339,7 +339,7 @@ class AMSGrad(Rule):
         Reddi, Kale and Kumar, "On the Convergence of Adam and Beyond", ICLR 2018.
     """
 
-    learning_rate: float | Schedule = 0.001
+    learning_rate: float | ScheduleLike = 0.001
     b1: float = 0.9
     b2: float = 0.999
     eps: float = 1e-8
@@ -369,7 +369,7 @@ class AMSGrad(Rule):
         return -lr * mu_hat / (dx.sqrt(nu_max) + self.eps), (mu, nu, nu_max)
 
 
-@frozen
+@dataclasses.dataclass(frozen=True)
 class AdaBelief(Rule):
     """AdaBelief: Adam with the variance of the gradient around its mean.
 
@@ -379,7 +379,7 @@ class AdaBelief(Rule):
         \\Delta\\theta_t = -\\eta_t\\, \\hat m_t / (\\sqrt{\\hat s_t} + \\epsilon)
 
     with :math:`m_t, \\hat m_t` as in :class:`Adam` and symbols tied to the
-    same arguments; slot ``nu`` holds :math:`s`. As in the paper's
+    same arguments; slot ``nu`` is :math:`s`. As in the paper's
     Algorithm 2, :math:`\\epsilon` enters twice: added to :math:`s_t` and to
     the denominator. (Optax matches with ``eps_root=eps``.) Defaults are the
     authors' (``eps=1e-16``).
@@ -390,7 +390,7 @@ class AdaBelief(Rule):
         Gradients", NeurIPS 2020.
     """
 
-    learning_rate: float | Schedule = 0.001
+    learning_rate: float | ScheduleLike = 0.001
     b1: float = 0.9
     b2: float = 0.999
     eps: float = 1e-16

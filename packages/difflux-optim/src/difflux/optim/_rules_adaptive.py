@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import difflux.core as dx
 
 from ._base import (
     Rule,
-    Schedule,
+    ScheduleLike,
     cast_like,
     check_decay,
     check_learning_rate,
     check_nonnegative,
     check_positive,
-    frozen,
 )
 
 
-@frozen
+@dataclasses.dataclass(frozen=True)
 class AdaGrad(Rule):
     """AdaGrad: steps divided by the root of the summed squared gradients.
 
@@ -36,7 +36,7 @@ class AdaGrad(Rule):
         Learning and Stochastic Optimization", JMLR 12, 2011.
     """
 
-    learning_rate: float | Schedule = 0.01
+    learning_rate: float | ScheduleLike = 0.01
     initial_accumulator: float = 0.0
     eps: float = 1e-10
 
@@ -61,7 +61,7 @@ class AdaGrad(Rule):
         return -lr * grad / (dx.sqrt(sum_of_squares) + self.eps), (sum_of_squares,)
 
 
-@frozen
+@dataclasses.dataclass(frozen=True)
 class AdaDelta(Rule):
     """AdaDelta: steps in the units of the parameters, from two running averages.
 
@@ -83,7 +83,7 @@ class AdaDelta(Rule):
         Zeiler, "ADADELTA: An Adaptive Learning Rate Method", arXiv:1212.5701, 2012.
     """
 
-    learning_rate: float | Schedule = 1.0
+    learning_rate: float | ScheduleLike = 1.0
     rho: float = 0.95
     eps: float = 1e-6
 
@@ -111,7 +111,7 @@ class AdaDelta(Rule):
         return lr * delta, (mean_square_grad, mean_square_delta)
 
 
-@frozen
+@dataclasses.dataclass(frozen=True)
 class RMSProp(Rule):
     """RMSProp: steps divided by a running root mean square of the gradient.
 
@@ -133,7 +133,7 @@ class RMSProp(Rule):
         With Recurrent Neural Networks", arXiv:1308.0850, 2013.
     """
 
-    learning_rate: float | Schedule = 0.001
+    learning_rate: float | ScheduleLike = 0.001
     rho: float = 0.9
     eps: float = 1e-8
     centered: bool = False
@@ -166,7 +166,7 @@ class RMSProp(Rule):
         return -lr * grad / (dx.sqrt(variance) + self.eps), (nu, mean_grad)
 
 
-@frozen
+@dataclasses.dataclass(frozen=True)
 class Rprop(Rule):
     """Rprop: per-coordinate step sizes adapted by the sign of the gradient alone.
 

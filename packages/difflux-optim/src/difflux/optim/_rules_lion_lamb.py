@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import difflux.core as dx
 
 from ._base import (
     Rule,
-    Schedule,
+    ScheduleLike,
     cast_like,
     check_decay,
     check_learning_rate,
     check_nonnegative,
     check_positive,
-    frozen,
 )
 
 
-@frozen
+@dataclasses.dataclass(frozen=True)
 class Lion(Rule):
     """Lion: steps of equal size in every coordinate, along the sign of a momentum blend.
 
@@ -29,7 +29,7 @@ class Lion(Rule):
         m_t = \\beta_2 m_{t-1} + (1 - \\beta_2)\\, g_t
 
     where :math:`\\eta_t` is ``learning_rate``, :math:`\\beta_1, \\beta_2` are
-    ``b1``, ``b2``, :math:`\\lambda` is ``weight_decay`` and slot ``mu`` holds
+    ``b1``, ``b2``, :math:`\\lambda` is ``weight_decay`` and slot ``mu`` is
     :math:`m`, starting at zero. Every step has magnitude :math:`\\eta_t` per
     coordinate, so the learning rate should be 3 to 10 times smaller than
     Adam's. Defaults are the paper's (Algorithm 2; ``weight_decay=0``).
@@ -39,7 +39,7 @@ class Lion(Rule):
         "Symbolic Discovery of Optimization Algorithms", NeurIPS 2023.
     """
 
-    learning_rate: float | Schedule = 1e-4
+    learning_rate: float | ScheduleLike = 1e-4
     b1: float = 0.9
     b2: float = 0.99
     weight_decay: float = 0.0
@@ -72,7 +72,7 @@ class Lion(Rule):
         return -lr * direction, (mu,)
 
 
-@frozen
+@dataclasses.dataclass(frozen=True)
 class Lamb(Rule):
     """Lamb: Adam steps rescaled per parameter array by a trust ratio.
 
@@ -93,7 +93,7 @@ class Lamb(Rule):
         76 minutes", ICLR 2020.
     """
 
-    learning_rate: float | Schedule = 0.001
+    learning_rate: float | ScheduleLike = 0.001
     b1: float = 0.9
     b2: float = 0.999
     eps: float = 1e-6

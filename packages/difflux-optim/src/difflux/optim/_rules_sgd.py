@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import difflux.core as dx
 
-from ._base import Rule, Schedule, cast_like, check_decay, check_learning_rate, frozen
+from ._base import Rule, ScheduleLike, cast_like, check_decay, check_learning_rate
 
 
-@frozen
+@dataclasses.dataclass(frozen=True)
 class Descent(Rule):
     """Plain gradient descent.
 
@@ -27,7 +28,7 @@ class Descent(Rule):
         [0.9, -1.8]
     """
 
-    learning_rate: float | Schedule = 0.1
+    learning_rate: float | ScheduleLike = 0.1
 
     def __post_init__(self) -> None:
         check_learning_rate(self, self.learning_rate)
@@ -39,7 +40,7 @@ class Descent(Rule):
         return -lr * grad, ()
 
 
-@frozen
+@dataclasses.dataclass(frozen=True)
 class Momentum(Rule):
     """Gradient descent with heavy-ball momentum.
 
@@ -56,7 +57,7 @@ class Momentum(Rule):
         methods", USSR Computational Mathematics and Mathematical Physics 4(5), 1964.
     """
 
-    learning_rate: float | Schedule = 0.01
+    learning_rate: float | ScheduleLike = 0.01
     momentum: float = 0.9
 
     slot_names = ("velocity",)
@@ -79,7 +80,7 @@ class Momentum(Rule):
         return -lr * velocity, (velocity,)
 
 
-@frozen
+@dataclasses.dataclass(frozen=True)
 class Nesterov(Rule):
     """Gradient descent with Nesterov momentum, in the form of Sutskever et al.
 
@@ -97,7 +98,7 @@ class Nesterov(Rule):
         initialization and momentum in deep learning", ICML 2013.
     """
 
-    learning_rate: float | Schedule = 0.001
+    learning_rate: float | ScheduleLike = 0.001
     momentum: float = 0.9
 
     slot_names = ("velocity",)

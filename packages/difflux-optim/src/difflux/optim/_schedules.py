@@ -16,9 +16,6 @@ from typing import Any
 
 import difflux.core as dx
 
-# The schedules print as the call that builds them (Schedule.__repr__).
-_frozen = dataclasses.dataclass(frozen=True, repr=False)
-
 
 class Schedule:
     """Base of the schedules here; any callable ``step -> value`` works as a schedule too."""
@@ -72,7 +69,8 @@ def _linear_between(start: float, end: float, fraction: Any) -> Any:
 # --------------------------------------------------------------------------
 
 
-@_frozen
+# repr=False keeps Schedule.__repr__, which prints the call that builds the schedule.
+@dataclasses.dataclass(frozen=True, repr=False)
 class _Constant(Schedule):
     value: float
 
@@ -84,7 +82,8 @@ class _Constant(Schedule):
         return self.value
 
 
-@_frozen
+# repr=False keeps Schedule.__repr__, which prints the call that builds the schedule.
+@dataclasses.dataclass(frozen=True, repr=False)
 class _PiecewiseConstant(Schedule):
     init_value: float
     boundaries_and_scales: tuple[tuple[int, float], ...]
@@ -103,7 +102,8 @@ class _PiecewiseConstant(Schedule):
         return value
 
 
-@_frozen
+# repr=False keeps Schedule.__repr__, which prints the call that builds the schedule.
+@dataclasses.dataclass(frozen=True, repr=False)
 class _ExponentialDecay(Schedule):
     init_value: float
     decay_rate: float
@@ -132,7 +132,8 @@ class _ExponentialDecay(Schedule):
         return value
 
 
-@_frozen
+# repr=False keeps Schedule.__repr__, which prints the call that builds the schedule.
+@dataclasses.dataclass(frozen=True, repr=False)
 class _PolynomialDecay(Schedule):
     init_value: float
     end_value: float
@@ -151,7 +152,8 @@ class _PolynomialDecay(Schedule):
         return (self.init_value - self.end_value) * (1 - fraction) ** self.power + self.end_value
 
 
-@_frozen
+# repr=False keeps Schedule.__repr__, which prints the call that builds the schedule.
+@dataclasses.dataclass(frozen=True, repr=False)
 class _CosineDecay(Schedule):
     init_value: float
     decay_steps: int
@@ -166,7 +168,8 @@ class _CosineDecay(Schedule):
         return _cosine_between(self.init_value, self.alpha * self.init_value, fraction)
 
 
-@_frozen
+# repr=False keeps Schedule.__repr__, which prints the call that builds the schedule.
+@dataclasses.dataclass(frozen=True, repr=False)
 class _WarmupCosine(Schedule):
     peak_value: float
     warmup_steps: int
@@ -192,7 +195,8 @@ class _WarmupCosine(Schedule):
         return dx.where(step < self.warmup_steps, warmup, decay)
 
 
-@_frozen
+# repr=False keeps Schedule.__repr__, which prints the call that builds the schedule.
+@dataclasses.dataclass(frozen=True, repr=False)
 class _OneCycle(Schedule):
     max_value: float
     total_steps: int

@@ -146,9 +146,9 @@ def adjust(state: Any, learning_rate: Any = None, /, **hyperparameters: Any) -> 
     are checked as in the constructors. ``state`` may also be a bare rule,
     which comes back adjusted.
 
-    A change of a hyperparameter compiles a ``dx.jit``-ed step again,
-    because the rule is static; for a learning rate that changes every
-    step, use a schedule.
+    The rule is static under ``dx.jit``, so a changed hyperparameter
+    compiles the step again. For a learning rate that changes every step,
+    use a schedule instead.
 
     Raises:
         ValueError: when no transformation has a field of that name, or a
@@ -222,12 +222,16 @@ def freeze(
     """Return the state with the selected parameters frozen.
 
     A frozen parameter gets no update and its state (moments and the like)
-    is kept unchanged until :func:`thaw`. ``where`` selects parameters by
-    path, as a dot-separated string (``"layers.0.weight"``, or
-    ``"encoder"`` for everything below it) or a tuple of keys, or by a
-    function of each leaf's key tuple (``lambda path: path[-1] == "bias"``),
-    or by a structure of booleans like the model (not a tuple, which reads
-    as a path), where a boolean may stand for a whole sub-structure.
+    is kept unchanged until :func:`thaw`. ``where`` selects parameters in
+    one of three ways:
+
+    * by path, as a dot-separated string (``"layers.0.weight"``, or
+      ``"encoder"`` for everything below it) or a tuple of keys;
+    * by a function of each leaf's key tuple
+      (``lambda path: path[-1] == "bias"``);
+    * by a structure of booleans like the model, where a boolean may cover
+      a whole sub-structure. A tuple reads as a path, so use a list or a
+      dict for such a mask.
     The step count is shared, so bias corrections after a thaw use the
     total number of steps.
 

@@ -9,7 +9,7 @@ and as tuples of keys (``("layers", 0, "weight")``) for freezing and masks.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -65,7 +65,7 @@ def _child_keys(treedef: dx.TreeDef) -> list[tuple[Any, str]]:
     """Return ``(key, formatted)`` for each child of a structure node."""
     kind, aux, count = treedef.kind, treedef.aux, len(treedef.children)
     if kind is dict:
-        return [(key, f"[{key!r}]") for key in aux]
+        return [(key, f"[{key!r}]") for key in cast(tuple, aux)]
     if isinstance(kind, type) and issubclass(kind, dx.Module):
         # A module's structure stores the names of its parameter fields.
         names = getattr(aux, "children", None)
@@ -105,7 +105,7 @@ def _describe(treedef: dx.TreeDef) -> str:
     if kind is None:
         return "a leaf"
     if kind is dict:
-        return f"a dict with keys {list(treedef.aux)}"
+        return f"a dict with keys {list(cast(tuple, treedef.aux))}"
     if kind in (list, tuple):
         return f"a {kind.__name__} of {len(treedef.children)} items"
     return f"a {kind.__name__} with children {[text for _, text in _child_keys(treedef)]}"
@@ -180,7 +180,7 @@ def _is_mask_leaf(x: Any) -> bool:
 def mask_for(mask: Any, params: Any, param_keys: list[tuple[Any, ...]], owner: str) -> list[bool]:
     """Return one boolean per parameter leaf from a mask tree or a function of the parameters.
 
-    ``param_keys`` holds the key path of each parameter leaf. A mask leaf
+    ``param_keys`` contains the key path of each parameter leaf. A mask leaf
     applies to every parameter below its path, so ``{"encoder":
     False, "decoder": True}`` masks whole sub-structures. ``None`` counts as
     ``False``.

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
-from ._base import Leafwise, Schedule, cast_like, check_learning_rate, check_nonnegative, frozen
+from ._base import Leafwise, ScheduleLike, cast_like, check_learning_rate, check_nonnegative
 
 
-@frozen
+@dataclasses.dataclass(frozen=True)
 class WeightDecay(Leafwise):
     """Shrink every parameter towards zero by a fixed fraction per step.
 
@@ -38,7 +39,7 @@ class WeightDecay(Leafwise):
     """
 
     weight_decay: float = 5e-4
-    learning_rate: float | Schedule = 1.0
+    learning_rate: float | ScheduleLike = 1.0
 
     needs_steps = True
 

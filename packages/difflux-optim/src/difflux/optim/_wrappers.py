@@ -10,11 +10,12 @@ transformation leaves untouched get zero updates in place of ``None``.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import difflux.core as dx
 
-from ._base import Transform, check_transform, flag, frozen, scalar_like
+from ._base import Transform, check_transform, flag, scalar_like
 from ._trees import flatten, is_trainable, unflatten
 
 
@@ -83,7 +84,7 @@ class AccumulateState(dx.Module):
     grad_sum: Any = dx.field(static=False)
 
 
-@frozen
+@dataclasses.dataclass(frozen=True)
 class Accumulate(_Wrapper):
     """Average gradients over ``every`` calls, then update once; build one with :func:`accumulate`."""
 
@@ -161,7 +162,7 @@ class SkipState(dx.Module):
     consecutive: Any = dx.field(static=False)
 
 
-@frozen
+@dataclasses.dataclass(frozen=True)
 class SkipNonFinite(_Wrapper):
     """Drop updates whose gradients are not all finite; build one with :func:`skip_nonfinite`."""
 
