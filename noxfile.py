@@ -155,6 +155,19 @@ def quickstart(session: nox.Session) -> None:
 
 
 @nox.session
+def examples(session: nox.Session) -> None:
+    """Run the nn examples briefly (two epochs) on NumPy and on JAX; not part of CI.
+
+    The slow test packages/difflux-nn/tests/test_examples.py checks their
+    accuracy in CI instead.
+    """
+    install_packages(session, "jax", "examples")
+    for script in ("examples/digits_mlp.py", "examples/digits_cnn.py"):
+        for backend in ("numpy", "jax"):
+            session.run("python", script, "--backend", backend, "--epochs", "2", "--no-progress", *session.posargs)
+
+
+@nox.session
 def benchmarks(session: nox.Session) -> None:
     """Run benchmarks/run.py beside PyTorch, HIPS autograd and JAX (not part of CI)."""
     install_packages(session, "jax")
