@@ -7,7 +7,7 @@ constant differently, both are configured to one definition:
 
 * AdaGrad: Optax adds ``eps`` inside the square root and difflux outside,
   so Optax runs with ``eps=0`` and difflux with ``eps=1e-300``.
-* AdaBelief: difflux follows the paper, which adds ``eps`` to the second
+* AdaBelief: difflux follows Zhuang et al. (NeurIPS 2020), who add ``eps`` to the second
   moment as well as to the denominator; Optax does so with ``eps_root=eps``.
 * RMSProp: difflux puts ``eps`` outside the square root (Optax
   ``eps_in_sqrt=False``).
