@@ -2,10 +2,10 @@
 
 Each case holds a rule with hyperparameters away from the defaults (so that
 each of them shows in the result), the parameters after each of its first
-steps written out in NumPy from the equations of the paper that the
-rule's docstring cites, a configuration that
-fits the test problems, and constructor arguments that must be rejected.
-A new rule needs one entry here.
+steps written out in NumPy from the equations of the paper that the rule's
+docstring cites, a configuration that fits the test problems, and
+constructor arguments that must be rejected. A new rule needs one entry
+here.
 """
 
 from __future__ import annotations
