@@ -28,7 +28,8 @@ class BFGS(QuasiNewton):
     Before the first update ``H_0`` is rescaled to
     :math:`\frac{y_0^T s_0}{y_0^T y_0} I` (eq. 6.20), so the first
     quasi-Newton step has about the right length. Steps come from a strong
-    Wolfe line search, which keeps :math:`y_k^T s_k > 0`.
+    Wolfe line search, which makes :math:`y_k^T s_k > 0`; a pair that
+    rounding leaves without enough curvature is skipped.
 
     ``H`` has ``n * n`` entries, so BFGS suits up to a few thousand
     parameters; :class:`LBFGS` stores ``2 * history_size`` vectors instead.

@@ -80,8 +80,10 @@ class LBFGS(QuasiNewton):
         newest_ys, newest_yy = newest_ratio(memory)
         gamma = dx.where(newest_ys > 0.0, newest_ys / dx.where(newest_ys > 0.0, newest_yy, 1.0), 1.0)
 
-        # Two-loop recursion: newest pair first, then oldest first. The loop
-        # over the history is unrolled; empty slots have rho = 0 and change nothing.
+        # Two-loop recursion: newest pair first, then oldest first. Empty
+        # slots have rho = 0 and change nothing.
+        # NOTE: the loops are unrolled in Python, so under jit the program,
+        # and its compile time, grow with history_size.
         q = grad
         alphas = []
         for i in reversed(range(self.history_size)):

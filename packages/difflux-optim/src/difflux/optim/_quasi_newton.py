@@ -52,7 +52,7 @@ class QuasiNewtonState(dx.Module):
         g: its gradient at ``x``, flattened.
         grad_norm: the infinity norm of the (projected) gradient.
         memory: the method's curvature information.
-        empty: whether the memory holds no curvature pair.
+        empty: whether the memory contains no curvature pair.
         n_iter: the number of accepted steps.
         n_fev: the number of evaluations of the objective and its gradient.
         status: ``-1`` while running, else a :class:`Status` code.
@@ -161,7 +161,7 @@ class QuasiNewton:
     def update(self, memory: Any, s: Any, y: Any, kept: Any, empty: Any) -> Any:
         """Return the memory with the curvature pair ``(s, y)`` stored if ``kept``.
 
-        ``empty`` tells whether the memory holds no pair yet.
+        ``empty`` is true while the memory contains no pair.
         """
         raise NotImplementedError
 

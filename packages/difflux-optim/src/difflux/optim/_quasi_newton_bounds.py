@@ -86,7 +86,7 @@ def _side_vector(side: Any, fill: float, view: FlatView, backend: str, owner: st
         return dx.reshape(dx.broadcast_to(array, shape), (-1,))
 
     if _is_scalar(side) or (len(view.shapes) == 1 and (dx.is_array(side) or isinstance(side, list | tuple))):
-        pieces = [piece(side, shape, name) for shape, name in zip(view.shapes, view.names)]
+        pieces = [piece(side, shape, leaf_name) for shape, leaf_name in zip(view.shapes, view.names)]
     else:
         leaves, treedef = dx.tree_flatten(side, is_leaf=lambda v: v is None)
         if treedef != view.treedef:
@@ -94,7 +94,7 @@ def _side_vector(side: Any, fill: float, view: FlatView, backend: str, owner: st
                 f"{owner}: the {name} bounds have the structure {treedef!r}, but x0 has {view.treedef!r}. "
                 "Give each side of the bounds the structure of x0 (None for no bound), a single number, or None."
             )
-        pieces = [piece(leaf, shape, name) for leaf, shape, name in zip(leaves, view.shapes, view.names)]
+        pieces = [piece(leaf, shape, leaf_name) for leaf, shape, leaf_name in zip(leaves, view.shapes, view.names)]
     return pieces[0] if len(pieces) == 1 else dx.concat(pieces)
 
 

@@ -1,4 +1,4 @@
-"""What a quasi-Newton run returns: the status codes and :class:`MinimizeResult`."""
+"""The outcome of a quasi-Newton run: the status codes and :class:`MinimizeResult`."""
 
 from __future__ import annotations
 

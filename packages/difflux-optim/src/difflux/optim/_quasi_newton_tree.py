@@ -22,7 +22,9 @@ from ._trees import leaf_paths
 
 
 def backend_name(x: Any) -> str:
-    """Return the backend of a plain (untraced by difflux) array: ``"numpy"`` or ``"jax"``."""
+    """Return the backend of an array or difflux tracer: ``"numpy"`` or ``"jax"``."""
+    if isinstance(x, dx.Tracer):
+        x = dx.zeros_like(x)  # a plain array of the tracer's backend
     return "numpy" if isinstance(x, np.ndarray | np.generic) else "jax"
 
 
