@@ -184,3 +184,10 @@ CASES = [
         backends=NUMPY_ONLY,
     ),
 ]
+
+CASES += [
+    Case("matmul_vector_vector", lambda x, y: dx.matmul(x, y), uniform((3,), (3,))),
+    Case("matmul_vector_matrix", lambda x, y: dx.matmul(x, y), uniform((3,), (3, 2))),
+    Case("matmul_matrix_vector", lambda x, y: dx.matmul(x, y), uniform((2, 3), (3,))),
+    Case("matmul_batched", lambda x, y: dx.matmul(x, y), uniform((2, 1, 3, 2), (4, 2, 2))),
+]

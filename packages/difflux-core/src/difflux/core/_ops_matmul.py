@@ -12,12 +12,14 @@ from ._ops_shape import expand_dims, matrix_transpose, reshape
 
 def _as_matrices(g: Any, x: Any, y: Any) -> tuple[Any, Any, Any]:
     """Promote 1-D operands of matmul to matrices, as matmul itself does."""
-    if len(shape_of(x)) == 1:
-        x = reshape(x, (1,) + shape_of(x))
-        g = expand_dims(g, -2)
+    # y first: for two vectors the cotangent is 0-d and gains its last axis
+    # before the second-to-last one.
     if len(shape_of(y)) == 1:
         y = reshape(y, shape_of(y) + (1,))
         g = expand_dims(g, -1)
+    if len(shape_of(x)) == 1:
+        x = reshape(x, (1,) + shape_of(x))
+        g = expand_dims(g, -2)
     return g, x, y
 
 
