@@ -1,0 +1,42 @@
+"""difflux.ode: ODE solvers that differentiate on NumPy and JAX.
+
+``from difflux import ode`` gives :func:`solve`, the explicit Runge-Kutta
+solvers (fixed step: :class:`Euler`, :class:`Heun`, :class:`Midpoint`,
+:class:`Ralston`, :class:`RK4`; adaptive: :class:`Bosh3`, :class:`Dopri5`,
+:class:`Tsit5`), step-size controllers, :class:`SaveAt` and :class:`Solution`.
+"""
+
+from ._controller import ConstantStepSize, PIDController
+from ._runge_kutta import AbstractRungeKutta
+from ._saveat import SaveAt
+from ._solution import ODESolveError, Solution, Status
+from ._solve import solve
+from ._solver_bosh3 import Bosh3
+from ._solver_dopri5 import Dopri5
+from ._solver_euler import Euler
+from ._solver_heun import Heun
+from ._solver_midpoint import Midpoint
+from ._solver_ralston import Ralston
+from ._solver_rk4 import RK4
+from ._solver_tsit5 import Tsit5
+from ._tableau import ButcherTableau
+
+__all__ = [
+    "AbstractRungeKutta",
+    "Bosh3",
+    "ButcherTableau",
+    "ConstantStepSize",
+    "Dopri5",
+    "Euler",
+    "Heun",
+    "Midpoint",
+    "ODESolveError",
+    "PIDController",
+    "RK4",
+    "Ralston",
+    "SaveAt",
+    "Solution",
+    "Status",
+    "Tsit5",
+    "solve",
+]

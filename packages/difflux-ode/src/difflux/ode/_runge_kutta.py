@@ -1,0 +1,100 @@
+"""The explicit Runge-Kutta step, written once for every tableau.
+
+A solver is a tableau plus a few class attributes (see ``_solver_*.py``).
+The state is a flat vector ``y`` of shape ``(d,)``; ``solve`` flattens the
+user's structure before the first step. Stage values ``k_i = f(t + c_i h,
+y + h sum_j a_ij k_j)`` are stacked into ``ks`` of shape ``(stages, d)``
+for the interpolant.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import difflux.core as dx
+
+from ._tableau import ButcherTableau
+
+VectorField = Callable[[Any, Any], Any]  # (t, y) -> dy/dt on flat vectors
+
+
+@dataclasses.dataclass(frozen=True)
+class AbstractRungeKutta:
+    """Base class of the explicit Runge-Kutta solvers.
+
+    A subclass sets ``tableau``, ``order`` and, for an embedded pair,
+    ``embedded_order``; it may override :meth:`interpolate` with the
+    method's own continuous extension. The default interpolant is the cubic
+    Hermite polynomial through both ends of the step and their derivatives,
+    accurate to third order.
+    """
+
+    tableau: ClassVar[ButcherTableau]
+    order: ClassVar[int]
+    embedded_order: ClassVar[int | None] = None
+
+    @property
+    def adaptive(self) -> bool:
+        """Whether the tableau carries an error estimate, so the step size can adapt."""
+        return self.tableau.b_error is not None
+
+    def step(self, f: VectorField, t: Any, y: Any, f0: Any, h: Any) -> tuple[Any, Any, Any, Any]:
+        """Take one step of size ``h`` from ``(t, y)``, given ``f0 = f(t, y)``.
+
+        Returns ``(y1, y_error, ks, f1)``: the new state, the local error
+        estimate (``None`` for a fixed-step method), the stacked stages and
+        ``f(t + h, y1)``. A method that is not FSAL evaluates ``f1`` with one
+        extra call, which the next step then uses as its first stage, so no
+        evaluation is wasted.
+        """
+        tableau = self.tableau
+        ks = [f0]
+        for i in range(1, tableau.stages):
+            y_stage = _combine(y, h, tableau.a[i], ks)
+            ks.append(f(t + float(tableau.c[i]) * h, y_stage))
+
+        y1 = _combine(y, h, tableau.b, ks)
+        f1 = ks[-1] if tableau.fsal else f(t + h, y1)
+
+        y_error = None
+        if tableau.b_error is not None:
+            y_error = _combine(None, h, tableau.b_error, ks)
+        return y1, y_error, dx.stack(ks), f1
+
+    @property
+    def function_evaluations_per_step(self) -> int:
+        """Calls of the vector field per step after the first (FSAL or reused ``f1``)."""
+        return self.tableau.stages if not self.tableau.fsal else self.tableau.stages - 1
+
+    def interpolate(self, y0: Any, y1: Any, f0: Any, f1: Any, h: Any, ks: Any, theta: Any) -> Any:
+        """Evaluate the continuous extension at ``t0 + theta * h``.
+
+        Arguments broadcast: ``y0``, ``y1``, ``f0``, ``f1`` have shape
+        ``(..., d)``, ``h`` and ``theta`` shape ``(..., 1)`` and ``ks`` shape
+        ``(..., stages, d)``.
+        """
+        return hermite_cubic(y0, y1, f0, f1, h, theta)
+
+
+def hermite_cubic(y0: Any, y1: Any, f0: Any, f1: Any, h: Any, theta: Any) -> Any:
+    """The cubic Hermite interpolant matching ``y`` and ``dy/dt`` at both ends of a step."""
+    theta_minus = theta - 1.0
+    return (
+        y0
+        + theta * (y1 - y0)
+        + theta * theta_minus * ((1.0 - 2.0 * theta) * (y1 - y0) + h * (theta_minus * f0 + theta * f1))
+    )
+
+
+def _combine(y: Any, h: Any, weights: Any, ks: list[Any]) -> Any:
+    """Return ``y + h * sum_j weights[j] * ks[j]``, skipping zero weights (``y = None`` means 0)."""
+    total = None
+    for w, k in zip(weights, ks):
+        if w != 0:
+            term = float(w) * k
+            total = term if total is None else total + term
+    if total is None:
+        return y if y is not None else dx.zeros_like(ks[0])
+    return total * h if y is None else y + h * total

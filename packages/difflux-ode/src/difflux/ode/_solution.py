@@ -1,0 +1,113 @@
+"""The result of ``solve``: saved values, dense output, statistics and status."""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+import difflux.core as dx
+from difflux.core._core import value_of
+
+
+class Status(enum.IntEnum):
+    """Why ``solve`` stopped; ``Solution.status`` holds the integer code."""
+
+    SUCCESSFUL = 0
+    MAX_STEPS_REACHED = 1
+    NONFINITE = 2
+    DT_UNDERFLOW = 3
+
+
+MESSAGES = {
+    Status.SUCCESSFUL: "The solver reached t1.",
+    Status.MAX_STEPS_REACHED: (
+        "The solver took max_steps steps (accepted and rejected) before reaching t1. Raise max_steps, "
+        "loosen rtol/atol, or check whether the problem is stiff (an implicit solver suits stiff problems)."
+    ),
+    Status.NONFINITE: (
+        "The vector field returned a non-finite value (nan or inf) at an accepted state, or a fixed-step "
+        "solver produced one. Check the vector field, its args and y0, or take smaller steps."
+    ),
+    Status.DT_UNDERFLOW: (
+        "The step size fell below the resolution of t, so the solver cannot make progress. The solution "
+        "may blow up here, or the vector field may return non-finite values for the trial states."
+    ),
+}
+
+
+class ODESolveError(RuntimeError):
+    """Raised by ``solve(..., throw=True)`` when the solve did not reach ``t1``."""
+
+
+class Solution(dx.Module):
+    """The output of :func:`difflux.ode.solve`.
+
+    Attributes:
+        ts: the saved times, shape ``(n,)``.
+        ys: the saved states with the structure of ``y0`` and a leading
+            axis of length ``n`` on every leaf.
+        stats: ``num_steps`` (accepted and rejected), ``num_accepted``,
+            ``num_rejected`` and ``num_fevals`` (vector-field evaluations).
+        status: a :class:`Status` code as an integer array.
+    """
+
+    ts: Any
+    ys: Any
+    stats: dict[str, Any]
+    status: Any
+    dense: Any = None  # (ts, ys, fs, ks, num_accepted) arrays for evaluate()
+    interpolate: Any = dx.field(static=True, default=None)
+    unravel: Any = dx.field(static=True, default=None)
+
+    @property
+    def result(self) -> Status | None:
+        """The status as a :class:`Status`, or ``None`` inside ``jit`` where it is not known yet."""
+        value = value_of(self.status)
+        try:
+            return Status(int(value))
+        except TypeError:
+            return None
+
+    @property
+    def message(self) -> str:
+        """A sentence that explains the status."""
+        result = self.result
+        if result is None:
+            return "The status is only known when the compiled function returns."
+        return MESSAGES[result]
+
+    def evaluate(self, t: Any) -> Any:
+        """Evaluate the dense output at ``t`` (a scalar or a 1-D array of times in ``[t0, t1]``).
+
+        Needs ``SaveAt(dense=True)``. Times outside the solved interval are
+        extrapolated from the first or last step.
+        """
+        if self.dense is None:
+            raise ValueError("Solution.evaluate: no dense output; pass saveat=SaveAt(dense=True) to solve")
+        ts, ys, fs, ks, num_accepted = self.dense
+        t = dx.asarray(t) if not dx.is_array(t) else t
+        scalar = len(t.shape) == 0
+        t = dx.reshape(t, (-1,))
+        t = dx.astype(t, ts.dtype) if t.dtype != ts.dtype else t
+
+        # ts is padded with +inf (or -inf backwards) past the last step, so
+        # searching the forward-ordered times finds the step holding t.
+        direction = dx.sign(ts[1] - ts[0])
+        index = dx.searchsorted(ts * direction, t * direction, side="right") - 1
+        index = dx.clip(index, 0, dx.maximum(num_accepted - 1, 0))
+        t_start = dx.take(ts, index, axis=0)
+        h = dx.take(ts, index + 1, axis=0) - t_start
+        theta = ((t - t_start) / h)[:, None]
+        values = self.interpolate(
+            dx.take(ys, index, axis=0),
+            dx.take(ys, index + 1, axis=0),
+            dx.take(fs, index, axis=0),
+            dx.take(fs, index + 1, axis=0),
+            h[:, None],
+            dx.take(ks, index, axis=0),
+            theta,
+        )
+        return self.unravel(values[0] if scalar else values)
+
+    def __call__(self, t: Any) -> Any:
+        return self.evaluate(t)

@@ -1,0 +1,401 @@
+"""``solve``: the integration loop, written once over ``dx.while_loop``.
+
+The loop carries the time, the flat state, the next step size, ``f(t, y)``
+(the first stage of the next step), the last error ratios for the
+controller, counters, a status code and fixed-size output buffers. Each
+iteration tries one step, and where it is accepted writes the saved values
+with ``dx.where`` masks, so the same code runs as a Python loop on NumPy and
+as ``jax.lax.while_loop`` under ``jit``. Reverse-mode gradients go through
+``dx.while_loop``'s checkpointed pullback (discretise-then-optimise), which
+needs the ``max_steps`` bound.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+import difflux.core as dx
+from difflux.core._backend import backend_of_value
+from difflux.core._core import value_of
+
+from ._controller import ConstantStepSize, PIDController, initial_step_size
+from ._runge_kutta import AbstractRungeKutta
+from ._saveat import SaveAt
+from ._solution import MESSAGES, ODESolveError, Solution, Status
+from ._solver_tsit5 import Tsit5
+
+# --------------------------------------------------------------------------
+# Flattening the state
+# --------------------------------------------------------------------------
+
+
+def _ravel(y0: Any) -> tuple[Any, Callable[[Any], Any], list[tuple[int, ...]], Any]:
+    """Return ``(vector, unravel, shapes, treedef)``; ``unravel`` maps ``(..., d)`` back to the structure."""
+    leaves, treedef = dx.tree_flatten(y0)
+    if not leaves:
+        raise ValueError("solve: y0 has no array leaves; pass an array or a structure of arrays")
+    leaves = [dx.asarray(leaf) if not dx.is_array(leaf) else leaf for leaf in leaves]
+    dtype = dx.result_type(*leaves)
+    if not dx.isdtype(dtype, "real floating"):
+        dtype = dx.float64
+    leaves = [dx.astype(leaf, dtype) if leaf.dtype != dtype else leaf for leaf in leaves]
+    shapes = [tuple(leaf.shape) for leaf in leaves]
+    sizes = [int(np.prod(shape, dtype=np.int64)) for shape in shapes]
+    vector = dx.concat([dx.reshape(leaf, (-1,)) for leaf in leaves]) if len(leaves) > 1 else dx.reshape(leaves[0], (-1,))
+
+    def unravel(vec: Any) -> Any:
+        batch = tuple(vec.shape[:-1])
+        parts, offset = [], 0
+        for shape, size in zip(shapes, sizes):
+            parts.append(dx.reshape(vec[..., offset : offset + size], batch + shape))
+            offset += size
+        return dx.tree_unflatten(treedef, parts)
+
+    return vector, unravel, shapes, treedef
+
+
+def _flat_vector_field(
+    vector_field: Callable[..., Any], args: Any, unravel: Callable[[Any], Any], shapes: list[Any], treedef: Any
+) -> Callable[[Any, Any], Any]:
+    def f(t: Any, y: Any) -> Any:
+        out = vector_field(t, unravel(y), args)
+        leaves, out_def = dx.tree_flatten(out)
+        out_shapes = [tuple(dx.asarray(leaf).shape) if not dx.is_array(leaf) else tuple(leaf.shape) for leaf in leaves]
+        if out_def != treedef or out_shapes != shapes:
+            raise ValueError(
+                f"solve: the vector field returned shapes {out_shapes} (structure {out_def}), but y0 has shapes "
+                f"{shapes} (structure {treedef}); vector_field(t, y, args) must return dy/dt with the "
+                "structure and shapes of y0"
+            )
+        leaves = [dx.astype(leaf, y.dtype) if leaf.dtype != y.dtype else leaf for leaf in leaves]
+        return dx.concat([dx.reshape(leaf, (-1,)) for leaf in leaves]) if len(leaves) > 1 else dx.reshape(leaves[0], (-1,))
+
+    return f
+
+
+def _is_concrete(x: Any) -> bool:
+    value = value_of(x)
+    return backend_of_value(value) != "jax" or not type(value).__name__.endswith("Tracer")
+
+
+def _constant(like: Any, values: Any) -> Any:
+    """An array of ``values`` (NumPy data) on the backend and dtype of ``like``."""
+    return dx.asarray(np.asarray(values), dtype=like.dtype, backend=backend_of_value(value_of(like)) or "numpy")
+
+
+# --------------------------------------------------------------------------
+# The public function
+# --------------------------------------------------------------------------
+
+
+def solve(
+    vector_field: Callable[[Any, Any, Any], Any],
+    y0: Any,
+    t_span: tuple[Any, Any],
+    args: Any = None,
+    *,
+    solver: AbstractRungeKutta = Tsit5(),  # noqa: B008 (solvers are immutable)
+    saveat: SaveAt = SaveAt(t1=True),  # noqa: B008 (immutable)
+    rtol: float = 1e-6,
+    atol: float = 1e-9,
+    dt0: Any = None,
+    adaptive: bool | None = None,
+    controller: PIDController | ConstantStepSize | None = None,
+    max_steps: int = 4096,
+    throw: bool = True,
+) -> Solution:
+    """Solve ``dy/dt = vector_field(t, y, args)`` from ``y(t_span[0]) = y0`` to ``t_span[1]``.
+
+    Args:
+        vector_field: ``f(t, y, args)`` returning ``dy/dt`` with the structure and
+            shapes of ``y``. ``y0`` and ``args`` may be arrays or any structure
+            (tuples, dicts, ``dx.Module`` values); gradients flow to both.
+        y0: the initial state.
+        t_span: ``(t0, t1)``; ``t1 < t0`` integrates backwards.
+        args: passed unchanged to ``vector_field``.
+        solver: a Runge-Kutta solver, :class:`Tsit5` by default.
+        saveat: which outputs to keep, see :class:`SaveAt` (default: ``t1``).
+        rtol, atol: relative and absolute tolerances of the local error,
+            ``|err_i| <= atol + rtol * max(|y_i|, |y1_i|)`` in the RMS norm.
+        dt0: the first step size (positive), or ``None`` to choose it
+            (Hairer, Norsett and Wanner I, Section II.4). Required for
+            fixed-step solvers and for ``adaptive=False``.
+        adaptive: ``False`` takes constant steps of ``dt0`` even with an
+            embedded pair. Defaults to ``True`` for solvers with an error estimate.
+        controller: a :class:`PIDController` (default for adaptive solves) or
+            :class:`ConstantStepSize`.
+        max_steps: the maximum number of steps, accepted and rejected. It
+            sizes the output buffers and bounds reverse-mode memory.
+        throw: raise :class:`ODESolveError` if the solve fails. Inside ``jit``
+            the status is not known while tracing, so check ``Solution.status``
+            there; failed solves return ``nan`` at the unreached times.
+
+    Returns:
+        A :class:`Solution`.
+
+    Example:
+        >>> import numpy as np
+        >>> from difflux import ode
+        >>> sol = ode.solve(lambda t, y, k: -k * y, np.array([1.0]), (0.0, 1.0), 2.0)
+        >>> round(float(sol.ys[-1, 0]), 6), round(float(np.exp(-2.0)), 6)
+        (0.135335, 0.135335)
+    """
+    if isinstance(max_steps, bool) or not isinstance(max_steps, int | np.integer) or max_steps < 1:
+        raise ValueError(f"solve: max_steps must be a positive integer, got {max_steps!r}")
+    max_steps = int(max_steps)
+    if controller is None:
+        controller = ConstantStepSize() if adaptive is False or not solver.adaptive else PIDController()
+    if adaptive is None:
+        adaptive = solver.adaptive and not isinstance(controller, ConstantStepSize)
+    if adaptive and not solver.adaptive:
+        raise ValueError(
+            f"solve: {type(solver).__name__} has no error estimate, so it cannot adapt its step; "
+            "pass dt0 for constant steps or use an adaptive solver (Bosh3, Dopri5, Tsit5)"
+        )
+    if isinstance(controller, ConstantStepSize):
+        adaptive = False
+    if not adaptive and dt0 is None:
+        raise ValueError(f"solve: constant steps with {type(solver).__name__} need the step size dt0")
+
+    y_vec, unravel, shapes, treedef = _ravel(y0)
+    f = _flat_vector_field(vector_field, args, unravel, shapes, treedef)
+    zero = dx.zeros_like(y_vec[0])
+    t0 = zero + t_span[0]
+    t1 = zero + t_span[1]
+    direction = dx.where(t1 >= t0, 1.0, -1.0) + zero
+
+    ts_save = None
+    if saveat.ts is not None:
+        ts_save = dx.reshape(zero + saveat.ts, (-1,))
+        if _is_concrete(ts_save) and _is_concrete(t0) and _is_concrete(t1):
+            _check_ts(np.asarray(value_of(ts_save)), float(value_of(t0)), float(value_of(t1)))
+
+    f0 = f(t0, y_vec)
+    num_fevals = 1
+    if adaptive and dt0 is None:
+        h0 = initial_step_size(f, t0, y_vec, f0, solver.order, rtol, atol, direction)
+        num_fevals += 1
+    else:
+        h0 = dx.abs(zero + dt0)
+    h0 = dx.stop_gradient(h0)
+
+    state = _initial_state(solver, saveat, max_steps, t0, y_vec, f0, h0 * direction, ts_save)
+    body = _make_step(f, solver, controller, saveat, adaptive, rtol, atol, t1, direction, ts_save)
+
+    def keep_going(s: dict[str, Any]) -> Any:
+        return (s["status"] == 0) & ((t1 - s["t"]) * direction > 0)
+
+    state = dx.while_loop(keep_going, body, state, max_steps=max_steps)
+
+    unfinished = (state["status"] == 0) & ((t1 - state["t"]) * direction > 0)
+    status = dx.where(unfinished, int(Status.MAX_STEPS_REACHED), state["status"])
+    stats = {
+        "num_steps": state["num_steps"],
+        "num_accepted": state["num_accepted"],
+        "num_rejected": state["num_steps"] - state["num_accepted"],
+        "num_fevals": state["num_steps"] * solver.function_evaluations_per_step + num_fevals,
+    }
+    solution = _assemble(solver, saveat, state, status, stats, t0, y_vec, unravel)
+
+    if throw and _is_concrete(status) and int(value_of(status)) != 0:
+        code = Status(int(value_of(status)))
+        raise ODESolveError(
+            f"solve stopped at t = {float(value_of(state['t']))} before t1 = {float(value_of(t1))} "
+            f"({code.name}, after {int(value_of(state['num_steps']))} steps): {MESSAGES[code]} "
+            "Pass throw=False to get the partial Solution and its status instead."
+        )
+    return solution
+
+
+def _check_ts(ts: np.ndarray, t0: float, t1: float) -> None:
+    low, high = min(t0, t1), max(t0, t1)
+    if ts.size and (ts.min() < low or ts.max() > high):
+        raise ValueError(f"SaveAt: ts must lie in [{low}, {high}], got values from {ts.min()} to {ts.max()}")
+    steps = np.diff(ts) * (1.0 if t1 >= t0 else -1.0)
+    if np.any(steps < 0):
+        raise ValueError("SaveAt: ts must be ordered in the direction of integration (from t0 to t1)")
+
+
+# --------------------------------------------------------------------------
+# The loop state and one step
+# --------------------------------------------------------------------------
+
+
+def _initial_state(
+    solver: AbstractRungeKutta,
+    saveat: SaveAt,
+    max_steps: int,
+    t0: Any,
+    y0: Any,
+    f0: Any,
+    h0: Any,
+    ts_save: Any,
+) -> dict[str, Any]:
+    d = y0.shape[0]
+    count = dx.astype(dx.zeros_like(t0), dx.int32)
+    state: dict[str, Any] = {
+        "t": t0,
+        "y": y0,
+        "f": f0,
+        "h": h0,
+        "ratios": dx.ones_like(dx.stack([t0, t0])),
+        "num_steps": count,
+        "num_accepted": count,
+        "status": count,
+    }
+    nan = float("nan")
+    if ts_save is not None:
+        at_start = (ts_save == t0)[:, None]
+        state["ys_at_ts"] = dx.where(at_start, y0[None, :], _constant(y0, np.full((ts_save.shape[0], d), nan)))
+    if saveat.steps or saveat.dense:
+        inf_times = _constant(t0, np.full(max_steps + 1, np.inf))
+        state["step_ts"] = dx.where(_first_row(max_steps + 1, t0), t0, inf_times * dx.where(h0 >= 0, 1.0, -1.0))
+        state["step_ys"] = dx.where(_first_row(max_steps + 1, t0)[:, None], y0[None, :], _constant(y0, np.full((max_steps + 1, d), nan)))
+    if saveat.dense:
+        state["step_fs"] = dx.where(_first_row(max_steps + 1, t0)[:, None], f0[None, :], _constant(y0, np.zeros((max_steps + 1, d))))
+        state["step_ks"] = _constant(y0, np.zeros((max_steps, solver.tableau.stages, d)))
+    return state
+
+
+def _first_row(n: int, like: Any) -> Any:
+    mask = np.zeros(n, dtype=bool)
+    mask[0] = True
+    return dx.asarray(mask, backend=backend_of_value(value_of(like)) or "numpy")
+
+
+def _make_step(
+    f: Callable[[Any, Any], Any],
+    solver: AbstractRungeKutta,
+    controller: Any,
+    saveat: SaveAt,
+    adaptive: bool,
+    rtol: float,
+    atol: float,
+    t1: Any,
+    direction: Any,
+    ts_save: Any,
+) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    error_order = (solver.embedded_order or solver.order) + 1
+
+    def step(s: dict[str, Any]) -> dict[str, Any]:
+        t, y, f0, h = s["t"], s["y"], s["f"], s["h"]
+        f0_finite = dx.all(dx.isfinite(f0))
+
+        # Shorten the step that would pass t1, and land exactly on t1.
+        remaining = (t1 - t) * direction
+        last = dx.abs(h) >= remaining
+        h_step = dx.where(last, t1 - t, h)
+        y1, y_error, ks, f1 = solver.step(f, t, y, f0, h_step)
+        t_new = dx.where(last, t1, t + h_step)
+        finite = dx.all(dx.isfinite(y1)) & dx.all(dx.isfinite(f1))
+
+        # Accept or reject; choose the next step size. The controller sees
+        # the error through stop_gradient: derivatives follow the steps taken.
+        if adaptive:
+            scale = atol + rtol * dx.maximum(dx.abs(y), dx.abs(y1))
+            scaled = dx.stop_gradient(y_error / scale)
+            ratio = dx.sqrt(dx.mean(scaled * scaled))
+            finite = finite & dx.isfinite(ratio)
+            accepted = finite & (ratio <= 1.0) & f0_finite
+            ratio = dx.where(finite, ratio, 1e10)
+            previous, before_previous = s["ratios"][0], s["ratios"][1]
+            factor = controller.factor(ratio, previous, before_previous, accepted, error_order)
+            h_next = dx.stop_gradient(h_step * factor)
+            h_next = dx.where(last & accepted, h, h_next)
+            ratios = dx.where(accepted, dx.stack([ratio, previous]), s["ratios"])
+            resolution = 10 * float(dx.finfo(y.dtype).eps) * dx.maximum(dx.abs(t), dx.abs(t1))
+            underflow = (~accepted) & (dx.abs(h_next) < resolution)
+            status = dx.where(~f0_finite, int(Status.NONFINITE), dx.where(underflow, int(Status.DT_UNDERFLOW), 0))
+        else:
+            accepted = finite & f0_finite
+            h_next = h
+            ratios = s["ratios"]
+            status = dx.where(accepted, 0, int(Status.NONFINITE))
+
+        new: dict[str, Any] = dict(s)
+        new["t"] = dx.where(accepted, t_new, t)
+        new["y"] = dx.where(accepted, y1, y)
+        new["f"] = dx.where(accepted, f1, f0)
+        new["h"] = h_next
+        new["ratios"] = ratios
+        new["num_steps"] = s["num_steps"] + 1
+        new["num_accepted"] = s["num_accepted"] + dx.astype(accepted, dx.int32)
+        new["status"] = dx.astype(status, dx.int32)
+
+        # Save: values at the requested times this step passed, then the step itself.
+        if ts_save is not None:
+            passed = accepted & ((ts_save - t) * direction > 0) & ((ts_save - t_new) * direction <= 0)
+            theta = ((ts_save - t) / h_step)[:, None]
+            values = solver.interpolate(y[None], y1[None], f0[None], f1[None], h_step, ks[None], theta)
+            values = dx.where((ts_save == t_new)[:, None], y1[None, :], values)
+            new["ys_at_ts"] = dx.where(passed[:, None], values, s["ys_at_ts"])
+        if saveat.steps or saveat.dense:
+            row = accepted & (_positions(s["step_ts"]) == new["num_accepted"])
+            new["step_ts"] = dx.where(row, t_new, s["step_ts"])
+            new["step_ys"] = dx.where(row[:, None], y1[None, :], s["step_ys"])
+        if saveat.dense:
+            new["step_fs"] = dx.where(row[:, None], f1[None, :], s["step_fs"])
+            k_row = accepted & (_positions(s["step_ks"][:, 0, 0]) == s["num_accepted"])
+            new["step_ks"] = dx.where(k_row[:, None, None], ks[None], s["step_ks"])
+        return new
+
+    return step
+
+
+def _positions(like: Any) -> Any:
+    """The row indices ``0, 1, ...`` of ``like`` as an int32 array on its backend."""
+    n = like.shape[0]
+    return dx.asarray(np.arange(n, dtype=np.int32), backend=backend_of_value(value_of(like)) or "numpy")
+
+
+# --------------------------------------------------------------------------
+# The Solution
+# --------------------------------------------------------------------------
+
+
+def _assemble(
+    solver: AbstractRungeKutta,
+    saveat: SaveAt,
+    state: dict[str, Any],
+    status: Any,
+    stats: dict[str, Any],
+    t0: Any,
+    y0: Any,
+    unravel: Callable[[Any], Any],
+) -> Solution:
+    ts_parts, ys_parts = [], []
+    if saveat.t0:
+        ts_parts.append(t0[None])
+        ys_parts.append(y0[None])
+    if saveat.ts is not None:
+        ts_parts.append(dx.reshape(dx.zeros_like(t0) + saveat.ts, (-1,)))
+        ys_parts.append(state["ys_at_ts"])
+    if saveat.steps:
+        step_ts, step_ys = state["step_ts"], state["step_ys"]
+        if _is_concrete(state["num_accepted"]):
+            count = int(value_of(state["num_accepted"])) + 1
+            step_ts, step_ys = step_ts[:count], step_ys[:count]
+        ts_parts.append(step_ts)
+        ys_parts.append(step_ys)
+    if saveat.t1:
+        final_ok = status == 0
+        ts_parts.append(state["t"][None])
+        ys_parts.append(dx.where(final_ok, state["y"], float("nan"))[None])
+
+    ts = dx.concat(ts_parts) if len(ts_parts) > 1 else (ts_parts[0] if ts_parts else None)
+    ys = dx.concat(ys_parts) if len(ys_parts) > 1 else (ys_parts[0] if ys_parts else None)
+    dense = None
+    if saveat.dense:
+        dense = (state["step_ts"], state["step_ys"], state["step_fs"], state["step_ks"], state["num_accepted"])
+    return Solution(
+        ts=ts,
+        ys=None if ys is None else unravel(ys),
+        stats=stats,
+        status=status,
+        dense=dense,
+        interpolate=solver.interpolate,
+        unravel=unravel,
+    )
