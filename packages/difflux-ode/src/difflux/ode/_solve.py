@@ -44,7 +44,9 @@ def _ravel(y0: Any) -> tuple[Any, Callable[[Any], Any], list[tuple[int, ...]], A
     leaves = [dx.astype(leaf, dtype) if leaf.dtype != dtype else leaf for leaf in leaves]
     shapes = [tuple(leaf.shape) for leaf in leaves]
     sizes = [int(np.prod(shape, dtype=np.int64)) for shape in shapes]
-    vector = dx.concat([dx.reshape(leaf, (-1,)) for leaf in leaves]) if len(leaves) > 1 else dx.reshape(leaves[0], (-1,))
+    vector = (
+        dx.concat([dx.reshape(leaf, (-1,)) for leaf in leaves]) if len(leaves) > 1 else dx.reshape(leaves[0], (-1,))
+    )
 
     def unravel(vec: Any) -> Any:
         batch = tuple(vec.shape[:-1])
@@ -71,7 +73,9 @@ def _flat_vector_field(
                 "structure and shapes of y0"
             )
         leaves = [dx.astype(leaf, y.dtype) if leaf.dtype != y.dtype else leaf for leaf in leaves]
-        return dx.concat([dx.reshape(leaf, (-1,)) for leaf in leaves]) if len(leaves) > 1 else dx.reshape(leaves[0], (-1,))
+        return (
+            dx.concat([dx.reshape(leaf, (-1,)) for leaf in leaves]) if len(leaves) > 1 else dx.reshape(leaves[0], (-1,))
+        )
 
     return f
 
@@ -253,9 +257,13 @@ def _initial_state(
     if saveat.steps or saveat.dense:
         inf_times = _constant(t0, np.full(max_steps + 1, np.inf))
         state["step_ts"] = dx.where(_first_row(max_steps + 1, t0), t0, inf_times * dx.where(h0 >= 0, 1.0, -1.0))
-        state["step_ys"] = dx.where(_first_row(max_steps + 1, t0)[:, None], y0[None, :], _constant(y0, np.full((max_steps + 1, d), nan)))
+        state["step_ys"] = dx.where(
+            _first_row(max_steps + 1, t0)[:, None], y0[None, :], _constant(y0, np.full((max_steps + 1, d), nan))
+        )
     if saveat.dense:
-        state["step_fs"] = dx.where(_first_row(max_steps + 1, t0)[:, None], f0[None, :], _constant(y0, np.zeros((max_steps + 1, d))))
+        state["step_fs"] = dx.where(
+            _first_row(max_steps + 1, t0)[:, None], f0[None, :], _constant(y0, np.zeros((max_steps + 1, d)))
+        )
         state["step_ks"] = _constant(y0, np.zeros((max_steps, solver.tableau.stages, d)))
     return state
 
@@ -284,9 +292,12 @@ def _make_step(
         t, y, f0, h = s["t"], s["y"], s["f"], s["h"]
         f0_finite = dx.all(dx.isfinite(f0))
 
-        # Shorten the step that would pass t1, and land exactly on t1.
+        # Shorten the step that would pass t1, and land exactly on t1. A
+        # step that falls short of t1 only by rounding (ten steps of 0.1
+        # from 0 reach 0.9999999999999999) also becomes the last one.
         remaining = (t1 - t) * direction
-        last = dx.abs(h) >= remaining
+        resolution = 100 * float(dx.finfo(y.dtype).eps) * dx.maximum(dx.abs(t), dx.abs(t1))
+        last = dx.abs(h) >= remaining - resolution
         h_step = dx.where(last, t1 - t, h)
         y1, y_error, ks, f1 = solver.step(f, t, y, f0, h_step)
         t_new = dx.where(last, t1, t + h_step)
@@ -306,7 +317,6 @@ def _make_step(
             h_next = dx.stop_gradient(h_step * factor)
             h_next = dx.where(last & accepted, h, h_next)
             ratios = dx.where(accepted, dx.stack([ratio, previous]), s["ratios"])
-            resolution = 10 * float(dx.finfo(y.dtype).eps) * dx.maximum(dx.abs(t), dx.abs(t1))
             underflow = (~accepted) & (dx.abs(h_next) < resolution)
             status = dx.where(~f0_finite, int(Status.NONFINITE), dx.where(underflow, int(Status.DT_UNDERFLOW), 0))
         else:

@@ -75,7 +75,13 @@ class ButcherTableau:
     def fsal(self) -> bool:
         """Whether the last stage is evaluated at the new solution ("first same as last")."""
         last = self.a[-1] if self.stages > 1 else ()
-        return self.stages > 1 and self.c[-1] == 1 and len(last) == self.stages - 1 and tuple(last) == self.b[:-1] and self.b[-1] == 0
+        return (
+            self.stages > 1
+            and self.c[-1] == 1
+            and len(last) == self.stages - 1
+            and tuple(last) == self.b[:-1]
+            and self.b[-1] == 0
+        )
 
     def validate(self) -> None:
         """Raise ``ValueError`` if the tableau's shape or consistency sums are wrong."""
@@ -88,7 +94,9 @@ class ButcherTableau:
             raise ValueError(f"ButcherTableau: an explicit method has c[0] == 0, got {self.c[0]}")
         for i, row in enumerate(self.a):
             if abs(float(sum(row, Fraction(0)) - self.c[i])) > self.tolerance:
-                raise ValueError(f"ButcherTableau: row {i} of a sums to {float(sum(row))}, not c[{i}] = {float(self.c[i])}")
+                raise ValueError(
+                    f"ButcherTableau: row {i} of a sums to {float(sum(row))}, not c[{i}] = {float(self.c[i])}"
+                )
         if abs(float(sum(self.b, Fraction(0)) - 1)) > self.tolerance:
             raise ValueError(f"ButcherTableau: the weights b sum to {float(sum(self.b))}, not 1")
         if self.b_error is not None and abs(float(sum(self.b_error, Fraction(0)))) > self.tolerance:
