@@ -362,9 +362,37 @@ def test_callback_replaces_model():
 # --------------------------------------------------------------------------
 
 
+def _assert_same_runs(compiled: nn.FitResult, eager: nn.FitResult) -> None:
+    np.testing.assert_allclose(compiled.history.loss, eager.history.loss, rtol=1e-10)
+    for a, b in zip(dx.tree_leaves(compiled.model), dx.tree_leaves(eager.model)):
+        np.testing.assert_allclose(to_numpy(a), to_numpy(b), rtol=1e-9, atol=1e-12)
+
+
 @needs_jax
 def test_jit_matches_eager_on_jax():
-    # The first two steps, one epoch of two batches.
+    # The first two steps, one epoch of two batches, with dropout keys.
+    x, y = _classification(32)
+    k1, k2 = dx.random.split(dx.random.key(1, backend="jax"))
+
+    def run(jit: bool) -> nn.FitResult:
+        model = nn.Chain(nn.Dense(4, 8, nn.relu, key=k1), nn.Dropout(0.2), nn.Dense(8, 2, key=k2))
+        return _fit_quietly(
+            model,
+            nn.logit_cross_entropy,
+            optim.Adam(1e-2),
+            (x, y),
+            epochs=1,
+            batch_size=16,
+            key=dx.random.key(0),
+            jit=jit,
+        )
+
+    _assert_same_runs(run(True), run(False))
+
+
+@needs_jax
+@pytest.mark.slow
+def test_jit_matches_eager_with_batchnorm():
     x, y = _classification(32)
 
     def run(jit: bool) -> nn.FitResult:
@@ -379,10 +407,7 @@ def test_jit_matches_eager_on_jax():
             jit=jit,
         )
 
-    compiled, eager = run(True), run(False)
-    np.testing.assert_allclose(compiled.history.loss, eager.history.loss, rtol=1e-10)
-    for a, b in zip(dx.tree_leaves(compiled.model), dx.tree_leaves(eager.model)):
-        np.testing.assert_allclose(to_numpy(a), to_numpy(b), rtol=1e-9, atol=1e-12)
+    _assert_same_runs(run(True), run(False))
 
 
 @needs_jax
