@@ -144,3 +144,8 @@ def test_loader_drop_last_without_full_batch():
 def test_loader_rejects_scalar():
     with pytest.raises(ValueError, match="is a scalar"):
         nn.DataLoader((np.zeros(3), np.float64(1.0)), batch_size=2, shuffle=False)
+
+
+def test_loader_rejects_empty_arrays():
+    with pytest.raises(ValueError, match="no examples"):
+        nn.DataLoader((np.zeros((0, 2)), np.zeros(0)), batch_size=2, shuffle=False)

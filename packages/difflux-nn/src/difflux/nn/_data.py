@@ -88,6 +88,8 @@ class DataLoader:
                 "each must hold one entry per example"
             )
         self.num_examples = len(self._arrays[0])
+        if self.num_examples == 0:
+            raise ValueError("DataLoader: the arrays contain no examples (their first axis has length 0)")
         if drop_last and self.num_examples < batch_size:
             raise ValueError(
                 f"DataLoader: drop_last=True with {self.num_examples} examples and batch_size={batch_size} "
