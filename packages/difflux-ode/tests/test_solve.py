@@ -13,6 +13,9 @@ from difflux import ode
 
 HAS_JAX = importlib.util.find_spec("jax") is not None
 
+# Gradient tests keep max_steps <= 32: differentiated eagerly on JAX, such a
+# loop runs in Python and skips compiling; test_jit_matches_eager covers lax.
+MAX_STEPS = 32
 MATRIX = np.array([[-0.5, 1.0], [-1.0, -0.3]])
 
 
@@ -42,7 +45,7 @@ def loss_for(solver, **kwargs):
             (matrix, forcing),
             solver=solver,
             saveat=ode.SaveAt(ts=np.linspace(0.0, 1.5, 4), t1=True),
-            max_steps=128,
+            max_steps=MAX_STEPS,
             **kwargs,
         )
         return dx.sum(sol.ys**2)
@@ -50,14 +53,24 @@ def loss_for(solver, **kwargs):
     return loss
 
 
+# Each finite difference on JAX compiles a solve, so Dopri5 runs on NumPy only.
 GRADIENT_CASES = [
-    (ode.Tsit5(), {"rtol": 1e-10, "atol": 1e-12}),
-    (ode.Dopri5(), {"rtol": 1e-10, "atol": 1e-12}),
-    (ode.RK4(), {"dt0": 0.1}),
+    (ode.Tsit5(), {"rtol": 1e-8, "atol": 1e-10}, "numpy"),
+    (ode.Tsit5(), {"rtol": 1e-8, "atol": 1e-10}, "jax"),
+    (ode.Dopri5(), {"rtol": 1e-8, "atol": 1e-10}, "numpy"),
+    (ode.RK4(), {"dt0": 0.1}, "numpy"),
+    (ode.RK4(), {"dt0": 0.1}, "jax"),
 ]
 
 
-@pytest.mark.parametrize(("solver", "kwargs"), GRADIENT_CASES, ids=["Tsit5", "Dopri5", "RK4"])
+@pytest.mark.parametrize(
+    ("solver", "kwargs", "backend"),
+    [
+        pytest.param(*case, marks=pytest.mark.skipif(case[2] == "jax" and not HAS_JAX, reason="JAX is not installed"))
+        for case in GRADIENT_CASES
+    ],
+    ids=[f"{type(case[0]).__name__}-{case[2]}" for case in GRADIENT_CASES],
+)
 def test_gradients_match_finite_differences(solver, kwargs, backend, to_backend):
     args = (to_backend([1.0, -0.5]), to_backend(MATRIX), to_backend([0.3, 0.0]))
     difflux.core.testing.check_grads(loss_for(solver, **kwargs), args, order=1, rtol=1e-5, atol=1e-7)
@@ -66,7 +79,7 @@ def test_gradients_match_finite_differences(solver, kwargs, backend, to_backend)
 def test_gradient_of_exponential_decay(backend, to_backend):
     # y(1) = y0 exp(-k): d/dy0 = exp(-k), d/dk = -y0 exp(-k).
     def final(y0, rate):
-        return ode.solve(lambda t, y, k: -k * y, y0, (0.0, 1.0), rate, rtol=1e-10, atol=1e-12, max_steps=64).ys[0]
+        return ode.solve(lambda t, y, k: -k * y, y0, (0.0, 1.0), rate, rtol=1e-10, atol=1e-12, max_steps=32).ys[0]
 
     grad_y0, grad_rate = dx.grad(final, argnums=(0, 1))(to_backend(2.0), to_backend(0.7))
     assert float(grad_y0) == pytest.approx(np.exp(-0.7), rel=1e-8)
@@ -84,13 +97,13 @@ def test_structured_state_and_module_args(backend, to_backend):
     np.testing.assert_allclose(np.asarray(sol.ys["v"])[2, 0], [np.exp(-1.0), 2.0 * np.exp(-1.0)], rtol=1e-8)
 
     def loss(model):
-        out = ode.solve(decay_field, y0, (0.0, 2.0), model, rtol=1e-10, atol=1e-12, max_steps=64)
+        out = ode.solve(decay_field, y0, (0.0, 2.0), model, rtol=1e-9, atol=1e-11, max_steps=32)
         return dx.sum(out.ys["x"])
 
     grads = dx.grad(loss)(model)
     # x(2) = offset + (x0 - offset) exp(-2 rate).
-    assert float(grads.offset[0]) == pytest.approx(1.0 - np.exp(-1.0), rel=1e-7)
-    assert float(grads.rate[0]) == pytest.approx(-2.0 * 2.0 * np.exp(-1.0), rel=1e-7)
+    assert float(grads.offset[0]) == pytest.approx(1.0 - np.exp(-1.0), rel=1e-6)
+    assert float(grads.rate[0]) == pytest.approx(-2.0 * 2.0 * np.exp(-1.0), rel=1e-6)
 
 
 @pytest.mark.skipif(not HAS_JAX, reason="JAX is not installed")
