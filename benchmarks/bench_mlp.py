@@ -9,11 +9,12 @@ written the way its users would write it.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from _timing import time_call, time_once
+from _timing import time_once
 
 SIZES = (64, 128, 128, 10)
 BATCH = 128
@@ -47,15 +48,15 @@ def difflux_loss(dx: Any) -> Any:
     return loss
 
 
-def bench_difflux_numpy(number: int) -> float:
+def make_difflux_numpy() -> Callable[[], Any]:
     import difflux.core as dx
 
     params, x, onehot = make_data()
     grad = dx.grad(difflux_loss(dx))
-    return time_call(lambda: grad(params, x, onehot), number=number)
+    return lambda: grad(params, x, onehot)
 
 
-def bench_torch(number: int) -> float:
+def make_torch() -> Callable[[], Any]:
     import torch
 
     torch.set_num_threads(1)
@@ -74,10 +75,10 @@ def bench_torch(number: int) -> float:
         loss = torch.nn.functional.cross_entropy(h, labels)
         return torch.autograd.grad(loss, flat)
 
-    return time_call(step, number=number)
+    return step
 
 
-def bench_autograd(number: int) -> float:
+def make_autograd() -> Callable[[], Any]:
     import autograd
     import autograd.numpy as anp
     from autograd.scipy.special import logsumexp
@@ -94,7 +95,7 @@ def bench_autograd(number: int) -> float:
         return -anp.mean(anp.sum(onehot * log_probs, axis=1))
 
     grad = autograd.grad(loss)
-    return time_call(lambda: grad(params), number=number)
+    return lambda: grad(params)
 
 
 def _jax_inputs() -> tuple[Any, Any, Any]:
@@ -121,13 +122,14 @@ def _jax_loss() -> Any:
     return loss
 
 
-def bench_jax_run(number: int, which: str) -> float:
+def make_jax_run(which: str) -> Callable[[], Any]:
+    """A compiled gradient step: ``which`` is "jax" (jax.jit(jax.grad)) or "difflux"."""
     import jax
 
     args = _jax_inputs()
     fn = _compiled(which)
     jax.block_until_ready(fn(*args))
-    return time_call(lambda: jax.block_until_ready(fn(*args)), number=number)
+    return lambda: jax.block_until_ready(fn(*args))
 
 
 def _compiled(which: str) -> Any:
@@ -140,12 +142,11 @@ def _compiled(which: str) -> Any:
     return dx.jit(dx.grad(difflux_loss(dx)))
 
 
-def bench_jax_compile(which: str, repeats: int = 5) -> float:
-    """Median time of the first call (trace + compile + one run) of a fresh function."""
+def bench_jax_compile(which: str, run_time: float, repeats: int = 5) -> float:
+    """Median time of the first call of a fresh function (trace + compile), less one run."""
     import jax
 
     args = _jax_inputs()
-    run_time = bench_jax_run(20, which)
     times = []
     for _ in range(repeats):
         fn = _compiled(which)

@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import bench_chain  # noqa: E402
 import bench_mlp  # noqa: E402
+from _timing import time_interleaved  # noqa: E402
 
 
 def _version(package: str) -> str:
@@ -63,17 +64,32 @@ def main() -> None:
 
     results: dict[str, float] = {}
     print("measuring MLP gradient ...", file=sys.stderr)
-    results["mlp_difflux_numpy"] = bench_mlp.bench_difflux_numpy(n(200))
-    results["mlp_torch"] = bench_mlp.bench_torch(n(200))
-    results["mlp_autograd"] = bench_mlp.bench_autograd(n(200))
-    results["mlp_difflux_jit_run"] = bench_mlp.bench_jax_run(n(500), "difflux")
-    results["mlp_jax_jit_run"] = bench_mlp.bench_jax_run(n(500), "jax")
-    results["mlp_difflux_compile"] = bench_mlp.bench_jax_compile("difflux")
-    results["mlp_jax_compile"] = bench_mlp.bench_jax_compile("jax")
+    mlp = time_interleaved(
+        {
+            "mlp_difflux_numpy": bench_mlp.make_difflux_numpy(),
+            "mlp_torch": bench_mlp.make_torch(),
+            "mlp_autograd": bench_mlp.make_autograd(),
+        },
+        number=n(100),
+    )
+    results.update(mlp)
+    compiled = time_interleaved(
+        {"mlp_difflux_jit_run": bench_mlp.make_jax_run("difflux"), "mlp_jax_jit_run": bench_mlp.make_jax_run("jax")},
+        number=n(200),
+    )
+    results.update(compiled)
+    results["mlp_difflux_compile"] = bench_mlp.bench_jax_compile("difflux", compiled["mlp_difflux_jit_run"])
+    results["mlp_jax_compile"] = bench_mlp.bench_jax_compile("jax", compiled["mlp_jax_jit_run"])
     print("measuring 500-op chain gradient ...", file=sys.stderr)
-    results["chain_difflux_numpy"] = bench_chain.bench_difflux(n(50))
-    results["chain_torch"] = bench_chain.bench_torch(n(50))
-    results["chain_autograd"] = bench_chain.bench_autograd(n(50))
+    chain = time_interleaved(
+        {
+            "chain_difflux_numpy": bench_chain.make_difflux(),
+            "chain_torch": bench_chain.make_torch(),
+            "chain_autograd": bench_chain.make_autograd(),
+        },
+        number=n(20),
+    )
+    results.update(chain)
 
     rows = [
         ("MLP grad, NumPy eager / PyTorch eager", "mlp_difflux_numpy", "mlp_torch", 1.0),

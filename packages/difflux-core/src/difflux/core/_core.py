@@ -77,7 +77,7 @@ class Primitive:
             the arguments is unwrapped and the result is a plain array.
     """
 
-    __slots__ = ("name", "impl", "pullbacks", "jvps", "jvp", "multiple_results", "differentiable")
+    __slots__ = ("name", "impl", "numpy_impl", "pullbacks", "jvps", "jvp", "multiple_results", "differentiable")
 
     def __init__(
         self,
@@ -92,6 +92,8 @@ class Primitive:
     ) -> None:
         self.name = name
         self.impl = impl
+        # Set by make_impl: the NumPy function, for bind's fast path.
+        self.numpy_impl = getattr(impl, "numpy_impl", None)
         self.pullbacks = tuple(pullbacks) if pullbacks is not None else None
         self.jvps = tuple(jvps) if jvps is not None else None
         self.jvp = jvp
@@ -284,6 +286,8 @@ def value_of(x: Any) -> Any:
     return x
 
 
+_NUMPY_SCALARS = frozenset(_backend._SCALAR_TYPES)
+
 # Control flow (``_control.py``) sets this while it runs a loop or branch body:
 # a function that rewrites the arguments of every primitive call, to find the
 # traced values the body closes over and to replace them by the body's
@@ -297,13 +301,28 @@ def bind(prim: Primitive, args: tuple[Any, ...], params: dict[str, Any]) -> Any:
         args = bind_hook(args)
     top = None
     level = 0
+    # The eager NumPy case is the hot path of the engine: when every argument
+    # is a NumPy array or a Python/NumPy scalar (and at least one is an
+    # array, so the default backend plays no part), the NumPy function is
+    # called without the generic backend dispatch.
+    numpy_only = True
+    has_array = False
     for arg in args:
-        if isinstance(arg, Tracer):
+        kind = type(arg)
+        if kind is np.ndarray:
+            has_array = True
+        elif kind in _NUMPY_SCALARS:
+            continue
+        elif isinstance(arg, Tracer):
             trace = arg._trace
             if trace.level > level:
                 top = trace
                 level = trace.level
+        else:
+            numpy_only = False
     if top is None:
+        if numpy_only and has_array and prim.numpy_impl is not None:
+            return prim.numpy_impl(*args, **params)
         return prim.impl(*args, **params)
     if not prim.differentiable and not top.batching:
         # Derivative tracers are dropped; a batch tracer (dx.vmap) below them
@@ -380,14 +399,27 @@ class ReverseTrace(Trace):
     def process(self, prim: Primitive, args: tuple[Any, ...], params: dict[str, Any]) -> Any:
         values = []
         parents = []
+        # Whether every value is NumPy, with an array among them: then the
+        # NumPy function runs directly (see bind), the common eager case.
+        numpy_only = True
+        has_array = False
         for arg in args:
             if type(arg) is ReverseTracer and arg._trace is self:
-                values.append(arg.value)
+                value = arg.value
                 parents.append(arg)
             else:
-                values.append(arg)
+                value = arg
                 parents.append(None)
-        out = bind(prim, tuple(values), params)
+            values.append(value)
+            kind = type(value)
+            if kind is np.ndarray:
+                has_array = True
+            elif kind not in _NUMPY_SCALARS:
+                numpy_only = False
+        if numpy_only and has_array and prim.numpy_impl is not None and bind_hook is None:
+            out = prim.numpy_impl(*values, **params)
+        else:
+            out = bind(prim, tuple(values), params)
         if prim.multiple_results:
             node = _MultiNode(prim, values, params, out, parents)
             return tuple(ReverseTracer(self, o, _SELECT, (node, i), None, (node,)) for i, o in enumerate(out))
@@ -425,9 +457,17 @@ def add_cotangents(a: Any, b: Any) -> Any:
         return b
     if b is None:
         return a
-    from . import _ops_elementwise
+    return _add(a, b)
 
-    return _ops_elementwise.add(a, b)
+
+def _add(a: Any, b: Any) -> Any:
+    # Replaced by _ops_elementwise.add on first use (an import here would be
+    # circular, and a per-call import costs time on the hot path).
+    global _add
+    from ._ops_elementwise import add
+
+    _add = add
+    return add(a, b)
 
 
 def backward(outputs: Sequence[ReverseTracer], cotangents: Sequence[Any]) -> dict[int, Any]:

@@ -47,6 +47,9 @@ def make_impl(
         return resolved[0](*args, **params)
 
     impl.__name__ = f"{name}_impl"
+    # bind() calls the NumPy function directly when it has already seen that
+    # the arguments are NumPy arrays, skipping the backend check above.
+    impl.numpy_impl = numpy_impl  # type: ignore[attr-defined]
     return impl
 
 
