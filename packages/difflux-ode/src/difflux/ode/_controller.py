@@ -8,9 +8,8 @@ step from the last three error ratios ``r_n = ||err_n / scale||_rms``:
                          factor_min, factor_max)
 
 with ``k`` the embedded order plus one. ``beta1 = 1`` alone is the classical
-I controller; the defaults ``beta1 = 0.7, beta2 = -0.4`` are the PI
-controller of Hairer and Wanner (Solving ODEs II, 2nd ed., Section IV.2,
-equation (2.43c)).
+I controller. The defaults ``beta1 = 0.7, beta2 = -0.4`` are the PI
+controller of Hairer and Wanner (Solving ODEs II, 2nd ed., Section IV.2).
 """
 
 from __future__ import annotations

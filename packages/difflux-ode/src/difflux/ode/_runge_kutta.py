@@ -79,7 +79,7 @@ class AbstractRungeKutta:
 
 
 def hermite_cubic(y0: Any, y1: Any, f0: Any, f1: Any, h: Any, theta: Any) -> Any:
-    """The cubic Hermite interpolant matching ``y`` and ``dy/dt`` at both ends of a step."""
+    """Evaluate the cubic Hermite interpolant that matches ``y`` and ``dy/dt`` at both ends of a step."""
     theta_minus = theta - 1.0
     return (
         y0

@@ -1,4 +1,4 @@
-"""Which times ``solve`` saves the solution at."""
+"""The times at which ``solve`` saves the solution."""
 
 from __future__ import annotations
 

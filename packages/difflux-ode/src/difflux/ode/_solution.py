@@ -10,7 +10,7 @@ from difflux.core._core import value_of
 
 
 class Status(enum.IntEnum):
-    """Why ``solve`` stopped; ``Solution.status`` holds the integer code."""
+    """The reason ``solve`` stopped; ``Solution.status`` contains the integer code."""
 
     SUCCESSFUL = 0
     MAX_STEPS_REACHED = 1

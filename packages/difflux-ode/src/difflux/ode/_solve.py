@@ -86,7 +86,7 @@ def _is_concrete(x: Any) -> bool:
 
 
 def _constant(like: Any, values: Any) -> Any:
-    """An array of ``values`` (NumPy data) on the backend and dtype of ``like``."""
+    """Convert NumPy ``values`` to an array on the backend and dtype of ``like``."""
     return dx.asarray(np.asarray(values), dtype=like.dtype, backend=backend_of_value(value_of(like)) or "numpy")
 
 
@@ -303,8 +303,9 @@ def _make_step(
         t_new = dx.where(last, t1, t + h_step)
         finite = dx.all(dx.isfinite(y1)) & dx.all(dx.isfinite(f1))
 
-        # Accept or reject; choose the next step size. The controller sees
-        # the error through stop_gradient: derivatives follow the steps taken.
+        # Accept or reject, then choose the next step size. The controller
+        # receives the error through stop_gradient, so derivatives follow
+        # the steps taken and not the step-size choice.
         if adaptive:
             scale = atol + rtol * dx.maximum(dx.abs(y), dx.abs(y1))
             scaled = dx.stop_gradient(y_error / scale)
@@ -346,17 +347,17 @@ def _make_step(
             row = accepted & (_positions(s["step_ts"]) == new["num_accepted"])
             new["step_ts"] = dx.where(row, t_new, s["step_ts"])
             new["step_ys"] = dx.where(row[:, None], y1[None, :], s["step_ys"])
-        if saveat.dense:
-            new["step_fs"] = dx.where(row[:, None], f1[None, :], s["step_fs"])
-            k_row = accepted & (_positions(s["step_ks"][:, 0, 0]) == s["num_accepted"])
-            new["step_ks"] = dx.where(k_row[:, None, None], ks[None], s["step_ks"])
+            if saveat.dense:
+                new["step_fs"] = dx.where(row[:, None], f1[None, :], s["step_fs"])
+                k_row = accepted & (_positions(s["step_ks"][:, 0, 0]) == s["num_accepted"])
+                new["step_ks"] = dx.where(k_row[:, None, None], ks[None], s["step_ks"])
         return new
 
     return step
 
 
 def _positions(like: Any) -> Any:
-    """The row indices ``0, 1, ...`` of ``like`` as an int32 array on its backend."""
+    """Return the row indices ``0, 1, ...`` of ``like`` as an int32 array on its backend."""
     n = like.shape[0]
     return dx.asarray(np.arange(n, dtype=np.int32), backend=backend_of_value(value_of(like)) or "numpy")
 
@@ -395,8 +396,11 @@ def _assemble(
         ts_parts.append(state["t"][None])
         ys_parts.append(dx.where(final_ok, state["y"], float("nan"))[None])
 
-    ts = dx.concat(ts_parts) if len(ts_parts) > 1 else (ts_parts[0] if ts_parts else None)
-    ys = dx.concat(ys_parts) if len(ys_parts) > 1 else (ys_parts[0] if ys_parts else None)
+    ts = ys = None
+    if len(ts_parts) == 1:
+        ts, ys = ts_parts[0], ys_parts[0]
+    elif ts_parts:
+        ts, ys = dx.concat(ts_parts), dx.concat(ys_parts)
     dense = None
     if saveat.dense:
         dense = (state["step_ts"], state["step_ys"], state["step_fs"], state["step_ks"], state["num_accepted"])

@@ -15,7 +15,7 @@ class Bosh3(AbstractRungeKutta):
     Order 3, embedded order 2, 4 stages, FSAL, cubic Hermite interpolant
     (third order, which matches the method). Reference: P. Bogacki and
     L. F. Shampine, A 3(2) pair of Runge-Kutta formulas, Applied
-    Mathematics Letters 2 (1989), 321-325, the tableau on page 322.
+    Mathematics Letters 2 (1989), 321-325.
     """
 
     # b_hat = (7/24, 1/4, 1/3, 1/8); b_error = b - b_hat.

@@ -40,8 +40,8 @@ class Dopri5(AbstractRungeKutta):
     Order 5, embedded order 4, 7 stages, FSAL, with Shampine's fourth-order
     continuous extension as interpolant. References: J. R. Dormand and
     P. J. Prince, A family of embedded Runge-Kutta formulae, Journal of
-    Computational and Applied Mathematics 6 (1980), 19-26, Table 2
-    (RK5(4)7M); the dense output of L. F. Shampine, Some practical
+    Computational and Applied Mathematics 6 (1980), 19-26, the pair
+    RK5(4)7M; the dense output of L. F. Shampine, Some practical
     Runge-Kutta formulas, Mathematics of Computation 46 (1986), 135-150,
     in the form of Hairer, Norsett and Wanner, Solving ODEs I (2nd ed.),
     Section II.6.

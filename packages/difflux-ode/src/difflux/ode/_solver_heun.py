@@ -14,8 +14,7 @@ class Heun(AbstractRungeKutta):
 
     Order 2, fixed step, 2 stages, not FSAL, cubic Hermite interpolant.
     Tableau: ``c = (0, 1)``, ``a21 = 1``, ``b = (1/2, 1/2)``. Reference:
-    Hairer, Norsett and Wanner, Solving ODEs I (2nd ed.), Section II.1,
-    equation (1.8).
+    Hairer, Norsett and Wanner, Solving ODEs I (2nd ed.), Section II.1.
     """
 
     tableau = ButcherTableau.build(c=[0, 1], a=[[], [1]], b=["1/2", "1/2"])

@@ -14,8 +14,9 @@ class Midpoint(AbstractRungeKutta):
 
     Order 2, fixed step, 2 stages, not FSAL, cubic Hermite interpolant.
     Tableau: ``c = (0, 1/2)``, ``a21 = 1/2``, ``b = (0, 1)``. Reference:
-    Hairer, Norsett and Wanner, Solving ODEs I (2nd ed.), Section II.1,
-    equation (1.7) (Runge 1895).
+    C. Runge, Ueber die numerische Aufloesung von Differentialgleichungen,
+    Mathematische Annalen 46 (1895), 167-178; also Hairer, Norsett and
+    Wanner, Solving ODEs I (2nd ed.), Section II.1.
     """
 
     tableau = ButcherTableau.build(c=[0, "1/2"], a=[[], ["1/2"]], b=[0, 1])

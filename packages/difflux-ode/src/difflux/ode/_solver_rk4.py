@@ -14,8 +14,10 @@ class RK4(AbstractRungeKutta):
 
     Order 4, fixed step, 4 stages, not FSAL, cubic Hermite interpolant.
     Tableau: ``c = (0, 1/2, 1/2, 1)``, ``b = (1/6, 1/3, 1/3, 1/6)``.
-    Reference: Hairer, Norsett and Wanner, Solving ODEs I (2nd ed.),
-    Table II.1.2, left (Kutta 1901).
+    Reference: W. Kutta, Beitrag zur naeherungsweisen Integration totaler
+    Differentialgleichungen, Zeitschrift fuer Mathematik und Physik 46
+    (1901), 435-453; also Hairer, Norsett and Wanner, Solving ODEs I
+    (2nd ed.), Section II.1.
     """
 
     tableau = ButcherTableau.build(

@@ -8,8 +8,9 @@ from typing import Any
 from ._runge_kutta import AbstractRungeKutta
 from ._tableau import ButcherTableau
 
-# Tsitouras publishes the coefficients as decimals; they hold the
-# consistency sums to about 1e-15, hence the tableau's tolerance.
+# Tsitouras publishes the coefficients as decimals, which satisfy the
+# consistency sums and order conditions only to within about 1e-14. The
+# tableau's tolerance allows for that.
 _A = [
     [],
     ["0.161"],
@@ -57,8 +58,8 @@ class Tsit5(AbstractRungeKutta):
     smaller than those of :class:`Dopri5` for the same cost. Reference:
     Ch. Tsitouras, Runge-Kutta pairs of order 5(4) satisfying only the
     first column simplifying assumption, Computers and Mathematics with
-    Applications 62 (2011), 770-775, Table 1 and the dense output of
-    Section 3.
+    Applications 62 (2011), 770-775, which gives the tableau and the
+    interpolant's polynomials.
     """
 
     tableau = ButcherTableau.build(

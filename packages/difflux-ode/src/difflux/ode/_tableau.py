@@ -2,11 +2,11 @@
 
 A tableau is data: the nodes ``c``, the lower-triangular matrix ``a``, the
 weights ``b`` of the solution and, for embedded pairs, ``b_error = b - b_hat``,
-the weights whose combination of stages estimates the local error. Its
-consistency (rows of ``a`` sum to ``c``, ``b`` sums to 1, ``b_error`` sums to
-0) is checked when the tableau is built; the order conditions (one per rooted
-tree, Butcher's theory) are checked by :func:`order_condition_residuals`,
-which the tests run up to each method's claimed order.
+the weights whose combination of stages estimates the local error.
+``ButcherTableau.build`` checks consistency: rows of ``a`` sum to ``c``, ``b``
+sums to 1 and ``b_error`` sums to 0. :func:`order_condition_residuals`
+evaluates the order conditions (one per rooted tree, in Butcher's theory),
+and the tests check them up to each method's claimed order.
 """
 
 from __future__ import annotations
@@ -36,9 +36,9 @@ class ButcherTableau:
         b: weights of the propagated solution.
         b_error: ``b - b_hat`` for an embedded pair, whose stage combination
             estimates the local error; ``None`` for a fixed-step method.
-        tolerance: how far consistency sums may be from exact, 0 for
-            tableaux given as exact rationals; methods published only as
-            decimals (Tsit5) need a small positive value.
+        tolerance: how far consistency sums may be from exact. It is 0 for
+            tableaux given as exact rationals, and a small positive value for
+            methods published only as decimals (Tsit5).
     """
 
     c: tuple[Fraction, ...]
@@ -147,7 +147,7 @@ def _size(tree: Tree) -> int:
 
 
 def _density(tree: Tree) -> int:
-    """The tree's density gamma(t): its size times its subtrees' densities."""
+    """Return the density gamma(t) of a tree: its size times its subtrees' densities."""
     result = _size(tree)
     for t in tree:
         result *= _density(t)
@@ -161,7 +161,7 @@ def order_condition_residuals(
 
     All residuals are zero (exactly, for a rational tableau) if and only if
     the method with weights ``weights`` (default ``tableau.b``) has order
-    ``order`` (Hairer, Norsett and Wanner, Solving ODEs I, 2nd ed., Theorem II.2.13).
+    ``order`` (Butcher's theorem, in Hairer, Norsett and Wanner, Solving ODEs I, 2nd ed., Section II.2).
     """
     s = tableau.stages
     a = [list(row) + [Fraction(0)] * (s - len(row)) for row in tableau.a]
