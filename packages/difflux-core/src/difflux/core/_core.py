@@ -460,14 +460,18 @@ def add_cotangents(a: Any, b: Any) -> Any:
     return _add(a, b)
 
 
-def _add(a: Any, b: Any) -> Any:
-    # Replaced by _ops_elementwise.add on first use (an import here would be
-    # circular, and a per-call import costs time on the hot path).
-    global _add
-    from ._ops_elementwise import add
+_add_op: Callable[[Any, Any], Any] | None = None
 
-    _add = add
-    return add(a, b)
+
+def _add(a: Any, b: Any) -> Any:
+    # _ops_elementwise.add, looked up once: an import here would be
+    # circular at module load, and a per-call import costs time.
+    global _add_op
+    if _add_op is None:
+        from ._ops_elementwise import add
+
+        _add_op = add
+    return _add_op(a, b)
 
 
 def backward(outputs: Sequence[ReverseTracer], cotangents: Sequence[Any]) -> dict[int, Any]:
