@@ -167,7 +167,7 @@ def value_and_grad(
         has_aux: whether ``f`` returns ``(output, aux)``; ``aux`` is returned
             alongside the value and not differentiated.
 
-    Example:
+    Examples:
         >>> import difflux.core as dx
         >>> value, g = dx.value_and_grad(lambda x: dx.sum(x ** 2))(dx.asarray([1.0, 2.0]))
         >>> float(value), g.tolist()
@@ -207,7 +207,7 @@ def grad(f: Callable[..., Any], argnums: int | Sequence[int] = 0, has_aux: bool 
     Gradients with respect to a structure (a ``dx.Module``, dict, list or
     tuple) come back as the same structure, with ``None`` at non-float leaves.
 
-    Example:
+    Examples:
         >>> import difflux.core as dx
         >>> dx.grad(lambda x: x ** 3)(2.0)
         12.0
@@ -227,7 +227,7 @@ def grad(f: Callable[..., Any], argnums: int | Sequence[int] = 0, has_aux: bool 
 def gradient(f: Callable[..., Any], *args: Any) -> tuple[Any, ...]:
     """Return the gradient of scalar ``f`` at ``args``, one entry per argument (Zygote style).
 
-    Example:
+    Examples:
         >>> import difflux.core as dx
         >>> dx.gradient(lambda x, y: x * y, 2.0, 3.0)
         (3.0, 2.0)

@@ -72,7 +72,7 @@ def backend(name: str) -> Iterator[str]:
     affects functions such as ``dx.zeros`` or ``dx.random.normal`` that create
     arrays from Python values.
 
-    Example:
+    Examples:
         >>> import difflux.core as dx
         >>> with dx.backend("numpy"):
         ...     x = dx.zeros(3)

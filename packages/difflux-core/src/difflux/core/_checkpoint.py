@@ -41,7 +41,7 @@ def checkpoint(fun: Callable[..., Any]) -> Callable[..., Any]:
     still gives correct derivatives, but that call is then recorded without
     checkpointing, with a warning.
 
-    Example:
+    Examples:
         >>> import difflux.core as dx
         >>> block = dx.checkpoint(lambda x: dx.sin(dx.sin(x)))
         >>> round(float(dx.grad(block)(0.5)), 6)

@@ -77,7 +77,7 @@ _recorders: list[list[CheckpointStats]] = []
 def checkpoint_stats() -> Iterator[list[CheckpointStats]]:
     """Record a :class:`CheckpointStats` for each reverse pass through a checkpointed loop.
 
-    Example:
+    Examples:
         >>> import difflux.core as dx
         >>> def f(x):
         ...     return dx.while_loop(lambda c: c[0] < 100, lambda c: (c[0] + 1, c[1] * 1.001), (0, x), max_steps=100)[1]

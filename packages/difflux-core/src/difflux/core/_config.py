@@ -12,7 +12,7 @@ from . import _backend
 class Config:
     """Process-wide settings of difflux, reached as ``dx.config``.
 
-    Example:
+    Examples:
         >>> import difflux.core as dx
         >>> dx.config.default_backend
         'numpy'
@@ -31,7 +31,7 @@ class Config:
         and functions already compiled by ``dx.jit`` keep the precision they
         were compiled with.
 
-        Example:
+        Examples:
             >>> import difflux.core as dx
             >>> dx.config.enable_float64()
         """

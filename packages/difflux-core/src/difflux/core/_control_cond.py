@@ -127,7 +127,7 @@ def cond(pred: Any, true_fun: Callable[..., Any], false_fun: Callable[..., Any],
         false_fun: the branch taken otherwise, a function of ``*operands``.
         operands: the branches' arguments (any structures of arrays).
 
-    Example:
+    Examples:
         >>> import difflux.core as dx
         >>> float(dx.grad(lambda x: dx.cond(x > 0, lambda: x ** 2, lambda: -x))(3.0))
         6.0

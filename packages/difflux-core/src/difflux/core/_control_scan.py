@@ -547,7 +547,7 @@ def scan(
     (``2 * sqrt(length)`` for ``S = sqrt(length)``) for about one extra
     forward pass. :func:`checkpoint_stats` reports the numbers.
 
-    Example:
+    Examples:
         >>> import difflux.core as dx
         >>> xs = dx.asarray([1.0, 2.0, 3.0])
         >>> carry, ys = dx.scan(lambda c, x: (c + x, c * x), 0.0, xs)
@@ -643,7 +643,7 @@ def fori_loop(lower: Any, upper: Any, body_fun: Callable[[Any, Any], Any], init_
     (inside ``jax.jit``) make it a :func:`while_loop`, which differentiates in
     forward mode only: make the bounds static for reverse mode.
 
-    Example:
+    Examples:
         >>> import difflux.core as dx
         >>> float(dx.fori_loop(0, 4, lambda i, x: x * 2.0, 1.0))
         16.0

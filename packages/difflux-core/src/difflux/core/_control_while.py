@@ -379,7 +379,7 @@ def while_loop(
     numbers. Gradients include values that the functions close over; the
     predicate has no derivative.
 
-    Example:
+    Examples:
         >>> import difflux.core as dx
         >>> def halvings(x):
         ...     return dx.while_loop(lambda v: v > 1.0, lambda v: v / 2.0, x, max_steps=100)

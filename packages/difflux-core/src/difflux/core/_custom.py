@@ -617,7 +617,7 @@ class custom_vjp(_CustomFunction):  # noqa: N801 (JAX's name)
     ``nondiff_argnums`` (static values such as functions or flags) are passed
     first to ``bwd`` and get no cotangent.
 
-    Example:
+    Examples:
         >>> import difflux.core as dx
         >>> @dx.custom_vjp
         ... def clip_gradient(x):
@@ -638,7 +638,7 @@ class custom_jvp(_CustomFunction):  # noqa: N801 (JAX's name)
     must be linear in ``tangents`` and written in difflux operations.
     Arguments listed in ``nondiff_argnums`` are passed first to the rule.
 
-    Example:
+    Examples:
         >>> import difflux.core as dx
         >>> @dx.custom_jvp
         ... def log1pexp(x):

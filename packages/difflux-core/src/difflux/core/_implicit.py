@@ -319,7 +319,7 @@ def custom_root(
     Reference: Blondel et al., "Efficient and Modular Implicit
     Differentiation", NeurIPS 2022.
 
-    Example:
+    Examples:
         >>> import difflux.core as dx
         >>> def F(x, a):
         ...     return x * x - a
@@ -468,7 +468,7 @@ def root(
         converge raises ``RuntimeError``; inside ``jax.jit``, where it cannot
         raise, it returns NaN.
 
-    Example:
+    Examples:
         >>> import difflux.core as dx
         >>> sqrt = lambda a: dx.root(lambda x, a: x * x - a, dx.asarray(1.0), a)
         >>> float(sqrt(4.0)), float(dx.grad(sqrt)(4.0))
@@ -522,7 +522,7 @@ def fixed_point(
         the fixed point, with ``x0``'s structure. Non-convergence raises
         ``RuntimeError`` (NaN inside ``jax.jit``).
 
-    Example:
+    Examples:
         >>> import difflux.core as dx
         >>> x = dx.fixed_point(lambda x, a: dx.cos(a * x), dx.asarray(0.5), 1.0)
         >>> round(float(x), 6)

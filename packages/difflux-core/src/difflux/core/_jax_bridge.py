@@ -196,7 +196,7 @@ def from_jax(jax_fn: Callable[..., Any], *, name: str | None = None) -> Callable
     Raises:
         TypeError: when called with NumPy arrays; the bridge is JAX-only.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp
         >>> import difflux.core as dx
         >>> log_sum_exp = dx.from_jax(lambda x: jnp.log(jnp.sum(jnp.exp(x))))

@@ -260,7 +260,7 @@ def jit(
         static_argnums: positions of arguments to treat as static.
         static_argnames: names of arguments to treat as static.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> import difflux.core as dx
         >>> loss = lambda w, x: dx.sum((x @ w) ** 2)

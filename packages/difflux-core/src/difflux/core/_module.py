@@ -273,7 +273,7 @@ class Module:
     at integer arrays), and ``dx.jit``, ``jax.jit`` and ``jax.tree_util`` see
     the parameters as leaves.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> import difflux.core as dx
         >>> class Dense(dx.Module):
@@ -343,7 +343,7 @@ def replace(module: Module, **changes: Any) -> Any:
     classified as parameter or static by its new value, except that ``None``
     keeps the field's kind.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> import difflux.core as dx
         >>> class Scale(dx.Module):
@@ -388,7 +388,7 @@ def partition(tree: Any, predicate: Callable[[Any], bool] = is_array) -> tuple[A
     puts them back together. A typical use separates a model's arrays from
     everything else.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> import difflux.core as dx
         >>> arrays, rest = dx.partition({"w": np.ones(2), "name": "layer"})

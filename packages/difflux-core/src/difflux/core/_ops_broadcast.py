@@ -19,7 +19,7 @@ from ._ops_shape import broadcast_to, reshape
 def broadcast_shapes(*shapes: Sequence[int]) -> tuple[int, ...]:
     """Return the shape that arrays of the given shapes broadcast to.
 
-    Example:
+    Examples:
         >>> import difflux.core as dx
         >>> dx.broadcast_shapes((3, 1), (4,))
         (3, 4)

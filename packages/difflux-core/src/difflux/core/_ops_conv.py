@@ -103,7 +103,7 @@ def conv(
         groups: split the channels into this many independent groups;
             ``groups=C_in`` with ``C_out = m * C_in`` is a depthwise convolution.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> import difflux.core as dx
         >>> x = np.arange(5.0).reshape(1, 1, 5)
@@ -182,7 +182,7 @@ def conv_transpose(
     gives ``spatial[i] * stride[i]`` elements, the forward ``conv`` with
     ``"SAME"`` padding from that size; ``"VALID"`` means no padding.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> import difflux.core as dx
         >>> x = np.array([[[1.0, 2.0]]])

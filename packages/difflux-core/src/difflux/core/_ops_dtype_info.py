@@ -82,7 +82,7 @@ def finfo(type: Any, /) -> np.finfo:  # noqa: A002 (Array API name)
     The result has the Array API's attributes ``bits``, ``eps``, ``max``,
     ``min``, ``smallest_normal`` and ``dtype``.
 
-    Example:
+    Examples:
         >>> import difflux.core as dx
         >>> float(dx.finfo(dx.float32).eps)
         1.1920928955078125e-07
@@ -149,7 +149,7 @@ def _as_kind(kind: Any) -> Any:
 def isdtype(dtype: Any, kind: Any, /) -> builtins.bool:
     """Return whether ``dtype`` is of ``kind``: a dtype, a kind name such as ``"real floating"``, or a tuple of them.
 
-    Example:
+    Examples:
         >>> import difflux.core as dx
         >>> dx.isdtype(dx.float32, ("integral", "real floating"))
         True

@@ -213,7 +213,7 @@ def einsum(subscripts: str, /, *operands: Any) -> Any:
     The derivative with respect to each operand is itself an einsum, so
     derivatives of any order are available.
 
-    Example:
+    Examples:
         >>> import difflux.core as dx
         >>> a = dx.asarray([[1.0, 2.0], [3.0, 4.0]])
         >>> float(dx.einsum("ii", a)), dx.einsum("ij,j->i", a, dx.asarray([1.0, 1.0])).tolist()

@@ -102,7 +102,7 @@ def softplus(x: Any, /) -> Any:
     form overflows ``exp`` for ``x > 709`` in float64 (``x > 88`` in float32):
     its value becomes ``inf`` and its gradient NaN.
 
-    Example:
+    Examples:
         >>> import difflux.core as dx
         >>> value, slope = dx.value_and_grad(dx.softplus)(1000.0)
         >>> float(value), float(slope)
@@ -165,7 +165,7 @@ def segment_sum(data: Any, segment_ids: Any, num_segments: int | None = None) ->
     from the end and an id ``>= num_segments`` is dropped, following JAX's
     indexed updates.
 
-    Example:
+    Examples:
         >>> import difflux.core as dx
         >>> dx.segment_sum(dx.asarray([1.0, 2.0, 3.0]), [0, 2, 0], 3).tolist()
         [4.0, 0.0, 2.0]

@@ -117,7 +117,7 @@ def cholesky(x: Any, /, *, upper: bool = False) -> Any:
     A matrix that is not positive definite raises ``LinAlgError`` on NumPy
     and gives ``nan`` entries on JAX (which cannot raise inside ``jit``).
 
-    Example:
+    Examples:
         >>> import difflux.core as dx
         >>> dx.linalg.cholesky(dx.asarray([[4.0, 2.0], [2.0, 2.0]])).tolist()
         [[2.0, 0.0], [1.0, 1.0]]

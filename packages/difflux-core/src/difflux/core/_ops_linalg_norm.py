@@ -102,7 +102,7 @@ def vector_norm(
     minimum-norm subgradient), and split equally between tied entries for
     ``ord=inf`` and ``ord=-inf``. ``ord=0`` has zero derivative.
 
-    Example:
+    Examples:
         >>> import difflux.core as dx
         >>> float(dx.linalg.vector_norm(dx.asarray([3.0, 4.0])))
         5.0

@@ -172,7 +172,7 @@ def solve_triangular(a: Any, b: Any, /, *, lower: bool, trans: int | str = 0, un
             ``"C"`` solve ``a^T x = b`` (real matrices only).
         unit_diagonal: whether to take the diagonal of ``a`` as ones.
 
-    Example:
+    Examples:
         >>> import difflux.core as dx
         >>> L = dx.asarray([[2.0, 0.0], [1.0, 1.0]])
         >>> dx.linalg.solve_triangular(L, dx.asarray([2.0, 3.0]), lower=True).tolist()

@@ -372,7 +372,7 @@ def extract_patches(
     The derivative is :func:`fold_patches`, its transpose. On NumPy the result
     is a read-only view of the padded input, so copy it before writing to it.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> import difflux.core as dx
         >>> x = np.arange(5.0).reshape(1, 1, 5)

@@ -89,7 +89,7 @@ def max_pool(
             or ``(low, high)`` pair (see :func:`conv`).
         dilation: the spacing between window elements.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> import difflux.core as dx
         >>> x = np.array([[[1.0, 3.0, 2.0, 0.0, 5.0]]])
@@ -122,7 +122,7 @@ def avg_pool(
     number of input elements the window covers, so windows at the border
     average only real input.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> import difflux.core as dx
         >>> x = np.array([[[1.0, 3.0, 2.0]]])

@@ -457,7 +457,7 @@ def logsumexp(
             and differentiable. A negative weighted sum gives NaN, as in
             ``scipy.special.logsumexp`` without ``return_sign``.
 
-    Example:
+    Examples:
         >>> import difflux.core as dx
         >>> float(dx.logsumexp(dx.asarray([1000.0, 1000.0])))  # 1000 + log(2)
         1000.6931471805599

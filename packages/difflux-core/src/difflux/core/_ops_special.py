@@ -229,7 +229,7 @@ i1e_p = _special_unary(
 def erf(x: Any, /) -> Any:
     r"""Return the error function :math:`\frac{2}{\sqrt\pi}\int_0^x e^{-t^2}\,dt` element-wise.
 
-    Example:
+    Examples:
         >>> import difflux.core as dx
         >>> round(float(dx.erf(1.0)), 6)
         0.842701
@@ -240,7 +240,7 @@ def erf(x: Any, /) -> Any:
 def erfc(x: Any, /) -> Any:
     r"""Return the complementary error function :math:`1 - \operatorname{erf}(x)`, accurate for large ``x``.
 
-    Example:
+    Examples:
         >>> import difflux.core as dx
         >>> float(dx.erfc(10.0)) > 0.0
         True
@@ -253,7 +253,7 @@ def erfinv(x: Any, /) -> Any:
 
     The derivative is :math:`\frac{\sqrt\pi}{2} e^{\operatorname{erfinv}(x)^2}`.
 
-    Example:
+    Examples:
         >>> import difflux.core as dx
         >>> round(float(dx.erfinv(dx.erf(0.3))), 12)
         0.3
@@ -264,7 +264,7 @@ def erfinv(x: Any, /) -> Any:
 def ndtr(x: Any, /) -> Any:
     r"""Return the standard normal CDF :math:`\Phi(x) = \frac{1}{2}\operatorname{erfc}(-x/\sqrt2)`.
 
-    Example:
+    Examples:
         >>> import difflux.core as dx
         >>> float(dx.ndtr(0.0))
         0.5
@@ -277,7 +277,7 @@ def ndtri(p: Any, /) -> Any:
 
     The derivative is :math:`1 / \varphi(\Phi^{-1}(p))`, with :math:`\varphi` the normal density.
 
-    Example:
+    Examples:
         >>> import difflux.core as dx
         >>> round(float(dx.ndtri(0.975)), 6)
         1.959964
@@ -292,7 +292,7 @@ def log_ndtr(x: Any, /) -> Any:
     :math:`\varphi(x)/\Phi(x)` (about ``40.02``) is finite, where
     ``log(ndtr(x))`` gives ``-inf`` and a NaN gradient.
 
-    Example:
+    Examples:
         >>> import difflux.core as dx
         >>> round(float(dx.log_ndtr(-40.0)), 3)
         -804.608
@@ -308,7 +308,7 @@ def xlogy(x: Any, y: Any, /) -> Any:
     entropy term ``xlogy(p, p)`` or of a likelihood with a zero count stays
     finite.
 
-    Example:
+    Examples:
         >>> import difflux.core as dx
         >>> float(dx.xlogy(0.0, 0.0))
         0.0
@@ -322,7 +322,7 @@ def xlog1py(x: Any, y: Any, /) -> Any:
     The derivative with respect to ``y`` is ``x / (1 + y)``, taken as 0 at
     ``x == 0, y == -1``.
 
-    Example:
+    Examples:
         >>> import difflux.core as dx
         >>> float(dx.xlog1py(0.0, -1.0))
         0.0
@@ -337,7 +337,7 @@ def i0e(x: Any, /) -> Any:
     normaliser is ``log(i0e(kappa)) + kappa``. The derivative is
     ``i1e(x) - sign(x) * i0e(x)``.
 
-    Example:
+    Examples:
         >>> import difflux.core as dx
         >>> float(dx.i0e(0.0))
         1.0
@@ -351,7 +351,7 @@ def i1e(x: Any, /) -> Any:
     The derivative is ``i0e(x) - i1e(x) / x - sign(x) * i1e(x)``, equal to
     1/2 at ``x == 0``.
 
-    Example:
+    Examples:
         >>> import difflux.core as dx
         >>> float(dx.i1e(0.0))
         0.0

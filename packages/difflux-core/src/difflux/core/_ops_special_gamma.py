@@ -107,7 +107,7 @@ def lgamma(x: Any, /) -> Any:
 
     The derivative is ``digamma(x)``.
 
-    Example:
+    Examples:
         >>> import difflux.core as dx
         >>> round(float(dx.lgamma(5.0)), 6)  # log(4!)
         3.178054
@@ -120,7 +120,7 @@ def digamma(x: Any, /) -> Any:
 
     The derivative is ``polygamma(1, x)`` (the trigamma function).
 
-    Example:
+    Examples:
         >>> import difflux.core as dx
         >>> round(float(dx.digamma(1.0)), 6)  # minus the Euler-Mascheroni constant
         -0.577216
@@ -136,7 +136,7 @@ def polygamma(n: int, x: Any, /) -> Any:
             configuration, not an array, and has no derivative.
         x: the argument; its derivative is ``polygamma(n + 1, x)``.
 
-    Example:
+    Examples:
         >>> import difflux.core as dx
         >>> round(float(dx.polygamma(1, 1.0)), 6)  # pi**2 / 6
         1.644934
@@ -161,7 +161,7 @@ def betaln(a: Any, b: Any, /) -> Any:
     The partial derivatives are ``digamma(a) - digamma(a + b)`` and
     ``digamma(b) - digamma(a + b)``. ``a`` and ``b`` broadcast.
 
-    Example:
+    Examples:
         >>> import difflux.core as dx
         >>> round(float(dx.betaln(2.0, 3.0)), 6)  # log(1 / 12)
         -2.484907

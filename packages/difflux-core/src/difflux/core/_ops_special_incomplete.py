@@ -199,7 +199,7 @@ def gammainc(a: Any, x: Any, /) -> Any:
     :class:`MissingRuleError`. Mixed second derivatives in ``a`` and ``x``
     work.
 
-    Example:
+    Examples:
         >>> import difflux.core as dx
         >>> round(float(dx.gammainc(1.0, 2.0)), 6)  # 1 - exp(-2)
         0.864665
@@ -214,7 +214,7 @@ def gammaincc(a: Any, x: Any, /) -> Any:
     far in the right tail). Derivatives are those of :func:`gammainc` with
     the sign changed, with the same limit: no second derivative in ``a``.
 
-    Example:
+    Examples:
         >>> import difflux.core as dx
         >>> float(dx.gammaincc(2.0, 100.0)) > 0.0
         True
@@ -240,7 +240,7 @@ def betainc(a: Any, b: Any, x: Any, /) -> Any:
     ``b`` are not implemented and raise :class:`MissingRuleError`. Mixed ones
     in a parameter and ``x`` work.
 
-    Example:
+    Examples:
         >>> import difflux.core as dx
         >>> round(float(dx.betainc(2.0, 3.0, 0.3)), 6)
         0.3483

@@ -337,7 +337,7 @@ def vmap(
             does not depend on the mapped arguments.
         axis_size: the batch size, needed only when no argument is mapped.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> import difflux.core as dx
         >>> loss = lambda w, x: dx.sum(w * x) ** 2

@@ -73,7 +73,7 @@ def key(seed: int, *, backend: str | None = None) -> Any:
         seed: any Python integer (on JAX also a traced integer).
         backend: ``"numpy"`` or ``"jax"``; the default backend when omitted.
 
-    Example:
+    Examples:
         >>> import difflux.core as dx
         >>> k = dx.random.key(0, backend="numpy")
         >>> k.shape, k.dtype
@@ -138,7 +138,7 @@ def split(k: Any, num: int = 2) -> Any:
 
     Do not use ``k`` itself again after splitting it.
 
-    Example:
+    Examples:
         >>> import difflux.core as dx
         >>> k1, k2 = dx.random.split(dx.random.key(0, backend="numpy"))
         >>> bool((k1 != k2).any())
@@ -158,7 +158,7 @@ def split(k: Any, num: int = 2) -> Any:
 def fold_in(k: Any, data: int) -> Any:
     """Derive a new key from ``k`` and an integer (a step or example index, say).
 
-    Example:
+    Examples:
         >>> import difflux.core as dx
         >>> k = dx.random.key(0, backend="numpy")
         >>> bool((dx.random.fold_in(k, 1) != dx.random.fold_in(k, 2)).any())
@@ -213,7 +213,7 @@ def _as_array(x: Any, backend: str) -> Any:
 def normal(k: Any, shape: Shape = (), dtype: Any = None) -> Any:
     """Sample standard normal values of the given shape.
 
-    Example:
+    Examples:
         >>> import difflux.core as dx
         >>> dx.random.normal(dx.random.key(0, backend="numpy"), (2, 3)).shape
         (2, 3)
@@ -236,7 +236,7 @@ def uniform(k: Any, shape: Shape = (), dtype: Any = None, minval: Any = 0.0, max
     ``maxval`` (the reparameterisation trick). Both broadcast against
     ``shape``.
 
-    Example:
+    Examples:
         >>> import difflux.core as dx
         >>> x = dx.random.uniform(dx.random.key(0, backend="numpy"), (1000,), minval=2.0, maxval=3.0)
         >>> bool((x >= 2.0).all() and (x < 3.0).all())
@@ -330,7 +330,7 @@ def categorical(k: Any, logits: Any, axis: int = -1, shape: Shape | None = None)
     defaults to that batch shape. It must end with the batch shape, and extra
     leading axes draw more samples.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> import difflux.core as dx
         >>> dx.random.categorical(dx.random.key(0, backend="numpy"), np.log([0.2, 0.8]), shape=(5,)).shape
@@ -379,7 +379,7 @@ def _take(x: Any, indices: Any, axis: int) -> Any:
 def permutation(k: Any, x: Any, axis: int = 0) -> Any:
     """Return a random permutation of ``range(x)`` (an int) or of ``x`` along ``axis``.
 
-    Example:
+    Examples:
         >>> import difflux.core as dx
         >>> sorted(dx.random.permutation(dx.random.key(0, backend="numpy"), 5).tolist())
         [0, 1, 2, 3, 4]

@@ -37,7 +37,7 @@ class BFGS(QuasiNewton):
     Attributes are those of the shared settings: ``tol``, ``ftol`` (0,
     off, by default), ``max_iter``, ``c1``, ``c2``, ``max_line_search_evals``.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> from difflux import optim
         >>> result = optim.BFGS(tol=1e-8).minimize(lambda x: (x[0] - 1.0) ** 2 + 3.0 * x[1] ** 2, np.zeros(2))

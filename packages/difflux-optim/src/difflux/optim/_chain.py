@@ -79,7 +79,7 @@ def chain(*transforms: Any) -> Chain:
     on steps (:class:`WeightDecay`) must follow it. Clipping may go on
     either side.
 
-    Example:
+    Examples:
         >>> from difflux import optim
         >>> optim.chain(optim.ClipGlobalNorm(1.0), optim.Adam(1e-3), optim.WeightDecay(1e-2, learning_rate=1e-3))
         Chain(transforms=(ClipGlobalNorm(max_norm=1.0), Adam(learning_rate=0.001, b1=0.9, b2=0.999, eps=1e-08), WeightDecay(weight_decay=0.01, learning_rate=0.001)))

@@ -32,7 +32,7 @@ class ClipValue(Transform):
 
     where :math:`\\delta` is ``delta``. The default follows Flux's ``ClipGrad``.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> from difflux import optim
         >>> clip = optim.ClipValue(1.0)

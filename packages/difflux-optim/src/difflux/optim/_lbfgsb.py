@@ -214,7 +214,7 @@ class LBFGSB(QuasiNewton):
     The other attributes are the shared settings: ``tol``, ``max_iter``,
     ``c1``, ``c2``, ``max_line_search_evals``.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> from difflux import optim
         >>> solver = optim.LBFGSB(tol=1e-10)

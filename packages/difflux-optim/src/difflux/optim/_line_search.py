@@ -334,7 +334,7 @@ def line_search(
     Returns:
         A :class:`LineSearchResult`; ``success`` says whether the conditions hold.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> from difflux import optim
         >>> result = optim.line_search(lambda x: (x[0] - 3.0) ** 2, np.zeros(1), np.ones(1), c2=0.1)

@@ -101,7 +101,7 @@ def masked(transform: Any, mask: Any) -> Masked:
     (Optax's ``masked`` always passes the input through, which turns
     gradients into updates when it wraps a rule.)
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> import difflux.core as dx
         >>> from difflux import optim

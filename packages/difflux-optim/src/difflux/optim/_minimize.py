@@ -99,7 +99,7 @@ def minimize(
     by the implicit function theorem (last example below). ``dx.vmap`` over
     ``minimize`` works on both backends.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> import difflux.core as dx
         >>> from difflux import optim

@@ -120,7 +120,7 @@ def reduce_on_plateau(
     is where a learning rate acts. Defaults and rules follow PyTorch's
     ``ReduceLROnPlateau`` (mode ``"min"``).
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> from difflux import optim
         >>> rule = optim.reduce_on_plateau(optim.Descent(1.0), factor=0.5, patience=1)

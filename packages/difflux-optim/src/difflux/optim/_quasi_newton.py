@@ -193,7 +193,7 @@ class QuasiNewton:
         iteration at a time, to log progress or stop on a criterion of your
         own. The arguments are those of :meth:`minimize`.
 
-        Example:
+        Examples:
             >>> import numpy as np
             >>> import difflux.core as dx
             >>> from difflux import optim

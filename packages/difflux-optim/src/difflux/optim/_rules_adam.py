@@ -48,7 +48,7 @@ class Adam(Rule):
     References:
         Kingma and Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> import difflux.core as dx
         >>> from difflux import optim

@@ -19,7 +19,7 @@ class Descent(Rule):
     where :math:`\\eta_t` is ``learning_rate`` (a float, or a schedule of the
     step count) and :math:`g_t` the gradient. The default follows Flux.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> from difflux import optim
         >>> state = optim.setup(optim.Descent(0.1), {"w": np.array([1.0, -2.0])})

@@ -248,7 +248,7 @@ _FACTORY_NAMES = {
 def constant(value: float) -> Schedule:
     """Return the schedule that is ``value`` at every step.
 
-    Example:
+    Examples:
         >>> from difflux import optim
         >>> optim.constant(0.1)(100)
         0.1
@@ -264,7 +264,7 @@ def piecewise_constant(init_value: float, boundaries_and_scales: dict[int, float
     where :math:`\\eta_0` is ``init_value`` and each pair :math:`(b_i, s_i)`
     of ``boundaries_and_scales`` scales the value from step :math:`b_i` on.
 
-    Example:
+    Examples:
         >>> from difflux import optim
         >>> schedule = optim.piecewise_constant(1.0, {10: 0.1, 20: 0.5})
         >>> [float(schedule(t)) for t in (0, 10, 20)]
@@ -292,7 +292,7 @@ def exponential_decay(
     gives step decay (PyTorch's ``StepLR``). ``end_value`` bounds the value
     (below when decaying, above when growing).
 
-    Example:
+    Examples:
         >>> from difflux import optim
         >>> schedule = optim.exponential_decay(1.0, 0.5, 10, staircase=True)
         >>> [float(schedule(t)) for t in (0, 9, 10, 25)]
@@ -314,7 +314,7 @@ def polynomial_decay(
     ``transition_begin``. ``power=1`` is a linear ramp, which also serves as
     a warm-up when ``end_value > init_value``.
 
-    Example:
+    Examples:
         >>> from difflux import optim
         >>> schedule = optim.polynomial_decay(1.0, 0.0, 10)
         >>> [float(schedule(t)) for t in (0, 5, 10, 20)]
@@ -336,7 +336,7 @@ def cosine_decay(init_value: float, decay_steps: int, *, alpha: float = 0.0) -> 
         Loshchilov and Hutter, "SGDR: Stochastic Gradient Descent with Warm
         Restarts", ICLR 2017.
 
-    Example:
+    Examples:
         >>> from difflux import optim
         >>> schedule = optim.cosine_decay(1.0, 100)
         >>> [round(float(schedule(t)), 6) for t in (0, 50, 100)]
@@ -355,7 +355,7 @@ def warmup_cosine(
     :math:`T` (``decay_steps``, which counts the warm-up too, as in Optax)
     it falls along half a cosine to ``end_value``, and stays there.
 
-    Example:
+    Examples:
         >>> from difflux import optim
         >>> schedule = optim.warmup_cosine(1.0, warmup_steps=10, decay_steps=110)
         >>> [round(float(schedule(t)), 6) for t in (0, 5, 10, 60, 110)]
@@ -386,7 +386,7 @@ def one_cycle(
         Smith, "A disciplined approach to neural network hyper-parameters:
         Part 1", arXiv:1803.09820, 2018.
 
-    Example:
+    Examples:
         >>> from difflux import optim
         >>> schedule = optim.one_cycle(1.0, 100)
         >>> [round(float(schedule(t)), 6) for t in (0, 30, 100)]

@@ -40,7 +40,7 @@ def setup(rule: Any, model: Any) -> OptimiserState:
     Floating-point arrays get state; other leaves (integers, ``None``,
     strings) get none and are never updated.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> from difflux import optim
         >>> state = optim.setup(optim.Momentum(), {"w": np.zeros(3)})
@@ -154,7 +154,7 @@ def adjust(state: Any, learning_rate: Any = None, /, **hyperparameters: Any) -> 
         ValueError: when no transformation has a field of that name, or a
             new value is invalid.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> from difflux import optim
         >>> state = optim.setup(optim.chain(optim.ClipNorm(), optim.Adam(1e-3)), np.zeros(2))
@@ -235,7 +235,7 @@ def freeze(
     The step count is shared, so bias corrections after a thaw use the
     total number of steps.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> from difflux import optim
         >>> params = {"encoder": np.ones(2), "head": np.ones(2)}

@@ -28,7 +28,7 @@ class WeightDecay(Leafwise):
     References:
         Loshchilov and Hutter, "Decoupled Weight Decay Regularization", ICLR 2019.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> from difflux import optim
         >>> rule = optim.chain(optim.Descent(0.1), optim.WeightDecay(0.5, learning_rate=0.1))

@@ -135,7 +135,7 @@ def accumulate(transform: Any, every: int) -> Accumulate:
     ``every`` times larger with the memory of one, as Optax's
     ``MultiSteps``.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> from difflux import optim
         >>> state = optim.setup(optim.accumulate(optim.Descent(1.0), every=2), np.zeros(1))
@@ -206,7 +206,7 @@ def skip_nonfinite(transform: Any) -> SkipNonFinite:
     training has diverged rather than met a bad batch. This is Optax's
     ``apply_if_finite`` without its limit on consecutive skips.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> from difflux import optim
         >>> state = optim.setup(optim.skip_nonfinite(optim.Adam()), np.ones(2))
