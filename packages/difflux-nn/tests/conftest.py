@@ -4,6 +4,9 @@ JAX is installed, on JAX with float64 enabled."""
 from __future__ import annotations
 
 import importlib.util
+import os
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -15,6 +18,16 @@ HAS_JAX = importlib.util.find_spec("jax") is not None
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 
 if HAS_JAX:
+    # The tests run many small programs once each, so XLA's compile time
+    # dominates the JAX cases. Lower LLVM optimisation compiles them faster;
+    # it does not change floating-point semantics (no fast-math).
+    os.environ["XLA_FLAGS"] = " ".join(
+        [
+            os.environ.get("XLA_FLAGS", ""),
+            "--xla_backend_optimization_level=0",
+            "--xla_llvm_disable_expensive_passes=true",
+        ]
+    ).strip()
     import jax
 
     jax.config.update("jax_enable_x64", True)
@@ -68,15 +81,19 @@ def convert(backend: str):
     return lambda tree: on_backend(tree, backend)
 
 
-def on_backends(cases: list, jax_cases: list | None = None) -> list:
+def on_backends(cases: list, jax_cases: list | None = None, name: Callable[[Any], str] | None = None) -> list:
     """Parametrize ``(backend, case)``: every case on NumPy, and ``jax_cases`` (all by default) on JAX.
 
     JAX compiles each operation for each new shape, so tables of many
-    shapes run on JAX only for a representative few.
+    shapes run on JAX only for a representative few. ``name(case)`` gives
+    the test ids; the case's index by default.
     """
-    params = [pytest.param("numpy", case, id=f"numpy-{index}") for index, case in enumerate(cases)]
-    for index, case in enumerate(cases):
-        if jax_cases is None or case in jax_cases:
-            skip = pytest.mark.skipif(not HAS_JAX, reason="JAX is not installed")
-            params.append(pytest.param("jax", case, id=f"jax-{index}", marks=skip))
+    params = []
+    for backend in ("numpy", "jax"):
+        marks = [pytest.mark.skipif(not HAS_JAX, reason="JAX is not installed")] if backend == "jax" else []
+        for index, case in enumerate(cases):
+            if backend == "jax" and jax_cases is not None and case not in jax_cases:
+                continue
+            label = name(case) if name is not None else str(index)
+            params.append(pytest.param(backend, case, id=f"{backend}-{label}", marks=marks))
     return params

@@ -58,10 +58,16 @@ def test_activation_values(backend, to_backend, name, function, reference):
     np.testing.assert_allclose(to_numpy(function(to_backend(x))), reference(x), rtol=1e-12, atol=1e-300)
 
 
+# JAX compiles every new operation, so second order runs on JAX only for the
+# activations built on special functions and softplus. The rest run first order there.
+SECOND_ORDER_ON_JAX = {"gelu", "elu", "softplus", "log_sigmoid", "mish"}
+
+
 @pytest.mark.parametrize(("name", "function", "reference"), CLOSED_FORMS, ids=IDS)
 def test_activation_gradients(backend, to_backend, name, function, reference):
     # Points away from the kinks, where finite differences are valid.
-    check_grads(lambda x: function(x), (to_backend(MODERATE),), order=2)
+    order = 2 if backend == "numpy" or name in SECOND_ORDER_ON_JAX else 1
+    check_grads(lambda x: function(x), (to_backend(MODERATE),), order=order)
 
 
 @pytest.mark.parametrize(("name", "function", "reference"), CLOSED_FORMS, ids=IDS)

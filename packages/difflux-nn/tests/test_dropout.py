@@ -20,10 +20,10 @@ def test_test_mode_is_identity(backend, to_backend):
 def test_rate_and_scaling(backend, key, to_backend):
     layer = nn.train_mode(nn.Dropout(0.3))
     y = to_numpy(layer(to_backend(np.ones(20000)), key=key))
-    kept = y != 0
-    np.testing.assert_allclose(y[kept], 1 / 0.7)
+    is_kept = y != 0
+    np.testing.assert_allclose(y[is_kept], 1 / 0.7)
     # 20,000 draws: the kept fraction is within 0.015 of 0.7 with overwhelming probability.
-    assert abs(kept.mean() - 0.7) < 0.015
+    assert abs(is_kept.mean() - 0.7) < 0.015
     assert abs(y.mean() - 1.0) < 0.03
 
 

@@ -7,7 +7,7 @@ import pytest
 from scipy import special
 
 import difflux.core as dx
-from conftest import to_numpy
+from conftest import on_backends, to_numpy
 from difflux import nn
 from difflux.core.testing import check_grads
 
@@ -37,9 +37,9 @@ def test_reductions(backend, to_backend):
         nn.mse(y_hat, y, reduction="average")
 
 
-def test_shape_mismatch_raises(to_backend):
+def test_shape_mismatch_raises():
     with pytest.raises(ValueError, match=r"mse: the prediction has shape \(3, 1\) but the target has shape \(3,\)"):
-        nn.mse(to_backend(np.ones((3, 1))), to_backend(np.ones(3)))
+        nn.mse(np.ones((3, 1)), np.ones(3))
 
 
 def test_logit_cross_entropy_matches_closed_form(backend, to_backend):
@@ -142,9 +142,9 @@ def test_kl_divergence(backend, to_backend):
     assert float(nn.kl_divergence(to_backend(p), to_backend(p))) == pytest.approx(0.0, abs=1e-12)
 
 
-def test_index_target_shape_error(to_backend):
+def test_index_target_shape_error():
     with pytest.raises(ValueError, match=r"class-index targets must have .* \(4,\), got \(4, 1\)"):
-        nn.logit_cross_entropy(to_backend(LOGITS), np.zeros((4, 1), dtype=np.int64))
+        nn.logit_cross_entropy(LOGITS, np.zeros((4, 1), dtype=np.int64))
 
 
 def test_list_and_boolean_targets(backend, to_backend):
@@ -166,7 +166,11 @@ LOSS_CASES = [
 ]
 
 
-@pytest.mark.parametrize(("name", "loss"), LOSS_CASES, ids=[name for name, _ in LOSS_CASES])
-def test_loss_gradients(backend, to_backend, name, loss):
+@pytest.mark.parametrize(
+    ("backend", "case"),
+    on_backends(LOSS_CASES, [LOSS_CASES[2], LOSS_CASES[5], LOSS_CASES[6]], name=lambda case: case[0]),
+)
+def test_loss_gradients(to_backend, case):
+    _, loss = case
     target = to_backend(special.softmax(RNG.normal(size=(4, 3)), axis=-1))
     check_grads(lambda p: loss(p, target), (to_backend(LOGITS),), order=2)

@@ -1,11 +1,12 @@
 """difflux.nn: neural-network layers, activations, initialisers and losses.
 
 ``from difflux import nn``. Models are ``dx.Module`` trees called as
-functions, ``model(x)``, in test mode by default; ``nn.train_mode(model)``
-returns a copy in training mode, whose dropout layers take a random key,
-``model(x, key=key)``, and whose batch normalisation layers return new
-running statistics through ``y, model = nn.apply(model, x, key=key)``. See
-the package README for a training step.
+functions, ``model(x)``, and they are in test mode by default.
+``nn.train_mode(model)`` returns a copy in training mode. Its dropout
+layers take a random key, ``model(x, key=key)``, and its batch
+normalisation layers return new running statistics through
+``y, model = nn.apply(model, x, key=key)``. The package README shows a
+training step.
 """
 
 from ._activations import (

@@ -1,10 +1,10 @@
 """Activation functions, element-wise and numerically stable at extreme inputs.
 
 Each is a composition of difflux operations, so its derivatives of every
-order come from core's rules. Where a branch could overflow (``exp`` of a
-large input in ``elu``) the branch is evaluated on a clamped input, so that
-neither the value nor the gradient of the other branch picks up ``inf`` or
-NaN (``dx.where`` sends ``0 * inf = NaN`` into the gradient otherwise).
+order come from core's rules. A branch that could overflow, such as ``exp``
+of a large input in ``elu``, is evaluated on a clamped input. Otherwise
+``dx.where`` would send ``0 * inf = NaN`` from the unused branch into the
+gradient.
 Core's ``sigmoid``, ``softplus``, ``log_sigmoid``, ``softmax``,
 ``log_softmax`` and ``tanh`` are re-exported unchanged.
 """

@@ -42,10 +42,11 @@ def dot_product_attention(
     ``(..., Lq, Lk)``. The leading axes broadcast.
 
     Args:
-        mask: a boolean mask, ``True`` where a query may attend to a key (the
-            convention of ``jax.nn.dot_product_attention`` and Flux; the
-            opposite of PyTorch's boolean ``attn_mask``), or a float mask
-            added to the logits. It broadcasts against ``(..., Lq, Lk)``.
+        mask: a boolean mask, ``True`` where a query may attend to a key, or
+            a float mask added to the logits. It broadcasts against
+            ``(..., Lq, Lk)``. The boolean convention is that of
+            ``jax.nn.dot_product_attention`` and Flux, the opposite of
+            PyTorch's boolean ``attn_mask``.
         key_mask: a boolean ``(..., Lk)``, ``False`` at padding keys that no
             query may attend to.
         causal: whether query ``i`` attends only to keys ``j <= i``.

@@ -1,6 +1,6 @@
 """Containers: ``Chain``, ``Parallel`` and ``SkipConnection``.
 
-A container holds layers, functions or any callables. When it is called with
+A container contains layers, functions or any other callables. When it is called with
 a random ``key`` it splits the key among the children that accept one
 (every ``nn.Layer``, and callables with a ``key`` parameter), so one key per
 step reaches every dropout layer, however deeply nested, with a different
@@ -91,16 +91,21 @@ class Chain(Layer):
         return x
 
     def __getitem__(self, index: int | slice | str) -> Any:
-        if isinstance(self.layers, dict):
+        layers = self.layers
+        if isinstance(layers, dict):
             if isinstance(index, str):
-                return self.layers[index]
-            names = list(self.layers)[index]
+                return layers[index]
+            names = list(layers)
             if isinstance(index, slice):
-                return Chain(**{name: self.layers[name] for name in names})
-            return self.layers[names]
+                return Chain(**{name: layers[name] for name in names[index]})
+            return layers[names[index]]
+        if isinstance(index, str):
+            raise TypeError(
+                f"this Chain was built with positional layers, so it has no layer named {index!r}; index it by position"
+            )
         if isinstance(index, slice):
-            return Chain(*self.layers[index])
-        return self.layers[index]
+            return Chain(*layers[index])
+        return layers[index]
 
     def __len__(self) -> int:
         return len(self.layers)
@@ -161,9 +166,13 @@ class Parallel(Layer):
         return self.connection(*outputs)
 
     def __getitem__(self, index: int | str) -> Any:
-        if isinstance(self.layers, dict) and not isinstance(index, str):
-            return self._children()[index]
-        return self.layers[index]  # type: ignore[index]
+        if isinstance(index, str):
+            if not isinstance(self.layers, dict):
+                raise TypeError(
+                    f"this Parallel was built with positional layers, so it has no layer named {index!r}; index it by position"
+                )
+            return self.layers[index]
+        return self._children()[index]
 
     def __len__(self) -> int:
         return len(self.layers)

@@ -57,13 +57,14 @@ def _format(layer: Any, kind: str, in_channels: int, out_channels: int, extras: 
     ones = (1,) * len(layer.kernel_size)
     defaults = {"stride": ones, "padding": 0, "dilation": ones, "groups": 1, "output_padding": (0,) * len(ones)}
     for name, value in extras.items():
-        shown = value
+        # A tuple of equal entries prints as one int, as it may be passed.
+        printed = value
         if isinstance(value, tuple) and len(set(value)) == 1 and value == (value[0],) * len(ones):
-            shown = value[0]
+            printed = value[0]
         default = defaults.get(name)
-        if value == default or shown == default:
+        if value == default or printed == default:
             continue
-        parts.append(f"{name}={shown!r}")
+        parts.append(f"{name}={printed!r}")
     if layer.bias is None:
         parts.append("bias=False")
     return f"{kind}({', '.join(parts)})"

@@ -1,9 +1,9 @@
 """Loss functions ``loss(prediction, target, *, reduction="mean", ...)``.
 
-Shapes must match exactly (a broadcast between a ``(N, 1)`` prediction and
-an ``(N,)`` target would silently give an ``(N, N)`` loss), except that the
-categorical losses also take class indices: an integer target whose shape
-is the prediction's without the class axis.
+Shapes must match exactly, because a broadcast between a ``(N, 1)``
+prediction and an ``(N,)`` target would silently give an ``(N, N)`` loss.
+The categorical losses also take class indices: an integer target whose
+shape is the prediction's without the class axis.
 
 ``reduction`` is ``"mean"`` (default), ``"sum"`` or ``"none"``. Element-wise
 losses (``mse``, ``mae``, ``huber``, the binary cross-entropies) reduce over

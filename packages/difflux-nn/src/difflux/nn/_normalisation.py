@@ -72,13 +72,14 @@ class BatchNorm(Layer):
 
     scale: Any
     bias: Any
-    running_mean: Any = state_field()
-    running_var: Any = state_field()
     activation: Callable[[Any], Any]
     num_features: int
     eps: float
     momentum: float
     training: bool
+    # Last, because type checkers read a field specifier they do not know as a default.
+    running_mean: Any = state_field()
+    running_var: Any = state_field()
 
     def __init__(
         self,

@@ -33,10 +33,12 @@ def _spatial_axes(layer: Any, x: Any, num_spatial: int | None) -> tuple[int, ...
     if num_spatial is None:
         if x.ndim < 3:
             raise shape_error(layer, "an input of shape (N, C, *spatial) with at least one spatial axis", x)
-        num_spatial = x.ndim - 2
-    if x.ndim < num_spatial + 1:
-        raise shape_error(layer, f"an input with {num_spatial} spatial axes after the channel axis", x)
-    return tuple(range(x.ndim - num_spatial, x.ndim))
+        count = x.ndim - 2
+    else:
+        count = num_spatial
+    if x.ndim < count + 1:
+        raise shape_error(layer, f"an input with {count} spatial axes after the channel axis", x)
+    return tuple(range(x.ndim - count, x.ndim))
 
 
 class MaxPool(Layer):

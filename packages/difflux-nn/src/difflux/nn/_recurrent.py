@@ -314,7 +314,7 @@ class RNN(_Recurrence):
     ``outputs, final_state = layer(x, state=None)``. Shapes: ``x`` is
     ``(N, T, in)`` with ``batch_first=True`` (the default), ``(T, N, in)``
     with ``batch_first=False``, or ``(T, in)`` without a batch axis.
-    ``outputs`` has the layout of ``x`` with ``hidden`` features and holds
+    ``outputs`` has the layout of ``x`` with ``hidden`` features and contains
     every step's output; ``final_state`` is ``h`` after the last step.
     ``state`` is the initial state (zeros when ``None``). With
     ``reverse=True`` the steps run from last to first and ``outputs`` stays
@@ -354,7 +354,7 @@ class LSTM(_Recurrence):
     ``outputs, final_state = layer(x, state=None)``. Shapes: ``x`` is
     ``(N, T, in)`` with ``batch_first=True`` (the default), ``(T, N, in)``
     with ``batch_first=False``, or ``(T, in)`` without a batch axis.
-    ``outputs`` has the layout of ``x`` with ``hidden`` features and holds
+    ``outputs`` has the layout of ``x`` with ``hidden`` features and contains
     every step's output; ``final_state`` is ``(h, c)`` after the last step.
     ``state`` is the initial state (zeros when ``None``). With
     ``reverse=True`` the steps run from last to first and ``outputs`` stays
@@ -393,7 +393,7 @@ class GRU(_Recurrence):
     ``outputs, final_state = layer(x, state=None)``. Shapes: ``x`` is
     ``(N, T, in)`` with ``batch_first=True`` (the default), ``(T, N, in)``
     with ``batch_first=False``, or ``(T, in)`` without a batch axis.
-    ``outputs`` has the layout of ``x`` with ``hidden`` features and holds
+    ``outputs`` has the layout of ``x`` with ``hidden`` features and contains
     every step's output; ``final_state`` is ``h`` after the last step.
     ``state`` is the initial state (zeros when ``None``). With
     ``reverse=True`` the steps run from last to first and ``outputs`` stays

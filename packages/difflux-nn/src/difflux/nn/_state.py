@@ -51,7 +51,8 @@ def state_field(**kwargs: Any) -> Any:
 
 
 def _state_field_names(module: dx.Module) -> tuple[str, ...]:
-    return tuple(f.name for f in dataclasses.fields(module) if f.metadata.get(_NOT_TRAINABLE) is False)
+    fields = dataclasses.fields(module)  # type: ignore[arg-type]
+    return tuple(f.name for f in fields if f.metadata.get(_NOT_TRAINABLE) is False)
 
 
 # --------------------------------------------------------------------------
@@ -66,8 +67,8 @@ def _is_module(x: Any) -> bool:
 def map_modules(function: Callable[[Any, Any], Any], tree: Any) -> Any:
     """Rebuild ``tree`` bottom-up, replacing each module ``m`` by ``function(m, rebuilt)``.
 
-    ``rebuilt`` is ``m`` with its sub-modules already replaced; ``m`` is the
-    original, whose identity says which layer of the running model it is.
+    ``rebuilt`` is ``m`` with its sub-modules already replaced. ``m`` is the
+    original, and its identity matches the layer objects of a running call.
     """
 
     def visit(node: Any) -> Any:
@@ -90,7 +91,7 @@ def named_modules(tree: Any, prefix: str = "") -> Iterator[tuple[str, int, dx.Mo
 def _named(value: Any, path: str, depth: int) -> Iterator[tuple[str, int, dx.Module]]:
     if isinstance(value, dx.Module):
         yield path, depth, value
-        for f in dataclasses.fields(value):
+        for f in dataclasses.fields(value):  # type: ignore[arg-type]
             child = getattr(value, f.name)
             yield from _named_children(child, _join(path, f.name), depth + 1)
     else:
@@ -119,7 +120,7 @@ def _join(path: str, name: str) -> str:
 
 def _set_training(model: Any, training: bool) -> Any:
     def switch(original: Any, module: Any) -> Any:
-        has_flag = any(f.name == "training" for f in dataclasses.fields(module))
+        has_flag = any(f.name == "training" for f in dataclasses.fields(module))  # type: ignore[arg-type]
         if has_flag and module.training != training:
             return dx.replace(module, training=training)
         return module
@@ -168,8 +169,8 @@ def update_state(layer: Any, **values: Any) -> None:
     """Store new values of ``layer``'s state fields in the active :func:`apply` call.
 
     Layers with running statistics call this in training mode. The values
-    pass through ``dx.stop_gradient``; ``apply`` returns a model in which
-    ``layer`` holds them. Several calls for one layer merge, later values
+    pass through ``dx.stop_gradient``, and ``apply`` returns a model in which
+    ``layer`` has them. Several calls for one layer merge, later values
     winning.
 
     Raises:
@@ -201,7 +202,7 @@ def apply(model: Any, *args: Any, key: Any = None, **kwargs: Any) -> tuple[Any, 
     ``y, model = nn.apply(model, x, key=key)`` calls ``model(x, key=key)``
     (the key is left out when it is ``None`` or the model takes none) and
     returns the output and a copy of ``model`` in which every layer that
-    called :func:`update_state` holds its new state, such as BatchNorm's
+    called :func:`update_state` has its new state, such as BatchNorm's
     running statistics in training mode. In test mode, or without stateful
     layers, the model comes back unchanged. It works inside ``dx.jit``,
     ``dx.grad`` (return the model as auxiliary output with ``has_aux=True``)

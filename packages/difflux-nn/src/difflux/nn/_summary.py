@@ -107,7 +107,7 @@ def summary(model: Any, input_shape_or_example: Sequence[int] | Any, *, key: Any
 
     Each module of the model gets a row: its path (``layers.0`` is
     ``model.layers[0]``), indented by nesting depth, its description, the
-    shape of its output and the number of array elements it holds
+    shape of its output and the number of array elements it contains
     (including those of its sub-layers). The last lines give the totals,
     split into trainable parameters and state such as running statistics,
     and the memory they take.
@@ -117,8 +117,9 @@ def summary(model: Any, input_shape_or_example: Sequence[int] | Any, *, key: Any
     (with the dtype and backend of the model's parameters), anything else is
     used as the input itself. On JAX the run is ``jax.eval_shape``, which
     computes nothing; on NumPy the model really runs once. Only calls of
-    ``nn.Layer`` subclasses are recorded, so a row of another module shows
-    ``-``. ``key`` is passed to the model (a fixed key when ``None``), for
+    ``nn.Layer`` subclasses are recorded, so the row of another module shows
+    ``-``, as does a module that is never called as a whole (the cell of an
+    ``LSTM``, which runs step by step). ``key`` is passed to the model (a fixed key when ``None``), for
     dropout layers in training mode.
 
     Example:
