@@ -205,3 +205,20 @@ def test_evaluate_needs_dense():
     sol = ode.solve(lambda t, y, args: -y, np.array([1.0]), (0.0, 1.0))
     with pytest.raises(ValueError, match="SaveAt\\(dense=True\\)"):
         sol.evaluate(0.5)
+
+
+def test_float32_state_keeps_dtype(backend):
+    y0 = dx.asarray(np.ones(2, dtype=np.float32), backend=backend)
+    sol = ode.solve(lambda t, y, args: -y, y0, (0.0, 1.0), saveat=ode.SaveAt(ts=np.linspace(0.0, 1.0, 3)), rtol=1e-4)
+    assert sol.ys.dtype == np.float32
+    assert sol.ts.dtype == np.float32
+    np.testing.assert_allclose(np.asarray(sol.ys)[:, 0], np.exp(-np.linspace(0.0, 1.0, 3)), rtol=1e-4)
+
+
+def test_scalar_and_integer_y0():
+    scalar = ode.solve(lambda t, y, args: -y, 1.0, (0.0, 1.0), rtol=1e-8)
+    assert scalar.ys.shape == (1,)
+    assert float(scalar.ys[0]) == pytest.approx(np.exp(-1.0), rel=1e-7)
+    integer = ode.solve(lambda t, y, args: -y, np.array([1, 2]), (0.0, 1.0), rtol=1e-8)
+    assert integer.ys.dtype == np.float64
+    np.testing.assert_allclose(np.asarray(integer.ys[0]), [np.exp(-1.0), 2 * np.exp(-1.0)], rtol=1e-7)

@@ -71,10 +71,11 @@ def initial_step_size(f: Any, t0: Any, y0: Any, f0: Any, order: int, rtol: float
     Costs one evaluation of ``f``. The result is positive; multiply by the
     direction of integration to step.
     """
+    tiny = float(dx.finfo(y0.dtype).tiny)  # guards divisions by a zero norm
     scale = atol + rtol * dx.abs(y0)
     d0 = _rms(y0 / scale)
     d1 = _rms(f0 / scale)
-    h0 = dx.where((d0 < 1e-5) | (d1 < 1e-5), 1e-6, 0.01 * d0 / dx.maximum(d1, 1e-300))
+    h0 = dx.where((d0 < 1e-5) | (d1 < 1e-5), 1e-6, 0.01 * d0 / dx.maximum(d1, tiny))
 
     y1 = y0 + direction * h0 * f0
     f1 = f(t0 + direction * h0, y1)
@@ -84,7 +85,7 @@ def initial_step_size(f: Any, t0: Any, y0: Any, f0: Any, order: int, rtol: float
     h1 = dx.where(
         largest <= 1e-15,
         dx.maximum(1e-6, h0 * 1e-3),
-        (0.01 / dx.maximum(largest, 1e-300)) ** (1.0 / (order + 1)),
+        (0.01 / dx.maximum(largest, tiny)) ** (1.0 / (order + 1)),
     )
     return dx.minimum(100 * h0, h1)
 

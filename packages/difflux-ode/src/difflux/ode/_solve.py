@@ -169,11 +169,11 @@ def solve(
     zero = dx.zeros_like(y_vec[0])
     t0 = zero + t_span[0]
     t1 = zero + t_span[1]
-    direction = dx.where(t1 >= t0, 1.0, -1.0) + zero
+    direction = dx.astype(dx.where(t1 >= t0, 1.0, -1.0), zero.dtype)
 
     ts_save = None
     if saveat.ts is not None:
-        ts_save = dx.reshape(zero + saveat.ts, (-1,))
+        ts_save = _save_times(zero, saveat.ts)
         if _is_concrete(ts_save) and _is_concrete(t0) and _is_concrete(t1):
             _check_ts(np.asarray(value_of(ts_save)), float(value_of(t0)), float(value_of(t1)))
 
@@ -184,7 +184,7 @@ def solve(
         num_fevals += 1
     else:
         h0 = dx.abs(zero + dt0)
-    h0 = dx.stop_gradient(h0)
+    h0 = dx.stop_gradient(dx.astype(h0, zero.dtype))
 
     state = _initial_state(solver, saveat, max_steps, t0, y_vec, f0, h0 * direction, ts_save)
     body = _make_step(f, solver, controller, saveat, adaptive, rtol, atol, t1, direction, ts_save)
@@ -212,6 +212,12 @@ def solve(
             "Pass throw=False to get the partial Solution and its status instead."
         )
     return solution
+
+
+def _save_times(like: Any, ts: Any) -> Any:
+    """Convert ``SaveAt.ts`` to a 1-D array with the dtype of ``like`` (the state's)."""
+    times = dx.reshape(dx.zeros_like(like) + ts, (-1,))
+    return dx.astype(times, like.dtype) if times.dtype != like.dtype else times
 
 
 def _check_ts(ts: np.ndarray, t0: float, t1: float) -> None:
@@ -382,7 +388,7 @@ def _assemble(
         ts_parts.append(t0[None])
         ys_parts.append(y0[None])
     if saveat.ts is not None:
-        ts_parts.append(dx.reshape(dx.zeros_like(t0) + saveat.ts, (-1,)))
+        ts_parts.append(_save_times(t0, saveat.ts))
         ys_parts.append(state["ys_at_ts"])
     if saveat.steps:
         step_ts, step_ys = state["step_ts"], state["step_ys"]
