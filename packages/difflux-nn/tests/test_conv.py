@@ -137,6 +137,49 @@ def test_conv_transpose_matches_torch(convert, to_backend, case):
     np.testing.assert_allclose(to_numpy(convert(layer)(to_backend(x))), expected.numpy(), rtol=1e-10, atol=1e-12)
 
 
+def _lax_conv_transpose(x, w, kernel, options, groups, out_spatial):
+    """Return the input-gradient of lax's convolution with kernel ``w``: a transposed convolution."""
+    import jax
+    import jax.numpy as jnp
+    from jax import lax
+
+    nd = len(kernel)
+    stride = options.get("stride", 1)
+    stride = (stride,) * nd if isinstance(stride, int) else stride
+    dilation = options.get("dilation", 1)
+    dilation = (dilation,) * nd if isinstance(dilation, int) else dilation
+    padding = options.get("padding", 0)
+    padding = [(padding, padding)] * nd if isinstance(padding, int) else padding
+    spatial = "DHW"[-nd:]
+    dimension_numbers = ("NC" + spatial, "OI" + spatial, "NC" + spatial)
+
+    def forward(z):
+        return lax.conv_general_dilated(
+            z,
+            jnp.asarray(w),
+            window_strides=stride,
+            padding=padding,
+            rhs_dilation=dilation,
+            dimension_numbers=dimension_numbers,
+            feature_group_count=groups,
+        )
+
+    z = jnp.zeros((x.shape[0], w.shape[1] * groups, *out_spatial))
+    _, pullback = jax.vjp(forward, z)
+    return np.asarray(pullback(jnp.asarray(x))[0])
+
+
+@needs_jax
+@pytest.mark.parametrize("case", CONV_TRANSPOSE_CASES)
+def test_conv_transpose_matches_lax_gradient(case):
+    c_in, c_out, kernel, options, spatial = case
+    layer = nn.ConvTranspose(c_in, c_out, kernel, key=NUMPY_KEY, bias=False, **options)
+    x = RNG.normal(size=(2, c_in, *spatial))
+    y = layer(x)
+    expected = _lax_conv_transpose(x, layer.weight, kernel, options, layer.groups, y.shape[2:])
+    np.testing.assert_allclose(y, expected, rtol=1e-10, atol=1e-12)
+
+
 def test_conv_transpose_same_padding(convert, to_backend):
     layer = convert(nn.ConvTranspose(3, 2, (3, 3), key=NUMPY_KEY, stride=2, padding="SAME"))
     assert tuple(layer(to_backend(np.ones((1, 3, 4, 5)))).shape) == (1, 2, 8, 10)

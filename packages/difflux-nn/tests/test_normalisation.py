@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import difflux.core as dx
-from conftest import needs_torch, to_numpy
+from conftest import needs_jax, needs_torch, to_numpy
 from difflux import nn
 from difflux.core.testing import check_grads
 
@@ -138,6 +138,16 @@ def test_layernorm(backend, convert, to_backend):
     np.testing.assert_allclose(to_numpy(norm(to_backend(X))), expected, rtol=1e-10)
 
 
+def test_groupnorm_matches_formula(backend, convert, to_backend):
+    x = RNG.normal(size=(2, 6, 3, 2))
+    norm = _with_parameters(nn.GroupNorm(3, 6), convert)
+    grouped = x.reshape(2, 3, 2, 3, 2)
+    expected = _normalised(grouped, (2, 3, 4)).reshape(x.shape)
+    shape = (1, 6, 1, 1)
+    expected = expected * to_numpy(norm.scale).reshape(shape) + to_numpy(norm.bias).reshape(shape)
+    np.testing.assert_allclose(to_numpy(norm(to_backend(x))), expected, rtol=1e-10)
+
+
 @needs_torch
 def test_groupnorm_matches_torch(backend, convert, to_backend):
     import torch
@@ -194,6 +204,17 @@ def test_norm_shape_errors():
         nn.GroupNorm(4, 6)
     with pytest.raises(ValueError, match=r"InstanceNorm\(3\) expects .* with a spatial axis"):
         nn.InstanceNorm(3)(np.ones((2, 3)))
+
+
+@needs_jax
+def test_backend_mismatch_names_layer():
+    x = dx.asarray(np.ones((2, 3)), backend="jax")
+    with pytest.raises(
+        TypeError, match=r"BatchNorm\(3\) has numpy arrays but received a jax input. Build it with backend='jax'"
+    ):
+        nn.BatchNorm(3, backend="numpy")(x)
+    with pytest.raises(TypeError, match=r"LayerNorm\(\(3,\)\) has numpy arrays"):
+        nn.LayerNorm(3, backend="numpy")(x)
 
 
 def test_norm_reprs():

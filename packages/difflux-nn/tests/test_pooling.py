@@ -57,6 +57,25 @@ def test_adaptive_pool_matches_torch(to_backend, case, kind):
     np.testing.assert_allclose(to_numpy(layer(to_backend(x))), expected.numpy(), rtol=1e-12)
 
 
+def _adaptive_windows(length, size):
+    return [((i * length) // size, -((-(i + 1) * length) // size)) for i in range(size)]
+
+
+@pytest.mark.parametrize(("backend", "case"), on_backends(ADAPTIVE_CASES[:2], ADAPTIVE_CASES[:1]))
+def test_adaptive_pool_matches_windows(to_backend, case):
+    spatial, output_size = case
+    x = RNG.normal(size=(2, 3, *spatial))
+    expected_max = np.empty((2, 3, *output_size))
+    expected_mean = np.empty((2, 3, *output_size))
+    for i, (top, bottom) in enumerate(_adaptive_windows(spatial[0], output_size[0])):
+        for j, (left, right) in enumerate(_adaptive_windows(spatial[1], output_size[1])):
+            window = x[:, :, top:bottom, left:right]
+            expected_max[:, :, i, j] = window.max(axis=(2, 3))
+            expected_mean[:, :, i, j] = window.mean(axis=(2, 3))
+    np.testing.assert_allclose(to_numpy(nn.AdaptiveMaxPool(output_size)(to_backend(x))), expected_max)
+    np.testing.assert_allclose(to_numpy(nn.AdaptiveMeanPool(output_size)(to_backend(x))), expected_mean, rtol=1e-12)
+
+
 def test_adaptive_pool_int_size_and_errors():
     assert nn.AdaptiveMeanPool(2)(np.ones((1, 2, 5, 7))).shape == (1, 2, 2, 2)
     with pytest.raises(ValueError, match=r"AdaptiveMaxPool\(\(4, 4\)\) expects spatial sizes of at least \(4, 4\)"):

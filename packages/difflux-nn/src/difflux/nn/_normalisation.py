@@ -14,7 +14,7 @@ from typing import Any
 
 import difflux.core as dx
 
-from ._layer import Layer, format_call, identity, name_of, shape_error
+from ._layer import Layer, backend_of, format_call, identity, name_of, shape_error
 from ._state import state_field, update_state
 
 
@@ -30,6 +30,22 @@ def _affine_parameters(shape: tuple[int, ...], affine: bool, dtype: Any, backend
 
 def _backend(backend: str | None) -> str:
     return backend if backend is not None else dx.default_backend()
+
+
+def _check_backend(layer: Any, x: Any, parameter: Any) -> None:
+    """Raise a clear error when a layer's arrays and its input live on different backends.
+
+    Normalisation layers take no random key, so their arrays follow the
+    default backend, which can differ from that of the rest of a model.
+    """
+    if parameter is None:
+        return
+    expected, found = backend_of(parameter), backend_of(x)
+    if expected != found:
+        raise TypeError(
+            f"{layer!r} has {expected} arrays but received a {found} input. Build it with backend={found!r} "
+            f"(or inside `with dx.backend({found!r}):`), like the rest of the model."
+        )
 
 
 class BatchNorm(Layer):
@@ -58,7 +74,8 @@ class BatchNorm(Layer):
         track_stats: whether to keep running statistics.
         dtype: the dtype of parameters and statistics.
         backend: the backend of parameters and statistics; the default
-            backend when ``None``.
+            backend when ``None``. A model built with JAX keys needs
+            ``backend="jax"`` here (or ``with dx.backend("jax"):``).
 
     Example:
         >>> import difflux.core as dx
@@ -111,6 +128,7 @@ class BatchNorm(Layer):
 
     def __call__(self, x: Any, *, key: Any = None) -> Any:
         channels = self.num_features
+        _check_backend(self, x, self.scale if self.scale is not None else self.running_mean)
         if x.ndim < 2 or x.shape[1] != channels:
             raise shape_error(self, f"an input of shape (N, {channels}) or (N, {channels}, *spatial)", x)
         axes = (0,) + tuple(range(2, x.ndim))
@@ -201,6 +219,7 @@ class LayerNorm(Layer):
 
     def __call__(self, x: Any, *, key: Any = None) -> Any:
         n = len(self.shape)
+        _check_backend(self, x, self.scale)
         if x.ndim < n or tuple(x.shape[x.ndim - n :]) != self.shape:
             raise shape_error(self, f"an input whose trailing axes are {self.shape}", x)
         axes = tuple(range(x.ndim - n, x.ndim))
@@ -258,6 +277,7 @@ class GroupNorm(Layer):
         self.eps = eps
 
     def __call__(self, x: Any, *, key: Any = None) -> Any:
+        _check_backend(self, x, self.scale)
         if x.ndim < 2 or x.shape[1] != self.num_channels:
             raise shape_error(self, f"an input of shape (N, {self.num_channels}, *spatial)", x)
         grouped_shape = (x.shape[0], self.num_groups, self.num_channels // self.num_groups) + tuple(x.shape[2:])
@@ -316,6 +336,7 @@ class InstanceNorm(Layer):
         self.eps = eps
 
     def __call__(self, x: Any, *, key: Any = None) -> Any:
+        _check_backend(self, x, self.scale)
         if x.ndim < 3 or x.shape[1] != self.num_features:
             raise shape_error(self, f"an input of shape (N, {self.num_features}, *spatial) with a spatial axis", x)
         axes = tuple(range(2, x.ndim))
@@ -365,6 +386,7 @@ class RMSNorm(Layer):
 
     def __call__(self, x: Any, *, key: Any = None) -> Any:
         n = len(self.shape)
+        _check_backend(self, x, self.scale)
         if x.ndim < n or tuple(x.shape[x.ndim - n :]) != self.shape:
             raise shape_error(self, f"an input whose trailing axes are {self.shape}", x)
         axes = tuple(range(x.ndim - n, x.ndim))
