@@ -222,3 +222,37 @@ def test_scalar_and_integer_y0():
     integer = ode.solve(lambda t, y, args: -y, np.array([1, 2]), (0.0, 1.0), rtol=1e-8)
     assert integer.ys.dtype == np.float64
     np.testing.assert_allclose(np.asarray(integer.ys[0]), [np.exp(-1.0), 2 * np.exp(-1.0)], rtol=1e-7)
+
+
+class TanhField(dx.Module):
+    weight: object
+
+    def __call__(self, t, y, args):
+        return dx.tanh(self.weight @ y)
+
+
+def test_module_vector_field_gradients(backend, to_backend):
+    field = TanhField(to_backend([[-0.5, 1.0], [-1.0, -0.2]]))
+    y0 = to_backend([1.0, 0.5])
+
+    def loss(field, y0):
+        return dx.sum(ode.solve(field, y0, (0.0, 1.0), rtol=1e-8, atol=1e-10, max_steps=MAX_STEPS).ys ** 2)
+
+    if backend == "numpy":
+        difflux.core.testing.check_grads(loss, (field, y0), order=1)
+    gradient = dx.grad(loss)(field, y0).weight
+    numpy_field = TanhField(np.array([[-0.5, 1.0], [-1.0, -0.2]]))
+    expected = dx.grad(loss)(numpy_field, np.array([1.0, 0.5])).weight
+    np.testing.assert_allclose(np.asarray(gradient), expected, rtol=1e-12)
+
+
+def test_saveat_combines_outputs_in_order():
+    saveat = ode.SaveAt(t0=True, ts=[0.25, 0.5], t1=True)
+    sol = ode.solve(lambda t, y, args: -y, np.array([1.0]), (0.0, 1.0), saveat=saveat, rtol=1e-10)
+    np.testing.assert_allclose(np.asarray(sol.ts), [0.0, 0.25, 0.5, 1.0])
+    np.testing.assert_allclose(np.asarray(sol.ys)[:, 0], np.exp(-np.asarray(sol.ts)), rtol=1e-8)
+
+
+def test_saveat_needs_an_output():
+    with pytest.raises(ValueError, match="nothing to save"):
+        ode.SaveAt()
