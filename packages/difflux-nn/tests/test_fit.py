@@ -444,8 +444,9 @@ def test_progress_bar_with_tqdm(capsys):
 def test_progress_without_tqdm_prints_lines(capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "tqdm.auto", None)
     monkeypatch.setattr(_fit, "_warned_about_tqdm", False)
-    with pytest.warns(UserWarning, match=r"tqdm, which is not installed.*difflux-nn\[progress\]"):
+    with pytest.warns(UserWarning, match=r"tqdm, which is not installed.*difflux-nn\[progress\]") as warned:
         nn.fit(_linear("numpy"), nn.mse, optim.Descent(0.1), _regression(), epochs=2, key=dx.random.key(0))
+    assert warned[0].filename == __file__
     lines = capsys.readouterr().err.splitlines()
     assert lines[0].startswith("epoch 1/2: loss=")
     assert lines[1].startswith("epoch 2/2: loss=")

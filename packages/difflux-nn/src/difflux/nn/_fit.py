@@ -233,7 +233,7 @@ class _Progress:
                 warnings.warn(
                     "nn.fit shows a progress bar with tqdm, which is not installed; printing one line per epoch "
                     "instead. Install it with `pip install 'difflux-nn[progress]'`, or pass progress=False.",
-                    stacklevel=4,
+                    stacklevel=3,
                 )
             return
         self.tqdm = tqdm
