@@ -307,7 +307,7 @@ def fit(
     progress: bool = True,
     jit: bool | None = None,
 ) -> FitResult:
-    """Train ``model`` to minimise ``loss_fn(model(x), y)`` over ``data``; return model, optimiser state and history.
+    """Train ``model`` to minimise ``loss_fn(model(x), y)`` over ``data`` and return it with its history.
 
     Each epoch visits the training batches in a new random order. Each step
     calls the model in training mode through ``nn.apply`` with a fresh key
