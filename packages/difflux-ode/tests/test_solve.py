@@ -256,3 +256,12 @@ def test_saveat_combines_outputs_in_order():
 def test_saveat_needs_an_output():
     with pytest.raises(ValueError, match="nothing to save"):
         ode.SaveAt()
+
+
+def test_invalid_settings_raise():
+    with pytest.raises(ValueError, match="dt0 must be positive"):
+        ode.solve(lambda t, y, args: -y, np.array([1.0]), (0.0, 1.0), solver=ode.RK4(), dt0=0.0)
+    with pytest.raises(ValueError, match="atol > 0"):
+        ode.solve(lambda t, y, args: -y, np.array([1.0]), (0.0, 1.0), atol=0.0)
+    with pytest.raises(ValueError, match="max_steps must be a positive integer"):
+        ode.solve(lambda t, y, args: -y, np.array([1.0]), (0.0, 1.0), max_steps=0)

@@ -150,6 +150,12 @@ def solve(
     if isinstance(max_steps, bool) or not isinstance(max_steps, int | np.integer) or max_steps < 1:
         raise ValueError(f"solve: max_steps must be a positive integer, got {max_steps!r}")
     max_steps = int(max_steps)
+    if not (rtol >= 0 and atol > 0):
+        raise ValueError(
+            f"solve: need rtol >= 0 and atol > 0 (atol keeps the error scale positive), got {rtol=}, {atol=}"
+        )
+    if isinstance(dt0, int | float) and not dt0 > 0:
+        raise ValueError(f"solve: dt0 must be positive (t1 < t0 sets the direction), got {dt0!r}")
     if controller is None:
         controller = ConstantStepSize() if adaptive is False or not solver.adaptive else PIDController()
     if adaptive is None:
