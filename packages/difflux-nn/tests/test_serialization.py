@@ -118,9 +118,10 @@ def test_save_compressed_round_trip(path):
 
 def test_save_nn_layers_round_trip(backend, path):
     keys = dx.random.split(dx.random.key(0, backend=backend), 3)
-    model = nn.Chain(nn.Dense(3, 4, nn.relu, key=keys[0]), nn.BatchNorm(4), nn.Dense(4, 2, key=keys[1]))
+    with dx.backend(backend):
+        model = nn.Chain(nn.Dense(3, 4, nn.relu, key=keys[0]), nn.BatchNorm(4), nn.Dense(4, 2, key=keys[1]))
+        template = nn.Chain(nn.Dense(3, 4, nn.relu, key=keys[2]), nn.BatchNorm(4), nn.Dense(4, 2, key=keys[2]))
     nn.save(path, model)
-    template = nn.Chain(nn.Dense(3, 4, nn.relu, key=keys[2]), nn.BatchNorm(4), nn.Dense(4, 2, key=keys[2]))
     loaded = nn.load(path, template)
     _assert_same_values(loaded, model)
     x = dx.ones((5, 3), backend=backend)
