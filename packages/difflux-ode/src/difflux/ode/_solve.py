@@ -210,6 +210,8 @@ def solve(
     }
     solution = _assemble(solver, saveat, state, status, stats, t0, y_vec, unravel)
 
+    # NOTE: inside jit the status is a JAX tracer, so throw cannot raise
+    # there; the caller checks Solution.status (unreached values are nan).
     if throw and _is_concrete(status) and int(value_of(status)) != 0:
         code = Status(int(value_of(status)))
         raise ODESolveError(
