@@ -208,3 +208,23 @@ def test_named_modules_paths():
         ("layers.1.layer", 2, "Chain"),
         ("layers.1.layer.layers.d", 3, "Dense"),
     ]
+
+
+class ScanOverBatches(dx.Module):
+    """Runs a BatchNorm once per leading slice of the input, inside dx.scan."""
+
+    norm: Any
+
+    def __call__(self, xs, *, key=None):
+        def body(carry, x):
+            return carry, self.norm(x)
+
+        return dx.scan(body, dx.zeros_like(xs[0, 0, 0]), xs)[1]
+
+
+@needs_jax
+def test_state_update_inside_scan_raises_on_jax():
+    model = nn.train_mode(ScanOverBatches(nn.BatchNorm(2, backend="jax")))
+    xs = dx.asarray(RNG.normal(size=(3, 4, 2)), backend="jax")
+    with pytest.raises(RuntimeError, match=r"updated its state inside a dx\.scan"):
+        nn.apply(model, xs)

@@ -23,7 +23,7 @@ from typing import Any
 
 import difflux.core as dx
 
-from ._layer import key_backend
+from ._layer import backend_of
 
 Shape = int | Sequence[int]
 
@@ -66,12 +66,12 @@ def _normal(key: Any, shape: Shape, dtype: Any, std: float) -> Any:
 
 def zeros(key: Any, shape: Shape, dtype: Any = None) -> Any:
     """Return zeros; ``key`` only sets the backend."""
-    return dx.zeros(_shape(shape), dtype=dtype, backend=key_backend(key))
+    return dx.zeros(_shape(shape), dtype=dtype, backend=backend_of(key))
 
 
 def ones(key: Any, shape: Shape, dtype: Any = None) -> Any:
     """Return ones; ``key`` only sets the backend."""
-    return dx.ones(_shape(shape), dtype=dtype, backend=key_backend(key))
+    return dx.ones(_shape(shape), dtype=dtype, backend=backend_of(key))
 
 
 def normal(key: Any, shape: Shape, dtype: Any = None, *, mean: float = 0.0, std: float = 1.0) -> Any:

@@ -132,16 +132,12 @@ def split_key(key: Any, num: int) -> list[Any]:
 
 
 def backend_of(x: Any) -> str:
-    """Return ``"numpy"`` or ``"jax"``: the backend of the array ``x``."""
+    """Return ``"jax"`` for a JAX array (traced or not, random keys included), else ``"numpy"``."""
     value = dx.stop_gradient(x)
-    if isinstance(value, np.ndarray | np.generic | float | int):
-        return "numpy"
-    return "jax"
-
-
-def key_backend(key: Any) -> str:
-    """Return the backend of a random key."""
-    return backend_of(key)
+    jax = sys.modules.get("jax")
+    if jax is not None and isinstance(value, jax.Array | jax.core.Tracer):
+        return "jax"
+    return "numpy"
 
 
 def is_concrete(x: Any) -> bool:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextvars
 import dataclasses
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -173,6 +174,11 @@ def update_state(layer: Any, **values: Any) -> None:
     ``layer`` has them. Several calls for one layer merge, later values
     winning.
 
+    NOTE: inside a ``dx.scan`` or loop body, every step records its values
+    and the last one wins, each computed from the state the model had
+    before ``apply``. On JAX, ``apply`` raises instead, because values of
+    the body cannot leave it.
+
     Raises:
         RuntimeError: when no ``apply`` call is active, because the values
             would be lost.
@@ -238,6 +244,7 @@ def apply(model: Any, *args: Any, key: Any = None, **kwargs: Any) -> tuple[Any, 
         applied.add(id(original))
         return dx.replace(module, **entry[1])
 
+    _check_not_leaked(pending, (model, args, kwargs, key))
     new_model = map_modules(put_state, model)
     missing = [layer for identity, (layer, _) in pending.items() if identity not in applied]
     if missing:
@@ -247,6 +254,36 @@ def apply(model: Any, *args: Any, key: Any = None, **kwargs: Any) -> tuple[Any, 
             "field of the model."
         )
     return out, new_model
+
+
+def _jax_trace(x: Any) -> Any:
+    """Return the JAX trace of a traced JAX value, ``None`` for anything else."""
+    jax = sys.modules.get("jax")
+    if jax is None or not isinstance(x, jax.core.Tracer):
+        return None
+    return getattr(x, "_trace", None)
+
+
+def _check_not_leaked(pending: dict[int, tuple[Any, dict[str, Any]]], inputs: Any) -> None:
+    """Raise when a new state value was traced by a JAX transformation that began inside the model.
+
+    A layer inside a ``dx.scan``, ``dx.cond`` or loop body on JAX computes
+    its new state from values of the body's trace, which cease to exist
+    when the body returns. Those values may not reach the returned model.
+    Values traced by the transformations around ``apply`` (``dx.jit``,
+    ``jax.vmap``) are fine: their traces are those of the inputs.
+    """
+    outer = {id(trace) for trace in map(_jax_trace, dx.tree_leaves(inputs)) if trace is not None}
+    for layer, values in pending.values():
+        for value in dx.tree_leaves(values):
+            trace = _jax_trace(value)
+            if trace is not None and id(trace) not in outer:
+                raise RuntimeError(
+                    f"{layer!r} updated its state inside a dx.scan, dx.cond or loop body (or another JAX "
+                    "transformation that began inside the model), and values traced there cannot leave the "
+                    "body. Call the layer outside control flow, or carry its state through the loop and "
+                    "return it."
+                )
 
 
 def trainable(model: Any) -> Any:
