@@ -116,7 +116,7 @@ class MultiHeadAttention(Layer):
     ``key_proj``, ``value_proj``, ``out_proj``) with ``glorot_uniform``
     weights and zero biases.
 
-    Example:
+    Examples:
         >>> import difflux.core as dx
         >>> from difflux import nn
         >>> mha = nn.MultiHeadAttention(16, 4, key=dx.random.key(0, backend="numpy"))

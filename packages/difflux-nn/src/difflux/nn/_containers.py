@@ -61,7 +61,7 @@ class Chain(Layer):
     callable works as a layer (``nn.relu``, a lambda). ``chain[i]`` and
     ``chain["name"]`` return a layer and ``chain[i:j]`` a shorter chain.
 
-    Example:
+    Examples:
         >>> import difflux.core as dx
         >>> from difflux import nn
         >>> k1, k2 = dx.random.split(dx.random.key(0, backend="numpy"))
@@ -131,7 +131,7 @@ class Parallel(Layer):
     ``connection=None`` they are returned as a tuple. Layers are given by
     position or by name, as in :class:`Chain`.
 
-    Example:
+    Examples:
         >>> import difflux.core as dx
         >>> from difflux import nn
         >>> k1, k2 = dx.random.split(dx.random.key(0, backend="numpy"))
@@ -196,7 +196,7 @@ class SkipConnection(Layer):
     input's shape (or broadcast with it). Pass another function, such as
     ``lambda y, x: dx.concat([y, x], axis=1)``, to join otherwise.
 
-    Example:
+    Examples:
         >>> import difflux.core as dx
         >>> from difflux import nn
         >>> block = nn.SkipConnection(nn.Dense(4, 4, nn.relu, key=dx.random.key(0, backend="numpy")))

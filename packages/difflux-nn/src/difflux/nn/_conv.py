@@ -96,10 +96,11 @@ class Conv(Layer):
         depthwise: shorthand for ``groups=in_channels`` (``out_channels`` a
             multiple of ``in_channels``).
         bias: whether to add a bias.
-        init, bias_init: initialisers of the weight and the bias.
+        init: the initialiser of the weight.
+        bias_init: the initialiser of the bias.
         dtype: the parameters' dtype.
 
-    Example:
+    Examples:
         >>> import difflux.core as dx
         >>> from difflux import nn
         >>> conv = nn.Conv(1, 8, (3, 3), nn.relu, key=dx.random.key(0, backend="numpy"), padding="SAME")
@@ -184,7 +185,7 @@ class ConvTranspose(Layer):
     selects among the output sizes that a strided ``Conv`` maps to the same
     input size.
 
-    Example:
+    Examples:
         >>> import difflux.core as dx
         >>> from difflux import nn
         >>> up = nn.ConvTranspose(8, 4, (2, 2), key=dx.random.key(0, backend="numpy"), stride=2)

@@ -45,7 +45,7 @@ class DataLoader:
             batches; the default backend (``dx.default_backend()``) when
             ``None``.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> import difflux.core as dx
         >>> from difflux import nn

@@ -39,7 +39,7 @@ class Dense(Layer):
         bias_init: the bias initialiser, ``zeros`` by default.
         dtype: the parameters' dtype (the backend's default float when ``None``).
 
-    Example:
+    Examples:
         >>> import difflux.core as dx
         >>> from difflux import nn
         >>> layer = nn.Dense(3, 4, nn.relu, key=dx.random.key(0, backend="numpy"))
@@ -101,7 +101,7 @@ class Bilinear(Layer):
     ``layer(x, x)``. The weight is initialised with ``glorot_uniform`` on the
     fans of ``(out, in1 * in2)``.
 
-    Example:
+    Examples:
         >>> import difflux.core as dx
         >>> from difflux import nn
         >>> layer = nn.Bilinear(2, 3, 4, key=dx.random.key(0, backend="numpy"))
@@ -162,7 +162,7 @@ class Embedding(Layer):
     and Flux. Out-of-range indices raise an error where their values are
     known; inside ``jax.jit`` they are clamped, as in JAX's indexing.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> import difflux.core as dx
         >>> from difflux import nn

@@ -44,7 +44,7 @@ class Dropout(Layer):
         broadcast_axes: axes along which one draw is shared; ``(2, 3)`` on
             ``(N, C, H, W)`` drops whole channels.
 
-    Example:
+    Examples:
         >>> import difflux.core as dx
         >>> from difflux import nn
         >>> layer = nn.train_mode(nn.Dropout(0.5))

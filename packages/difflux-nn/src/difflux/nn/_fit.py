@@ -190,7 +190,7 @@ def evaluate(
     result is ``{"loss": ..., "accuracy": ...}``, exact means over the
     examples. ``jit`` works as in :func:`fit`.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> from difflux import nn
         >>> scores = lambda x: x  # a "model" that returns its input as class scores

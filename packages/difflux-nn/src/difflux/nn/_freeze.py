@@ -90,7 +90,7 @@ def freeze(model: Any, where: Selector, *, trainable: Any = None) -> Any:
     Raises:
         ValueError: when a path selects no leaf, listing the paths there are.
 
-    Example:
+    Examples:
         >>> import difflux.core as dx
         >>> from difflux import nn
         >>> k1, k2 = dx.random.split(dx.random.key(0, backend="numpy"))

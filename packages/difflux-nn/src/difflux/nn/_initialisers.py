@@ -37,7 +37,7 @@ def _shape(shape: Shape) -> tuple[int, ...]:
 def fans(shape: Shape) -> tuple[int, int]:
     """Return ``(fan_in, fan_out)`` of a weight of this shape (see the module docstring).
 
-    Example:
+    Examples:
         >>> from difflux import nn
         >>> nn.fans((16, 3, 5, 5))
         (75, 400)
@@ -123,7 +123,7 @@ def glorot_uniform(key: Any, shape: Shape, dtype: Any = None, *, gain: float = 1
 
     Also called Xavier uniform; the default of ``Dense`` and ``Conv``.
 
-    Example:
+    Examples:
         >>> import difflux.core as dx
         >>> from difflux import nn
         >>> w = nn.glorot_uniform(dx.random.key(0, backend="numpy"), (3, 5))
@@ -188,7 +188,7 @@ def orthogonal(key: Any, shape: Shape, dtype: Any = None, *, gain: float = 1.0) 
     the signs of R's diagonal moved into Q, which makes it uniformly
     distributed (Haar measure).
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> import difflux.core as dx
         >>> from difflux import nn

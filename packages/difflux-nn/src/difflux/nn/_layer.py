@@ -49,7 +49,7 @@ class Layer(dx.Module):
     layers so that containers pass them keys and ``nn.summary`` lists their
     output shapes.
 
-    Example:
+    Examples:
         >>> import difflux.core as dx
         >>> from difflux import nn
         >>> class Scale(nn.Layer):

@@ -117,7 +117,7 @@ def _negative_weighted_log_sum(target: Any, log_p: Any, axis: int) -> Any:
 def mse(prediction: Any, target: Any, *, reduction: str = "mean") -> Any:
     """Return the squared error ``(prediction - target)**2``, reduced.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> from difflux import nn
         >>> float(nn.mse(np.array([1.0, 2.0]), np.array([1.0, 4.0])))
@@ -195,7 +195,7 @@ def logit_cross_entropy(
     Its gradient with respect to the logits is ``softmax(logits) - target``.
     PyTorch calls it ``cross_entropy``, Flux ``logitcrossentropy``.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> from difflux import nn
         >>> logits = np.array([[1e4, -1e4], [0.0, 0.0]])
@@ -271,7 +271,7 @@ def logit_binary_cross_entropy(
     The form is exact for logits of any size; its gradient is
     ``sigmoid(x) - y``. PyTorch calls it ``binary_cross_entropy_with_logits``.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> from difflux import nn
         >>> float(nn.logit_binary_cross_entropy(np.array([1e4, -1e4]), np.array([1.0, 0.0])))

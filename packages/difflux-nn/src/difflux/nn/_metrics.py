@@ -32,7 +32,7 @@ def accuracy(prediction: Any, target: Any) -> Any:
     ``(...)``, or one-hot rows (or probabilities) of the prediction's shape,
     whose largest entry is the class.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> from difflux import nn
         >>> float(nn.accuracy(np.array([[2.0, 1.0], [0.0, 3.0]]), np.array([0, 0])))

@@ -77,7 +77,7 @@ class BatchNorm(Layer):
             backend when ``None``. A model built with JAX keys needs
             ``backend="jax"`` here (or ``with dx.backend("jax"):``).
 
-    Example:
+    Examples:
         >>> import difflux.core as dx
         >>> from difflux import nn
         >>> bn = nn.BatchNorm(3)
@@ -189,7 +189,7 @@ class LayerNorm(Layer):
     ``normalized_shape``). ``scale`` and ``bias`` have shape ``shape``,
     initialised to ones and zeros.
 
-    Example:
+    Examples:
         >>> import difflux.core as dx
         >>> from difflux import nn
         >>> norm = nn.LayerNorm(8)
@@ -243,7 +243,7 @@ class GroupNorm(Layer):
     ``num_groups=C`` is instance normalisation and ``num_groups=1``
     normalises each example over all its channels.
 
-    Example:
+    Examples:
         >>> import difflux.core as dx
         >>> from difflux import nn
         >>> norm = nn.GroupNorm(2, 6)
@@ -307,7 +307,7 @@ class InstanceNorm(Layer):
     as in PyTorch and Flux; with ``affine=True`` ``scale`` and ``bias`` are
     ``(C,)``. There are no running statistics: training and test mode agree.
 
-    Example:
+    Examples:
         >>> import difflux.core as dx
         >>> from difflux import nn
         >>> norm = nn.InstanceNorm(3)
@@ -357,7 +357,7 @@ class RMSNorm(Layer):
     Shapes are those of :class:`LayerNorm`; there is no centring and no bias.
     ``scale`` has shape ``shape``, initialised to ones.
 
-    Example:
+    Examples:
         >>> import difflux.core as dx
         >>> from difflux import nn
         >>> norm = nn.RMSNorm(4)

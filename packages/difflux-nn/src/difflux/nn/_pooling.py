@@ -50,7 +50,7 @@ class MaxPool(Layer):
     of trailing axes. ``stride`` defaults to the window (non-overlapping
     windows) and padding to 0; padding never wins the maximum.
 
-    Example:
+    Examples:
         >>> import difflux.core as dx
         >>> from difflux import nn
         >>> pool = nn.MaxPool((2, 2))
@@ -91,7 +91,7 @@ class MeanPool(Layer):
     with ``count_include_pad=False`` a window at the border averages only the
     input it covers (PyTorch's option of that name).
 
-    Example:
+    Examples:
         >>> import difflux.core as dx
         >>> from difflux import nn
         >>> nn.MeanPool(2)(dx.ones((1, 3, 8))).shape
@@ -194,7 +194,7 @@ class AdaptiveMaxPool(_AdaptivePool):
     of an axis of length ``n`` covers ``[floor(i * n / m), ceil((i + 1) * n / m))``
     for output size ``m``. An int ``output_size`` applies to every spatial axis.
 
-    Example:
+    Examples:
         >>> import difflux.core as dx
         >>> from difflux import nn
         >>> nn.AdaptiveMaxPool((3, 3))(dx.ones((2, 4, 10, 7))).shape
@@ -210,7 +210,7 @@ class AdaptiveMeanPool(_AdaptivePool):
 
     Shapes and windows are those of :class:`AdaptiveMaxPool`.
 
-    Example:
+    Examples:
         >>> import difflux.core as dx
         >>> from difflux import nn
         >>> nn.AdaptiveMeanPool(1)(dx.ones((2, 4, 10, 7))).shape
@@ -227,7 +227,7 @@ class GlobalMaxPool(Layer):
     Shapes: ``x`` is ``(N, C, *spatial)`` and ``y`` is ``(N, C, 1, ..., 1)``,
     as in Flux; follow it with ``Flatten()`` for ``(N, C)``.
 
-    Example:
+    Examples:
         >>> import difflux.core as dx
         >>> from difflux import nn
         >>> nn.GlobalMaxPool()(dx.ones((2, 4, 5, 5))).shape
@@ -246,7 +246,7 @@ class GlobalMeanPool(Layer):
 
     Shapes are those of :class:`GlobalMaxPool`.
 
-    Example:
+    Examples:
         >>> import difflux.core as dx
         >>> from difflux import nn
         >>> nn.GlobalMeanPool()(dx.ones((2, 4, 5))).shape
@@ -266,7 +266,7 @@ class Flatten(Layer):
     Shapes: ``(N, C, H, W)`` becomes ``(N, C * H * W)`` with the default
     ``start_axis=1``.
 
-    Example:
+    Examples:
         >>> import difflux.core as dx
         >>> from difflux import nn
         >>> nn.Flatten()(dx.ones((2, 3, 4, 5))).shape

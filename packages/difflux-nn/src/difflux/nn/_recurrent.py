@@ -108,7 +108,7 @@ class RNNCell(_Cell):
     ``(hidden, hidden)`` with ``orthogonal``, and the single ``bias`` is
     ``(hidden,)`` with zeros (PyTorch's two biases add up to it).
 
-    Example:
+    Examples:
         >>> import difflux.core as dx
         >>> from difflux import nn
         >>> cell = nn.RNNCell(3, 5, key=dx.random.key(0, backend="numpy"))
@@ -163,7 +163,7 @@ class LSTMCell(_Cell):
     ``glorot_uniform``, ``weight_hh`` is ``(4 * hidden, hidden)`` with
     ``orthogonal``, and ``bias`` is ``(4 * hidden,)`` with zeros.
 
-    Example:
+    Examples:
         >>> import difflux.core as dx
         >>> from difflux import nn
         >>> cell = nn.LSTMCell(3, 5, key=dx.random.key(0, backend="numpy"))
@@ -222,7 +222,7 @@ class GRUCell(_Cell):
     ``orthogonal``, ``bias`` is ``(3 * hidden,)`` and ``bias_hn`` is
     ``(hidden,)``, both zeros.
 
-    Example:
+    Examples:
         >>> import difflux.core as dx
         >>> from difflux import nn
         >>> cell = nn.GRUCell(3, 5, key=dx.random.key(0, backend="numpy"))
@@ -321,7 +321,7 @@ class RNN(_Recurrence):
     in input order, so two layers make a bidirectional one. Other keyword
     arguments go to the cell.
 
-    Example:
+    Examples:
         >>> import difflux.core as dx
         >>> from difflux import nn
         >>> layer = nn.RNN(3, 5, key=dx.random.key(0, backend="numpy"))
@@ -361,7 +361,7 @@ class LSTM(_Recurrence):
     in input order, so two layers make a bidirectional one. Other keyword
     arguments go to the cell.
 
-    Example:
+    Examples:
         >>> import difflux.core as dx
         >>> from difflux import nn
         >>> layer = nn.LSTM(3, 5, key=dx.random.key(0, backend="numpy"))
@@ -400,7 +400,7 @@ class GRU(_Recurrence):
     in input order, so two layers make a bidirectional one. Other keyword
     arguments go to the cell.
 
-    Example:
+    Examples:
         >>> import difflux.core as dx
         >>> from difflux import nn
         >>> layer = nn.GRU(3, 5, key=dx.random.key(0, backend="numpy"))

@@ -334,7 +334,7 @@ def save(path: PathLike, model: Any, *, compress: bool = False) -> None:
             state, a dict).
         compress: whether to deflate the members of a ``.npz`` file.
 
-    Example:
+    Examples:
         >>> import os, tempfile
         >>> import numpy as np
         >>> from difflux import nn

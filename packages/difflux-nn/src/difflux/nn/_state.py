@@ -139,7 +139,7 @@ def train_mode(model: Any) -> Any:
     through :func:`apply`. The flag is static, so ``dx.jit`` compiles the
     training and the test model separately.
 
-    Example:
+    Examples:
         >>> from difflux import nn
         >>> nn.train_mode(nn.Dropout(0.5)).training
         True
@@ -214,7 +214,7 @@ def apply(model: Any, *args: Any, key: Any = None, **kwargs: Any) -> tuple[Any, 
     ``dx.grad`` (return the model as auxiliary output with ``has_aux=True``)
     and ``dx.value_and_grad``.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> import difflux.core as dx
         >>> from difflux import nn
@@ -293,7 +293,7 @@ def trainable(model: Any) -> Any:
     functions in a ``Chain``, say) are ``False``. Pass the tree as a mask
     to an optimiser so that weight decay and other rules leave state alone.
 
-    Example:
+    Examples:
         >>> from difflux import nn
         >>> mask = nn.trainable(nn.BatchNorm(2))
         >>> mask.scale, mask.running_mean

@@ -122,7 +122,7 @@ def summary(model: Any, input_shape_or_example: Sequence[int] | Any, *, key: Any
     ``LSTM``, which runs step by step). ``key`` is passed to the model (a fixed key when ``None``), for
     dropout layers in training mode.
 
-    Example:
+    Examples:
         >>> import difflux.core as dx
         >>> from difflux import nn
         >>> k1, k2 = dx.random.split(dx.random.key(0, backend="numpy"))

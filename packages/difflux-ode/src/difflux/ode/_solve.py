@@ -122,8 +122,9 @@ def solve(
         args: passed unchanged to ``vector_field``.
         solver: a Runge-Kutta solver, :class:`Tsit5` by default.
         saveat: which outputs to keep, see :class:`SaveAt` (default: ``t1``).
-        rtol, atol: relative and absolute tolerances of the local error,
-            ``|err_i| <= atol + rtol * max(|y_i|, |y1_i|)`` in the RMS norm.
+        rtol: the relative tolerance of the local error; a step is accepted
+            when ``|err_i| <= atol + rtol * max(|y_i|, |y1_i|)`` in the RMS norm.
+        atol: the absolute tolerance of the local error, in the same test.
         dt0: the first step size (positive), or ``None`` to choose it
             (Hairer, Norsett and Wanner I, Section II.4). Required for
             fixed-step solvers and for ``adaptive=False``.
@@ -140,7 +141,7 @@ def solve(
     Returns:
         A :class:`Solution`.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> from difflux import ode
         >>> sol = ode.solve(lambda t, y, k: -k * y, np.array([1.0]), (0.0, 1.0), 2.0)
