@@ -25,13 +25,13 @@ from __future__ import annotations
 
 import functools
 import inspect
+import sys
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from . import _backend, _core
 from ._core import Tracer, TracerConversionError
 from ._module import Module, _static_key, is_array
-from ._tree import TreeDef, tree_flatten, tree_unflatten
 
 _ADVICE = (
     "Python `if`, `while`, `and`/`or`, bool(), int() and float() need concrete values, "
@@ -68,7 +68,7 @@ class _Entry:
     def __init__(
         self,
         fun: Callable[..., Any],
-        treedef: TreeDef,
+        treedef: Any,
         mask: tuple[bool, ...],
         static_leaves: list[Any],
         static_args: dict[int, Any],
@@ -86,7 +86,7 @@ class _Entry:
         self.num_args = num_args
         # Set while tracing: the output structure, which output leaves are
         # arrays, and the values of the others.
-        self.out_def: TreeDef | None = None
+        self.out_def: Any = None
         self.out_mask: list[bool] = []
         self.out_static: list[Any] = []
         self.compiled = jax.jit(self._traced)
@@ -94,12 +94,14 @@ class _Entry:
     def _traced(self, arrays: list[Any]) -> list[Any]:
         arrays_iter, static_iter = iter(arrays), iter(self.static_leaves)
         leaves = [next(arrays_iter) if is_array_leaf else next(static_iter) for is_array_leaf in self.mask]
-        dynamic_args, dynamic_kwargs = tree_unflatten(self.treedef, leaves)
+        dynamic_args, dynamic_kwargs = self.treedef.unflatten(leaves)
         dynamic_iter = iter(dynamic_args)
         args = [self.static_args[i] if i in self.static_args else next(dynamic_iter) for i in range(self.num_args)]
         out = self.fun(*args, **dynamic_kwargs, **self.static_kwargs)
 
-        out_leaves, out_def = tree_flatten(out)
+        import jax
+
+        out_leaves, out_def = jax.tree_util.tree_flatten(out)
         for leaf in out_leaves:
             if isinstance(leaf, Tracer):
                 raise TypeError(
@@ -120,12 +122,26 @@ class _Entry:
         assert self.out_def is not None
         arrays_iter, static_iter = iter(out_arrays), iter(self.out_static)
         leaves = [next(arrays_iter) if keep else next(static_iter) for keep in self.out_mask]
-        return tree_unflatten(self.out_def, leaves)
+        return self.out_def.unflatten(leaves)
+
+
+_ARRAY_TYPES: dict[type, bool] = {}
+
+
+def _is_array_fast(x: Any) -> bool:
+    """``is_array`` with its answer cached per type (it depends only on the type)."""
+    kind = type(x)
+    known = _ARRAY_TYPES.get(kind)
+    if known is None:
+        known = _ARRAY_TYPES[kind] = is_array(x)
+    return known
 
 
 def _array_signature(x: Any) -> tuple[Any, ...]:
-    dtype = x.dtype
-    return (tuple(x.shape), str(dtype), getattr(x, "weak_type", False))
+    # dtype objects hash and compare by value; str(dtype) cost more than the
+    # rest of the cache lookup together. Weak typing is left to jax.jit's own
+    # cache, because the output structure recorded here does not depend on it.
+    return (x.shape, x.dtype)
 
 
 class JitFunction:
@@ -177,26 +193,43 @@ class JitFunction:
         if _core.trace_stack:
             return self._fun(*args, **kwargs)
 
-        num_args = len(args)
-        static_positions = {n % num_args for n in self._static_argnums if -num_args <= n < num_args}
-        static_positions |= {i for i, name in enumerate(self._param_names[:num_args]) if name in self._static_argnames}
-        static_args = {i: args[i] for i in sorted(static_positions)}
-        dynamic_args = tuple(a for i, a in enumerate(args) if i not in static_positions)
-        static_kwargs = {k: v for k, v in kwargs.items() if k in self._static_argnames}
-        dynamic_kwargs = {k: v for k, v in kwargs.items() if k not in self._static_argnames}
+        jax = sys.modules.get("jax")
+        if jax is None:
+            return self._fun(*args, **kwargs)
 
-        leaves, treedef = tree_flatten((dynamic_args, dynamic_kwargs))
+        num_args = len(args)
+        if self._static_argnums or self._static_argnames:
+            static_positions = {n % num_args for n in self._static_argnums if -num_args <= n < num_args}
+            static_positions |= {
+                i for i, name in enumerate(self._param_names[:num_args]) if name in self._static_argnames
+            }
+            static_args = {i: args[i] for i in sorted(static_positions)}
+            dynamic_args = tuple(a for i, a in enumerate(args) if i not in static_positions)
+            static_kwargs = {k: v for k, v in kwargs.items() if k in self._static_argnames}
+            dynamic_kwargs = {k: v for k, v in kwargs.items() if k not in self._static_argnames}
+        else:
+            # The common case, kept short because it runs on every call.
+            static_args, static_kwargs = {}, {}
+            dynamic_args, dynamic_kwargs = args, kwargs
+        # Every difflux structure is registered with jax.tree_util too (see
+        # _tree.py), and JAX's C++ flatten is about ten times faster than
+        # ours, which matters on this per-call path.
+        leaves, treedef = jax.tree_util.tree_flatten((dynamic_args, dynamic_kwargs))
         if not self._uses_jax(leaves):
             return self._fun(*args, **kwargs)
 
-        mask = tuple(is_array(leaf) for leaf in leaves)
-        arrays = [leaf for leaf, keep in zip(leaves, mask) if keep]
-        static_leaves = [leaf for leaf, keep in zip(leaves, mask) if not keep]
+        mask = tuple(map(_is_array_fast, leaves))
+        if all(mask):
+            arrays = leaves
+            static_leaves = []
+        else:
+            arrays = [leaf for leaf, keep in zip(leaves, mask) if keep]
+            static_leaves = [leaf for leaf, keep in zip(leaves, mask) if not keep]
         key = (
             treedef,
             mask,
-            tuple(_static_key(leaf) for leaf in static_leaves),
-            tuple(_array_signature(a) for a in arrays),
+            tuple(map(_static_key, static_leaves)),
+            tuple(map(_array_signature, arrays)),
             tuple((i, _static_key(v)) for i, v in static_args.items()),
             tuple(sorted((k, _static_key(v)) for k, v in static_kwargs.items())),
             num_args,

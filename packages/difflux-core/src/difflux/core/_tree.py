@@ -165,22 +165,31 @@ register_pytree_node(type(None), lambda t: ((), None), lambda aux, children: Non
 class TreeDef:
     """The shape of a structure without its leaves; compares and hashes by value."""
 
-    __slots__ = ("kind", "aux", "children", "num_leaves")
+    __slots__ = ("kind", "aux", "children", "num_leaves", "_hash")
 
     def __init__(self, kind: type | None, aux: Hashable, children: tuple[TreeDef, ...]) -> None:
         self.kind = kind
         self.aux = aux
         self.children = children
         self.num_leaves = 1 if kind is None else sum(c.num_leaves for c in children)
+        # Computed on first use and kept: dx.jit hashes the structure of every
+        # call's arguments, and a deep structure would be rehashed each time.
+        self._hash: int | None = None
 
     def _key(self) -> tuple[Any, ...]:
         return (self.kind, self.aux, self.children)
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, TreeDef) and self._key() == other._key()
+        if self is other:
+            return True
+        if not isinstance(other, TreeDef) or hash(self) != hash(other):
+            return False
+        return self._key() == other._key()
 
     def __hash__(self) -> int:
-        return hash(self._key())
+        if self._hash is None:
+            self._hash = hash(self._key())
+        return self._hash
 
     def __repr__(self) -> str:
         if self.kind is None:
