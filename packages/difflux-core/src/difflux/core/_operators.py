@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import _ops_elementwise as ew
-from ._core import Tracer
+from ._core import Tracer, bind
 from ._ops_index import _IndexHelper
 from ._ops_matmul import matmul
 from ._ops_shape import getitem
@@ -30,10 +30,34 @@ _BINARY = {
 }
 
 
+# Arithmetic operators bind their primitive directly, one call frame fewer
+# than going through the public function: user code is full of them.
+_DIRECT = {
+    "add": ew.add_p,
+    "sub": ew.subtract_p,
+    "mul": ew.multiply_p,
+    "truediv": ew.divide_p,
+}
+
+
+def _direct(prim: Any) -> tuple[Any, Any]:
+    def forward(self: Any, other: Any) -> Any:
+        return bind(prim, (self, other), ew._NO_PARAMS)
+
+    def reflected(self: Any, other: Any) -> Any:
+        return bind(prim, (other, self), ew._NO_PARAMS)
+
+    return forward, reflected
+
+
 def install() -> None:
     for name, op in _BINARY.items():
-        setattr(Tracer, f"__{name}__", lambda self, other, op=op: op(self, other))
-        setattr(Tracer, f"__r{name}__", _swap(op))
+        if name in _DIRECT:
+            forward, reflected = _direct(_DIRECT[name])
+        else:
+            forward, reflected = (lambda self, other, op=op: op(self, other)), _swap(op)
+        setattr(Tracer, f"__{name}__", forward)
+        setattr(Tracer, f"__r{name}__", reflected)
     Tracer.__neg__ = lambda self: ew.negative(self)  # type: ignore[attr-defined]
     Tracer.__pos__ = lambda self: self  # type: ignore[attr-defined]
     Tracer.__abs__ = lambda self: ew.abs(self)  # type: ignore[attr-defined]

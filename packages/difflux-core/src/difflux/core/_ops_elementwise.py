@@ -13,8 +13,11 @@ from typing import Any
 
 import numpy as np
 
-from ._core import Primitive
+from ._core import Primitive, bind
 from ._dispatch import broadcast_tangent, make_impl, shape_of, unbroadcast
+
+# The parameters of every call here: none. bind() only reads them.
+_NO_PARAMS: dict[str, Any] = {}
 
 # A registry of every primitive and a sample-input domain, read by the
 # gradient sweep in the tests: name -> (primitive, domain).
@@ -419,22 +422,50 @@ clip_p = Primitive(
 
 def add(x: Any, y: Any, /) -> Any:
     """Return ``x + y`` element-wise, broadcasting as the Array API specifies."""
-    return add_p(x, y)
+    return bind(
+        add_p,
+        (
+            x,
+            y,
+        ),
+        _NO_PARAMS,
+    )
 
 
 def subtract(x: Any, y: Any, /) -> Any:
     """Return ``x - y`` element-wise."""
-    return subtract_p(x, y)
+    return bind(
+        subtract_p,
+        (
+            x,
+            y,
+        ),
+        _NO_PARAMS,
+    )
 
 
 def multiply(x: Any, y: Any, /) -> Any:
     """Return ``x * y`` element-wise."""
-    return multiply_p(x, y)
+    return bind(
+        multiply_p,
+        (
+            x,
+            y,
+        ),
+        _NO_PARAMS,
+    )
 
 
 def divide(x: Any, y: Any, /) -> Any:
     """Return ``x / y`` element-wise (true division)."""
-    return divide_p(x, y)
+    return bind(
+        divide_p,
+        (
+            x,
+            y,
+        ),
+        _NO_PARAMS,
+    )
 
 
 def pow(x: Any, y: Any, /) -> Any:  # noqa: A001 (Array API name)
@@ -443,52 +474,108 @@ def pow(x: Any, y: Any, /) -> Any:  # noqa: A001 (Array API name)
     The derivative with respect to ``y`` is ``log(x) * x**y``, taken as 0
     where ``x == 0``.
     """
-    return pow_p(x, y)
+    return bind(
+        pow_p,
+        (
+            x,
+            y,
+        ),
+        _NO_PARAMS,
+    )
 
 
 def negative(x: Any, /) -> Any:
     """Return ``-x`` element-wise."""
-    return negative_p(x)
+    return bind(negative_p, (x,), _NO_PARAMS)
 
 
 def positive(x: Any, /) -> Any:
     """Return ``+x`` element-wise."""
-    return positive_p(x)
+    return bind(positive_p, (x,), _NO_PARAMS)
 
 
 def maximum(x: Any, y: Any, /) -> Any:
     """Return the element-wise maximum; ties share the gradient equally."""
-    return maximum_p(x, y)
+    return bind(
+        maximum_p,
+        (
+            x,
+            y,
+        ),
+        _NO_PARAMS,
+    )
 
 
 def minimum(x: Any, y: Any, /) -> Any:
     """Return the element-wise minimum; ties share the gradient equally."""
-    return minimum_p(x, y)
+    return bind(
+        minimum_p,
+        (
+            x,
+            y,
+        ),
+        _NO_PARAMS,
+    )
 
 
 def logaddexp(x: Any, y: Any, /) -> Any:
     """Return ``log(exp(x) + exp(y))`` without overflow; finite gradient at ``-inf``."""
-    return logaddexp_p(x, y)
+    return bind(
+        logaddexp_p,
+        (
+            x,
+            y,
+        ),
+        _NO_PARAMS,
+    )
 
 
 def atan2(x1: Any, x2: Any, /) -> Any:
     """Return the angle of the point ``(x2, x1)``, i.e. ``atan(x1 / x2)`` by quadrant."""
-    return atan2_p(x1, x2)
+    return bind(
+        atan2_p,
+        (
+            x1,
+            x2,
+        ),
+        _NO_PARAMS,
+    )
 
 
 def hypot(x1: Any, x2: Any, /) -> Any:
     """Return ``sqrt(x1**2 + x2**2)``, with gradient 0 (not nan) at the origin."""
-    return hypot_p(x1, x2)
+    return bind(
+        hypot_p,
+        (
+            x1,
+            x2,
+        ),
+        _NO_PARAMS,
+    )
 
 
 def remainder(x: Any, y: Any, /) -> Any:
     """Return ``x mod y`` with the sign of ``y``."""
-    return remainder_p(x, y)
+    return bind(
+        remainder_p,
+        (
+            x,
+            y,
+        ),
+        _NO_PARAMS,
+    )
 
 
 def copysign(x1: Any, x2: Any, /) -> Any:
     """Return ``|x1|`` with the sign of ``x2``; differentiable in ``x1`` only."""
-    return copysign_p(x1, x2)
+    return bind(
+        copysign_p,
+        (
+            x1,
+            x2,
+        ),
+        _NO_PARAMS,
+    )
 
 
 def where(condition: Any, x1: Any, x2: Any, /) -> Any:
@@ -502,7 +589,15 @@ def where(condition: Any, x1: Any, x2: Any, /) -> Any:
         safe = dx.where(x > 0, x, 1.0)
         y = dx.where(x > 0, dx.log(safe), 0.0)
     """
-    return where_p(condition, x1, x2)
+    return bind(
+        where_p,
+        (
+            condition,
+            x1,
+            x2,
+        ),
+        _NO_PARAMS,
+    )
 
 
 def clip(x: Any, /, min: Any = None, max: Any = None) -> Any:  # noqa: A002 (Array API name)
@@ -513,12 +608,20 @@ def clip(x: Any, /, min: Any = None, max: Any = None) -> Any:  # noqa: A002 (Arr
         return minimum(x, max)
     if max is None:
         return maximum(x, min)
-    return clip_p(x, min, max)
+    return bind(
+        clip_p,
+        (
+            x,
+            min,
+            max,
+        ),
+        _NO_PARAMS,
+    )
 
 
 def _export_unary(prim: Primitive) -> Callable[[Any], Any]:
     def op(x: Any, /) -> Any:
-        return prim(x)
+        return bind(prim, (x,), _NO_PARAMS)
 
     op.__name__ = prim.name
     op.__qualname__ = prim.name
@@ -562,12 +665,12 @@ bitwise_invert = _export_unary(bitwise_invert_p)
 
 def round(x: Any, /) -> Any:  # noqa: A001 (Array API name)
     """Round to the nearest integer (halves to even); zero derivative."""
-    return round_p(x)
+    return bind(round_p, (x,), _NO_PARAMS)
 
 
 def _export_binary(prim: Primitive) -> Callable[[Any, Any], Any]:
     def op(x1: Any, x2: Any, /) -> Any:
-        return prim(x1, x2)
+        return bind(prim, (x1, x2), _NO_PARAMS)
 
     op.__name__ = prim.name
     op.__qualname__ = prim.name
