@@ -70,6 +70,9 @@ def unbroadcast(g: Any, shape: tuple[int, ...]) -> Any:
     axes = tuple(range(extra)) + tuple(
         i + extra for i, size in enumerate(shape) if size == 1 and g_shape[i + extra] != 1
     )
+    if type(g) is np.ndarray:
+        # A plain NumPy cotangent is not being recorded: reduce it directly.
+        return np.sum(g, axis=axes).reshape(shape) if axes else g.reshape(shape)
     if axes:
         g = _ops_reduction.sum(g, axis=axes)
     return _ops_shape.reshape(g, shape)

@@ -170,6 +170,16 @@ def _select_pullback(g: Any, out: Any, x: Any, y: Any, pick_x: bool) -> Any:
     # where y wins and 1/2 at ties, so max(x, x) has derivative 1 overall.
     # The masks are multiplied in g's dtype, which on NumPy is about three
     # times faster than where() on the same arrays and keeps float32.
+    if type(g) is np.ndarray and type(out) is np.ndarray and type(x) is np.ndarray:
+        # Plain NumPy values (nothing recorded): the same mask, computed
+        # directly, with the tie correction only when a tie exists.
+        won = out == (x if pick_x else y)
+        tie = x == y
+        mask = won.astype(g.dtype)
+        if tie.any():
+            mask = mask - 0.5 * tie.astype(g.dtype)
+        return g * mask
+
     from ._ops_dtype import astype
 
     dtype = getattr(g, "dtype", None) or np.result_type(g)
