@@ -126,8 +126,8 @@ def _missing_rule(prim: Primitive, mode: str, index: int) -> MissingRuleError:
 # --------------------------------------------------------------------------
 
 _level_counter = itertools.count(1)
-# Active traces, innermost last. Only used to answer "is a transformation
-# running?" (dx.vmap and control flow choose their strategy by it).
+# Active traces, innermost last. dx.vmap, dx.jit and control flow read it to
+# check whether a transformation is running, and choose their strategy by it.
 trace_stack: list[Trace] = []
 
 
@@ -237,8 +237,8 @@ class Tracer:
         return bool(_concrete(self, "bool()"))
 
     def __float__(self) -> float:
-        # A float would silently drop the derivative (JAX raises here too);
-        # bool() and int() stay allowed because their results carry no
+        # A float would silently drop the derivative, so this raises, as JAX
+        # does. bool() and int() stay allowed because their results carry no
         # derivative anyway, and eager Python control flow needs bool().
         _concrete(self, "float()")
         raise TracerConversionError(
@@ -302,10 +302,10 @@ def bind(prim: Primitive, args: tuple[Any, ...], params: dict[str, Any]) -> Any:
         args = bind_hook(args)
     top = None
     level = 0
-    # The eager NumPy case is the hot path of the engine: when every argument
-    # is a NumPy array or a Python/NumPy scalar (and at least one is an
-    # array, so the default backend plays no part), the NumPy function is
-    # called without the generic backend dispatch.
+    # The eager NumPy case is the hot path of the engine. When every argument
+    # is a NumPy array or a Python/NumPy scalar, and at least one is an array
+    # (so the default backend plays no part), the NumPy function is called
+    # without the generic backend dispatch.
     numpy_only = True
     has_array = False
     for arg in args:
@@ -351,7 +351,7 @@ class ReverseTracer(Tracer):
 
     ``prim is None`` marks an input of the differentiated function (a leaf),
     and ``prim is _SELECT`` marks one output of a multiple-result primitive
-    (``args`` then holds the shared :class:`_MultiNode` and the index).
+    (``args`` then contains the shared :class:`_MultiNode` and the index).
     """
 
     __slots__ = ("value", "prim", "args", "params", "parents", "seq")
@@ -439,7 +439,7 @@ def _toposort(roots: Sequence[Any]) -> list[Any]:
     """Return the nodes reachable from ``roots``, each after all its consumers.
 
     Nodes are numbered as they are created, after their parents, so the
-    reverse creation order is a topological order; collecting the reachable
+    reverse creation order is a topological order. Collecting the reachable
     nodes and sorting them is cheaper than a depth-first ordering in Python.
     """
     reachable: dict[int, Any] = {}

@@ -129,7 +129,7 @@ _ARRAY_TYPES: dict[type, bool] = {}
 
 
 def _is_array_fast(x: Any) -> bool:
-    """``is_array`` with its answer cached per type (it depends only on the type)."""
+    """Return ``is_array(x)``, cached per type because the result depends only on the type."""
     kind = type(x)
     known = _ARRAY_TYPES.get(kind)
     if known is None:

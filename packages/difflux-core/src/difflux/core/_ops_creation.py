@@ -45,22 +45,22 @@ def astype(x: Any, dtype: Any, /) -> Any:
 
 
 def zeros(shape: Any, *, dtype: Any = None, backend: str | None = None) -> Any:
-    """An array of zeros (float64 on NumPy unless ``dtype`` says otherwise)."""
+    """Return an array of zeros (float64 on NumPy unless ``dtype`` is given)."""
     return _namespace_for(backend).zeros(shape, dtype=dtype)
 
 
 def ones(shape: Any, *, dtype: Any = None, backend: str | None = None) -> Any:
-    """An array of ones."""
+    """Return an array of ones."""
     return _namespace_for(backend).ones(shape, dtype=dtype)
 
 
 def full(shape: Any, fill_value: Any, *, dtype: Any = None, backend: str | None = None) -> Any:
-    """An array filled with ``fill_value``."""
+    """Return an array filled with ``fill_value``."""
     return _namespace_for(backend).full(shape, fill_value, dtype=dtype)
 
 
 def empty(shape: Any, *, dtype: Any = None, backend: str | None = None) -> Any:
-    """An uninitialised array (zeros on JAX, which has no uninitialised memory)."""
+    """Return an uninitialised array (zeros on JAX, which has no uninitialised memory)."""
     return _namespace_for(backend).empty(shape, dtype=dtype)
 
 
@@ -77,7 +77,7 @@ def linspace(
 
 
 def eye(n_rows: int, n_cols: int | None = None, /, *, k: int = 0, dtype: Any = None, backend: str | None = None) -> Any:
-    """A 2-D array with ones on the ``k``-th diagonal."""
+    """Return a 2-D array with ones on the ``k``-th diagonal."""
     return _namespace_for(backend).eye(n_rows, n_cols, k=k, dtype=dtype)
 
 
@@ -98,7 +98,7 @@ def ones_like(x: Any, /, *, dtype: Any = None) -> Any:
 
 
 def full_like(x: Any, /, fill_value: Any, *, dtype: Any = None) -> Any:
-    """An array like ``x`` filled with ``fill_value`` (never a tracer)."""
+    """Return an array like ``x`` filled with ``fill_value`` (never a tracer)."""
     value = value_of(x)
     return _like_namespace(value).full_like(value, fill_value, dtype=dtype)
 
@@ -109,7 +109,7 @@ def empty_like(x: Any, /, *, dtype: Any = None) -> Any:
 
 
 def finfo_tiny(x: Any) -> float:
-    """The smallest positive normal number of ``x``'s float dtype (float64 otherwise)."""
+    """Return the smallest positive normal number of ``x``'s float dtype (float64 otherwise)."""
     dtype = getattr(value_of(x), "dtype", np.float64)
     if not np.issubdtype(dtype, np.floating):
         dtype = np.float64

@@ -84,7 +84,7 @@ _PLAIN_NUMBERS = (np.ndarray, float, int)
 
 
 def _multiply_pullback(g: Any, other: Any, target: Any) -> Any:
-    """The cotangent ``g * other`` of ``target``, reduced to its shape."""
+    """Return the cotangent ``g * other`` of ``target``, reduced to its shape."""
     if type(g) is np.ndarray and type(other) in _PLAIN_NUMBERS:
         # Plain NumPy values: nothing is recorded, so NumPy computes the
         # product directly (the eager hot path).
@@ -183,7 +183,7 @@ def _select_pullback(g: Any, out: Any, x: Any, y: Any, pick_x: bool) -> Any:
     from ._ops_dtype import astype
 
     dtype = getattr(g, "dtype", None) or np.result_type(g)
-    # out == x also holds at a tie, so subtracting half the tie mask leaves
+    # out == x is also true at a tie, so subtracting half the tie mask leaves
     # 1/2 there. Comparing with out serves maximum and minimum alike.
     won = equal(out, x) if pick_x else equal(out, y)
     mask = subtract(astype(won, dtype), multiply(astype(equal(x, y), dtype), 0.5))
