@@ -113,3 +113,11 @@ def test_float_of_differentiated_value_raises():
 def test_float_of_stopped_value_allowed():
     g = dx.grad(lambda x: x * float(dx.stop_gradient(x)))(2.0)
     assert float(g) == 2.0
+
+
+def test_numpy_gradient_under_jax_default_backend():
+    pytest.importorskip("jax")
+    with dx.backend("jax"):
+        g = dx.grad(lambda x: dx.sum(dx.tanh(x) ** 2))(np.array([0.5, -1.0]))
+    assert isinstance(g, np.ndarray)
+    np.testing.assert_allclose(g, 2 * np.tanh([0.5, -1.0]) / np.cosh([0.5, -1.0]) ** 2)

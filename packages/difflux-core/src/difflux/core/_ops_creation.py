@@ -82,6 +82,11 @@ def eye(n_rows: int, n_cols: int | None = None, /, *, k: int = 0, dtype: Any = N
 
 
 def _like_namespace(x: Any) -> Any:
+    # A NumPy scalar (np.float64, the result of a NumPy reduction) is a NumPy
+    # value here, so reverse mode on NumPy inputs stays on NumPy even when the
+    # default backend is JAX. Python numbers follow the default backend.
+    if isinstance(x, np.generic):
+        return np
     return _namespace_for(backend_of_value(value_of(x)))
 
 

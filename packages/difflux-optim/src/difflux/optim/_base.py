@@ -224,9 +224,9 @@ def check_learning_rate(owner: object, value: Any, name: str = "learning_rate", 
         return
     number = _number(owner, name, value)
     if not (number >= 0 and math.isfinite(number)):
+        reason = "A negative learning rate would step uphill." if number < 0 else "It must be a finite number."
         raise ValueError(
-            f"{type(owner).__name__}: {name} must be a non-negative finite number, got {value!r}. "
-            "A negative learning rate would step uphill."
+            f"{type(owner).__name__}: {name} must be a non-negative finite number, got {value!r}. {reason}"
         )
 
 
