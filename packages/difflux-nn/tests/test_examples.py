@@ -8,6 +8,7 @@ is about three points below what the run reached on NumPy and on JAX.
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -20,6 +21,10 @@ EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 
 def _example(name: str) -> ModuleType:
     pytest.importorskip("sklearn")
+    # The examples import their shared module digits_common from their own
+    # folder, which is on sys.path when they run as scripts.
+    if str(EXAMPLES) not in sys.path:
+        sys.path.insert(0, str(EXAMPLES))
     spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
     assert spec is not None
     assert spec.loader is not None
