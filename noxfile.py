@@ -111,8 +111,10 @@ def tests_numpy_only(session: nox.Session) -> None:
 def integration(session: nox.Session) -> None:
     """Run integration-tests/, which compare difflux with JAX and other peers."""
     install_packages(session, "jax", "test")
-    # Optax is the oracle of test_optim_vs_optax.py; no package depends on it.
-    session.install("optax")
+    # The peers are test-only oracles; no package depends on them: Optax for
+    # the optimisers, Diffrax for the ODE solvers, NumPyro for the samplers
+    # and distributions.
+    session.install("optax", "diffrax", "numpyro")
     session.run("pytest", "integration-tests", *XDIST, *DURATIONS, *session.posargs)
 
 
