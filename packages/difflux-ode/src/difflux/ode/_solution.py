@@ -16,6 +16,7 @@ class Status(enum.IntEnum):
     MAX_STEPS_REACHED = 1
     NONFINITE = 2
     DT_UNDERFLOW = 3
+    NEWTON_FAILED = 4
 
 
 MESSAGES = {
@@ -31,6 +32,10 @@ MESSAGES = {
     Status.DT_UNDERFLOW: (
         "The step size fell below the resolution of t, so the solver cannot make progress. The solution "
         "may blow up here, or the vector field may return non-finite values for the trial states."
+    ),
+    Status.NEWTON_FAILED: (
+        "The implicit solver's Newton iteration kept failing to converge, even after the step size was cut. "
+        "Loosen rtol/atol, give a better Jacobian, or check the vector field for non-smooth points."
     ),
 }
 
