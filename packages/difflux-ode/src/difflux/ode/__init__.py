@@ -6,37 +6,66 @@ solvers (fixed step: :class:`Euler`, :class:`Heun`, :class:`Midpoint`,
 :class:`Tsit5`), step-size controllers, :class:`SaveAt` and :class:`Solution`.
 """
 
+from ._auto_switch import AutoSwitch
 from ._controller import ConstantStepSize, PIDController
+from ._implicit_rk import AbstractESDIRK, ESDIRKTableau
 from ._runge_kutta import AbstractRungeKutta
 from ._saveat import SaveAt
+from ._sensitivity import (
+    AbstractSensitivity,
+    BacksolveAdjoint,
+    ForwardSensitivity,
+    InterpolatingAdjoint,
+    RecursiveCheckpointAdjoint,
+    choose_sensitivity,
+)
 from ._solution import ODESolveError, Solution, Status
 from ._solve import solve
 from ._solver_bosh3 import Bosh3
 from ._solver_dopri5 import Dopri5
 from ._solver_euler import Euler
 from ._solver_heun import Heun
+from ._solver_implicit_euler import ImplicitEuler
+from ._solver_kvaerno3 import Kvaerno3
+from ._solver_kvaerno4 import Kvaerno4
+from ._solver_kvaerno5 import Kvaerno5
 from ._solver_midpoint import Midpoint
 from ._solver_ralston import Ralston
 from ._solver_rk4 import RK4
+from ._solver_rosenbrock23 import Rosenbrock23
 from ._solver_tsit5 import Tsit5
 from ._tableau import ButcherTableau
 
 __all__ = [
+    "AbstractESDIRK",
     "AbstractRungeKutta",
+    "AutoSwitch",
+    "AbstractSensitivity",
+    "BacksolveAdjoint",
     "Bosh3",
     "ButcherTableau",
     "ConstantStepSize",
     "Dopri5",
+    "ESDIRKTableau",
     "Euler",
+    "ForwardSensitivity",
     "Heun",
+    "ImplicitEuler",
+    "Kvaerno3",
+    "Kvaerno4",
+    "Kvaerno5",
+    "InterpolatingAdjoint",
     "Midpoint",
     "ODESolveError",
     "PIDController",
     "RK4",
     "Ralston",
+    "Rosenbrock23",
+    "RecursiveCheckpointAdjoint",
     "SaveAt",
     "Solution",
     "Status",
     "Tsit5",
+    "choose_sensitivity",
     "solve",
 ]

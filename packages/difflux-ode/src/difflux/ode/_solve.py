@@ -24,6 +24,8 @@ from difflux.core._core import value_of
 from ._controller import ConstantStepSize, PIDController, initial_step_size
 from ._runge_kutta import AbstractRungeKutta
 from ._saveat import SaveAt
+from ._sensitivity import AbstractSensitivity, RecursiveCheckpointAdjoint, choose_sensitivity
+from ._sensitivity_solve import solve_with_sensitivity
 from ._solution import MESSAGES, ODESolveError, Solution, Status
 from ._solver_tsit5 import Tsit5
 
@@ -110,6 +112,7 @@ def solve(
     controller: PIDController | ConstantStepSize | None = None,
     max_steps: int = 4096,
     throw: bool = True,
+    sensitivity: AbstractSensitivity | None = None,
 ) -> Solution:
     """Solve ``dy/dt = vector_field(t, y, args)`` from ``y(t_span[0]) = y0`` to ``t_span[1]``.
 
@@ -137,6 +140,11 @@ def solve(
         throw: raise :class:`ODESolveError` if the solve fails. Inside ``jit``
             the status is not known while tracing, so check ``Solution.status``
             there; failed solves return ``nan`` at the unreached times.
+        sensitivity: how derivatives are computed:
+            :class:`RecursiveCheckpointAdjoint`, :class:`BacksolveAdjoint`,
+            :class:`InterpolatingAdjoint` or :class:`ForwardSensitivity`.
+            ``None`` chooses by problem size and stiffness (see
+            :func:`choose_sensitivity`). The values do not depend on it.
 
     Returns:
         A :class:`Solution`.
@@ -170,6 +178,13 @@ def solve(
         adaptive = False
     if not adaptive and dt0 is None:
         raise ValueError(f"solve: constant steps with {type(solver).__name__} need the step size dt0")
+
+    if sensitivity is None:
+        sensitivity = choose_sensitivity(vector_field, y0, t_span, args, saveat, solver, adaptive)
+    if not isinstance(sensitivity, RecursiveCheckpointAdjoint):
+        options = {"solver": solver, "rtol": rtol, "atol": atol, "dt0": dt0, "adaptive": adaptive}
+        options.update(controller=controller, max_steps=max_steps, throw=throw)
+        return solve_with_sensitivity(sensitivity, vector_field, y0, t_span, args, saveat, options)
 
     y_vec, unravel, shapes, treedef = _ravel(y0)
     f = _flat_vector_field(vector_field, args, unravel, shapes, treedef)
