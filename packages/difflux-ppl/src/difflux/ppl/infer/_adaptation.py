@@ -1,0 +1,315 @@
+"""Warm-up adaptation of the step size and the mass matrix, as in Stan.
+
+* Step size: dual averaging (Hoffman & Gelman, "The No-U-Turn Sampler",
+  JMLR 2014, section 3.2 and algorithm 5) drives the mean acceptance
+  statistic to ``target_accept_prob``. The constants are the paper's:
+  ``gamma = 0.05``, ``t0 = 10``, ``kappa = 0.75``, ``mu = log(10 * eps0)``.
+  Warm-up ends on the averaged iterate ``exp(log_step_size_avg)``.
+* Initial step size: the heuristic of the same paper (algorithm 4) doubles
+  or halves the step until the acceptance ratio of one leapfrog step
+  crosses 1/2.
+* Mass matrix: Stan's windowed scheme (Stan Reference Manual, "HMC
+  algorithm parameters", automatic parameter tuning). A fast initial
+  buffer (75 iterations) adapts only the step size; then slow windows of
+  25, 50, 100, ... iterations each estimate the posterior (co)variance with
+  Welford's online algorithm, the last window stretching to the terminal
+  buffer (50 iterations), where only the step size adapts again. At the
+  end of each slow window the inverse mass matrix becomes the regularised
+  estimate ``n / (n + 5) * Sigma + 1e-3 * 5 / (n + 5) * I``, the step size
+  is searched again and dual averaging restarts. With fewer than 150
+  warm-up iterations the buffers shrink to 15% / 75% / 10%, as in Stan.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import numpy as np
+
+import difflux.core as dx
+
+from ._integrator import IntegratorState, kinetic_energy, leapfrog, sample_momentum
+
+_GAMMA, _T0, _KAPPA = 0.05, 10.0, 0.75
+
+
+class DualAveragingState(NamedTuple):
+    """The iterates of dual averaging on ``log(step_size)``."""
+
+    log_step_size: Any
+    log_step_size_avg: Any
+    h_bar: Any
+    mu: Any
+    t: Any
+
+
+class WelfordState(NamedTuple):
+    """Running mean and sum of squared deviations (or of outer products) of the draws."""
+
+    mean: Any
+    m2: Any
+    n: Any
+
+
+class AdaptState(NamedTuple):
+    """Everything warm-up tunes: the step size, the metric and the estimators behind them."""
+
+    step_size: Any
+    inverse_mass_matrix: Any
+    mass_matrix_sqrt: Any
+    dual_averaging: DualAveragingState
+    welford: WelfordState
+
+
+# --------------------------------------------------------------------------
+# Dual averaging
+# --------------------------------------------------------------------------
+
+
+def dual_averaging_init(step_size: Any) -> DualAveragingState:
+    """Start dual averaging around ``mu = log(10 * step_size)``."""
+    log_step = dx.log(step_size)
+    zero = dx.zeros_like(log_step)
+    return DualAveragingState(log_step, zero, zero, dx.log(10.0 * step_size), zero)
+
+
+def dual_averaging_update(state: DualAveragingState, accept_prob: Any, target: float) -> DualAveragingState:
+    """Take one dual-averaging step towards the acceptance statistic ``target``."""
+    t = state.t + 1.0
+    weight = 1.0 / (t + _T0)
+    h_bar = (1.0 - weight) * state.h_bar + weight * (target - accept_prob)
+    log_step = state.mu - dx.sqrt(t) / _GAMMA * h_bar
+    eta = t ** (-_KAPPA)
+    log_step_avg = eta * log_step + (1.0 - eta) * state.log_step_size_avg
+    return DualAveragingState(log_step, log_step_avg, h_bar, state.mu, t)
+
+
+# --------------------------------------------------------------------------
+# Welford (co)variance
+# --------------------------------------------------------------------------
+
+
+def welford_init(size: int, dense: bool, like: Any) -> WelfordState:
+    """Return an empty estimator for vectors of ``size`` entries (of ``like``'s backend and dtype)."""
+    mean = dx.zeros_like(like)
+    m2 = dx.zeros_like(dx.zeros_like(like)[:, None] * like[None, :]) if dense else dx.zeros_like(like)
+    return WelfordState(mean, m2, dx.zeros_like(like[0]))
+
+
+def welford_update(state: WelfordState, x: Any) -> WelfordState:
+    """Add the vector ``x`` to the estimate (Welford 1962)."""
+    n = state.n + 1.0
+    delta = x - state.mean
+    mean = state.mean + delta / n
+    if state.m2.ndim == 2:
+        m2 = state.m2 + delta[:, None] * (x - mean)[None, :]
+    else:
+        m2 = state.m2 + delta * (x - mean)
+    return WelfordState(mean, m2, n)
+
+
+def welford_covariance(state: WelfordState) -> Any:
+    """Return Stan's regularised (co)variance estimate of the draws added so far."""
+    n = state.n
+    covariance = state.m2 / dx.maximum(n - 1.0, 1.0)
+    shrink = n / (n + 5.0)
+    jitter = 1e-3 * 5.0 / (n + 5.0)
+    if covariance.ndim == 2:
+        identity = dx.eye(covariance.shape[0], dtype=covariance.dtype, backend=backend_name(covariance))
+        return shrink * covariance + jitter * identity
+    return shrink * covariance + jitter
+
+
+def backend_name(x: Any) -> str:
+    """Return ``"numpy"`` for NumPy values and ``"jax"`` for JAX arrays and tracers."""
+    return "numpy" if isinstance(x, np.ndarray | np.generic | float | int) else "jax"
+
+
+def mass_matrix_sqrt_of(inverse_mass_matrix: Any) -> Any:
+    """Return the square root of ``M`` used to draw momenta: ``sqrt(1 / diag)`` or ``cholesky(inv(M^-1))``."""
+    if inverse_mass_matrix.ndim == 1:
+        return 1.0 / dx.sqrt(inverse_mass_matrix)
+    return dx.linalg.cholesky(dx.linalg.inv(inverse_mass_matrix))
+
+
+# --------------------------------------------------------------------------
+# Initial step size
+# --------------------------------------------------------------------------
+
+
+def find_reasonable_step_size(
+    key: Any,
+    state: IntegratorState,
+    step_size: Any,
+    inverse_mass_matrix: Any,
+    mass_matrix_sqrt: Any,
+    potential_and_grad: Callable[[Any], tuple[Any, Any]],
+    max_steps: int = 100,
+) -> Any:
+    """Double or halve ``step_size`` until one leapfrog step's acceptance ratio crosses 1/2.
+
+    Hoffman & Gelman (2014), algorithm 4. A step that produces a non-finite
+    energy counts as rejected, so the search halves away from it. The search
+    stops after ``max_steps`` changes (a flat density would double forever).
+    """
+    r = sample_momentum(key, mass_matrix_sqrt, state.z)
+    start = IntegratorState(state.z, r, state.potential_energy, state.z_grad)
+    energy = state.potential_energy + kinetic_energy(r, inverse_mass_matrix)
+
+    def log_ratio(eps: Any) -> Any:
+        new = leapfrog(start, eps, inverse_mass_matrix, potential_and_grad)
+        delta = energy - (new.potential_energy + kinetic_energy(new.r, inverse_mass_matrix))
+        return dx.where(dx.isnan(delta), -dx.inf, delta)
+
+    log_half = math.log(0.5)
+    first = log_ratio(step_size)
+    direction = dx.where(first > log_half, 1.0, -1.0)
+
+    def keep_going(carry: tuple[Any, Any]) -> Any:
+        _, ratio = carry
+        return direction * ratio > -direction * math.log(2.0)
+
+    def step(carry: tuple[Any, Any]) -> tuple[Any, Any]:
+        eps, _ = carry
+        eps = eps * dx.exp(direction * math.log(2.0))
+        return eps, log_ratio(eps)
+
+    eps, _ = dx.while_loop(keep_going, step, (step_size + dx.zeros_like(first), first), max_steps=max_steps)
+    return eps
+
+
+# --------------------------------------------------------------------------
+# The windowed schedule
+# --------------------------------------------------------------------------
+
+
+def build_adaptation_schedule(
+    num_warmup: int, init_buffer: int = 75, term_buffer: int = 50, base_window: int = 25
+) -> list[tuple[int, int]]:
+    """Return Stan's slow windows as ``(start, end)`` iteration pairs, ``end`` inclusive.
+
+    Each window doubles the previous one; the last one absorbs what is left
+    before the terminal buffer. Returns ``[]`` when warm-up is too short
+    (under 20 iterations) for any mass-matrix window.
+    """
+    if num_warmup < 20:
+        return []
+    if init_buffer + base_window + term_buffer > num_warmup:
+        init_buffer = int(0.15 * num_warmup)
+        term_buffer = int(0.1 * num_warmup)
+        base_window = num_warmup - init_buffer - term_buffer
+    windows = []
+    start = init_buffer
+    size = base_window
+    last = num_warmup - term_buffer
+    while start < last:
+        end = start + size
+        if end + 2 * size > last:
+            end = last
+        windows.append((start, end - 1))
+        start = end
+        size *= 2
+    return windows
+
+
+class WarmupAdapter:
+    """Per-iteration warm-up updates for one sampler configuration.
+
+    Args:
+        num_warmup: the number of warm-up iterations.
+        adapt_step_size: whether dual averaging tunes the step size.
+        adapt_mass_matrix: whether the slow windows estimate the metric.
+        dense_mass: a dense (full covariance) metric instead of a diagonal one.
+        target_accept_prob: the acceptance statistic dual averaging aims at.
+    """
+
+    def __init__(
+        self,
+        num_warmup: int,
+        *,
+        adapt_step_size: bool,
+        adapt_mass_matrix: bool,
+        dense_mass: bool,
+        target_accept_prob: float,
+    ) -> None:
+        self.num_warmup = num_warmup
+        self.adapt_step_size = adapt_step_size
+        self.adapt_mass_matrix = adapt_mass_matrix
+        self.dense_mass = dense_mass
+        self.target_accept_prob = target_accept_prob
+        windows = build_adaptation_schedule(num_warmup) if adapt_mass_matrix else []
+        slow = np.zeros(max(num_warmup, 1), dtype=bool)
+        end = np.zeros(max(num_warmup, 1), dtype=bool)
+        for first, last in windows:
+            slow[first : last + 1] = True
+            end[last] = True
+        self.windows = windows
+        self._slow = slow
+        self._end = end
+
+    def init(self, z: Any, step_size: Any, inverse_mass_matrix: Any) -> AdaptState:
+        """Return the state before the first warm-up iteration."""
+        welford = welford_init(z.shape[0], self.dense_mass, z)
+        return AdaptState(
+            step_size,
+            inverse_mass_matrix,
+            mass_matrix_sqrt_of(inverse_mass_matrix),
+            dual_averaging_init(step_size),
+            welford,
+        )
+
+    def update(
+        self,
+        i: Any,
+        state: AdaptState,
+        key: Any,
+        integrator_state: IntegratorState,
+        accept_prob: Any,
+        potential_and_grad: Callable[[Any], tuple[Any, Any]],
+    ) -> AdaptState:
+        """Update ``state`` after warm-up iteration ``i`` produced ``integrator_state.z``."""
+        if self.num_warmup == 0:
+            return state
+        index = dx.minimum(i, self.num_warmup - 1) if not isinstance(i, int) else min(i, self.num_warmup - 1)
+        in_slow = self._lookup(self._slow, index, integrator_state.z)
+        at_end = self._lookup(self._end, index, integrator_state.z)
+        is_last = i == self.num_warmup - 1
+
+        step_size = state.step_size
+        dual = state.dual_averaging
+        if self.adapt_step_size:
+            dual = dual_averaging_update(dual, accept_prob, self.target_accept_prob)
+            step_size = dx.where(is_last, dx.exp(dual.log_step_size_avg), dx.exp(dual.log_step_size))
+        state = state._replace(step_size=step_size, dual_averaging=dual)
+
+        if not self.windows:
+            return state
+        welford = dx.cond(
+            in_slow,
+            lambda w: welford_update(w, integrator_state.z),
+            lambda w: w,
+            state.welford,
+        )
+        state = state._replace(welford=welford)
+
+        def end_window(s: AdaptState) -> AdaptState:
+            inverse_mass = welford_covariance(s.welford)
+            mass_sqrt = mass_matrix_sqrt_of(inverse_mass)
+            eps = s.step_size
+            if self.adapt_step_size:
+                eps = find_reasonable_step_size(
+                    key, integrator_state, s.step_size, inverse_mass, mass_sqrt, potential_and_grad
+                )
+            welford_reset = welford_init(integrator_state.z.shape[0], self.dense_mass, integrator_state.z)
+            dual_reset = dual_averaging_init(eps) if self.adapt_step_size else s.dual_averaging
+            return AdaptState(eps, inverse_mass, mass_sqrt, dual_reset, welford_reset)
+
+        return dx.cond(at_end, end_window, lambda s: s, state)
+
+    @staticmethod
+    def _lookup(flags: np.ndarray, index: Any, like: Any) -> Any:
+        if isinstance(index, int):
+            return bool(flags[index])
+        return dx.asarray(flags, backend=backend_name(like))[index]

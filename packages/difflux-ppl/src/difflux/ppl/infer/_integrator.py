@@ -1,0 +1,107 @@
+"""The velocity Verlet (leapfrog) integrator and the Euclidean kinetic energy.
+
+Hamiltonian Monte Carlo simulates the dynamics of
+``H(z, r) = U(z) + K(r)`` with potential ``U`` (the negative log density) and
+kinetic energy ``K(r) = r^T M^{-1} r / 2`` for a mass matrix ``M``. The
+leapfrog step (Neal, "MCMC using Hamiltonian dynamics", 2011, eq. 5.18-5.20)
+is a half step in momentum, a full step in position and a half step in
+momentum. It is time-reversible and volume-preserving, and its energy error
+is ``O(step_size^2)`` over a fixed trajectory length.
+
+Positions and momenta are pytrees of arrays. The inverse mass matrix acts on
+one flat vector: the samplers ravel their parameters with
+:func:`ravel_pytree` first, so a diagonal matrix is a vector and a dense one
+a matrix of the flat size.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import difflux.core as dx
+
+
+class IntegratorState(NamedTuple):
+    """A point of phase space with the potential energy and its gradient at ``z``."""
+
+    z: Any
+    r: Any
+    potential_energy: Any
+    z_grad: Any
+
+
+def ravel_pytree(tree: Any) -> tuple[Any, Callable[[Any], Any]]:
+    """Flatten a pytree of arrays into one 1-D vector.
+
+    Returns:
+        The vector (the leaves raveled and concatenated in tree order) and a
+        function that maps such a vector back to the tree's structure and
+        leaf shapes.
+    """
+    leaves, treedef = dx.tree_flatten(tree)
+    if not leaves:
+        raise ValueError("ravel_pytree: the tree has no array leaves, so there is nothing to sample")
+    shapes = [tuple(dx.asarray(leaf).shape) for leaf in leaves]
+    sizes = [math.prod(shape) for shape in shapes]
+    flat = dx.concat([dx.reshape(dx.asarray(leaf), (-1,)) for leaf in leaves])
+
+    def unravel(vector: Any) -> Any:
+        parts = []
+        start = 0
+        for shape, size in zip(shapes, sizes):
+            parts.append(dx.reshape(vector[start : start + size], shape))
+            start += size
+        return dx.tree_unflatten(treedef, parts)
+
+    return flat, unravel
+
+
+def velocity(r: Any, inverse_mass_matrix: Any) -> Any:
+    """Return ``M^{-1} r`` for a diagonal (0-D or 1-D) or dense (2-D) inverse mass matrix."""
+    if inverse_mass_matrix.ndim < 2:
+        return inverse_mass_matrix * r
+    return dx.matmul(inverse_mass_matrix, r)
+
+
+def kinetic_energy(r: Any, inverse_mass_matrix: Any) -> Any:
+    """Return ``r^T M^{-1} r / 2``."""
+    return 0.5 * dx.sum(r * velocity(r, inverse_mass_matrix))
+
+
+def sample_momentum(key: Any, mass_matrix_sqrt: Any, like: Any) -> Any:
+    """Draw ``r ~ Normal(0, M)`` given a square root of the mass matrix.
+
+    For a diagonal matrix ``mass_matrix_sqrt`` is the vector ``sqrt(M)``;
+    for a dense one it is a lower-triangular ``L`` with ``L L^T = M``.
+    """
+    noise = dx.random.normal(key, like.shape, dtype=like.dtype)
+    if mass_matrix_sqrt.ndim < 2:
+        return mass_matrix_sqrt * noise
+    return dx.matmul(mass_matrix_sqrt, noise)
+
+
+def leapfrog(
+    state: IntegratorState,
+    step_size: Any,
+    inverse_mass_matrix: Any,
+    potential_and_grad: Callable[[Any], tuple[Any, Any]],
+) -> IntegratorState:
+    """Advance ``state`` by one velocity Verlet step of ``step_size`` (negative runs backwards in time).
+
+    ``z`` and ``r`` may be pytrees of the same structure; the inverse mass
+    matrix must then be diagonal and broadcast against every leaf, or the
+    leaves must be single vectors.
+    """
+    half = 0.5 * step_size
+    r_half = dx.tree_map(lambda r, g: r - half * g, state.r, state.z_grad)
+    z_new = dx.tree_map(lambda z, r: z + step_size * velocity(r, inverse_mass_matrix), state.z, r_half)
+    potential_energy, z_grad = potential_and_grad(z_new)
+    r_new = dx.tree_map(lambda r, g: r - half * g, r_half, z_grad)
+    return IntegratorState(z_new, r_new, potential_energy, z_grad)
+
+
+def make_potential_and_grad(potential_fn: Callable[[Any], Any]) -> Callable[[Any], tuple[Any, Any]]:
+    """Return a function of ``z`` giving ``(potential_fn(z), grad potential_fn(z))``."""
+    return dx.value_and_grad(potential_fn)

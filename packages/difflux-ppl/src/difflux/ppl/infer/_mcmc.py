@@ -1,0 +1,320 @@
+"""``MCMC``: run a kernel's chains through warm-up and sampling, and keep the draws.
+
+Iterations run in chunks: one ``dx.jit``-compiled function advances every
+chain by up to ``chunk`` iterations with ``dx.fori_loop`` and writes their
+draws into a buffer, and the progress bar moves between chunks. The chunk
+length and the iteration offset are array arguments, so a run compiles
+that function once, whatever the number of chunks, chains or iterations.
+With ``chain_method="vectorized"`` (or ``"parallel"``) the chains are
+batched by ``dx.vmap`` inside the compiled function, and ``"parallel"``
+also shards them across JAX devices. On NumPy ``dx.jit`` is the identity
+and the same code runs as Python loops.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+import difflux.core as dx
+
+from ._adaptation import backend_name
+from ._hmc import HMC, HMCState
+
+_CHAIN_METHODS = ("sequential", "vectorized", "parallel")
+
+
+def _collect(state: HMCState) -> dict[str, Any]:
+    """The per-iteration values kept in the draw buffers."""
+    return {
+        "z": state.z,
+        "diverging": state.diverging,
+        "potential_energy": state.potential_energy,
+        "energy": state.energy,
+        "accept_prob": state.accept_prob,
+        "mean_accept_prob": state.mean_accept_prob,
+        "num_steps": state.num_steps,
+        "step_size": state.adapt_state.step_size,
+        "i": state.i,
+    }
+
+
+# The names MCMC.run(extra_fields=...) accepts; "adapt_state.step_size" is NumPyro's name for "step_size".
+EXTRA_FIELDS = (
+    "diverging",
+    "potential_energy",
+    "energy",
+    "accept_prob",
+    "mean_accept_prob",
+    "num_steps",
+    "step_size",
+    "adapt_state.step_size",
+    "i",
+)
+
+
+class MCMC:
+    """Markov chain Monte Carlo driver with NumPyro's interface.
+
+    Args:
+        sampler: the kernel, :class:`HMC` or :class:`NUTS`.
+        num_warmup: warm-up (adaptation) iterations per chain, discarded.
+        num_samples: draws kept per chain (before thinning).
+        num_chains: the number of independent chains.
+        thinning: keep every ``thinning``-th draw.
+        chain_method: ``"sequential"`` runs chains one after another (one
+            compilation serves all of them); ``"vectorized"`` batches them
+            with ``dx.vmap``; ``"parallel"`` also shards the batch across
+            JAX devices when there are several, and otherwise acts like
+            ``"vectorized"``.
+        progress_bar: show a tqdm bar, updated between chunks of iterations.
+        chunk_size: iterations per compiled call; default about 1/20 of the
+            run with a progress bar and the whole run without.
+
+    Examples:
+        >>> import difflux.core as dx
+        >>> from difflux import ppl
+        >>> mcmc = ppl.MCMC(ppl.NUTS(potential_fn=lambda z: 0.5 * dx.sum(z ** 2)), num_warmup=50,
+        ...                 num_samples=50, num_chains=2, progress_bar=False)
+        >>> mcmc.run(dx.random.key(1, backend="numpy"), init_params=dx.zeros((2, 3), backend="numpy"))
+        >>> mcmc.get_samples(group_by_chain=True).shape
+        (2, 50, 3)
+    """
+
+    def __init__(
+        self,
+        sampler: HMC,
+        *,
+        num_warmup: int,
+        num_samples: int,
+        num_chains: int = 1,
+        thinning: int = 1,
+        chain_method: str = "parallel",
+        progress_bar: bool = True,
+        chunk_size: int | None = None,
+    ) -> None:
+        for name, value, minimum in (
+            ("num_warmup", num_warmup, 0),
+            ("num_samples", num_samples, 1),
+            ("num_chains", num_chains, 1),
+            ("thinning", thinning, 1),
+        ):
+            if not isinstance(value, int | np.integer) or value < minimum:
+                raise ValueError(f"MCMC: {name} must be an integer >= {minimum}, got {value!r}")
+        if chain_method not in _CHAIN_METHODS:
+            raise ValueError(f"MCMC: chain_method must be one of {_CHAIN_METHODS}, got {chain_method!r}")
+        if chunk_size is not None and chunk_size < 1:
+            raise ValueError(f"MCMC: chunk_size must be a positive integer, got {chunk_size!r}")
+        self.sampler = sampler
+        self.num_warmup = int(num_warmup)
+        self.num_samples = int(num_samples)
+        self.num_chains = int(num_chains)
+        self.thinning = int(thinning)
+        self.chain_method = chain_method
+        self.progress_bar = progress_bar
+        self.chunk_size = chunk_size
+        self.last_state: HMCState | None = None
+        self._draws: dict[str, Any] | None = None
+        self._samples: Any = None
+        self._extra_fields: tuple[str, ...] = ()
+
+    # ----------------------------------------------------------------------
+    # Running
+    # ----------------------------------------------------------------------
+
+    def run(self, rng_key: Any, *args: Any, init_params: Any = None, extra_fields: tuple[str, ...] = (), **kwargs: Any) -> None:
+        """Run warm-up and sampling for every chain.
+
+        Args:
+            rng_key: a key from ``dx.random.key``.
+            args: positional arguments of the model.
+            init_params: initial unconstrained values, a pytree (with a
+                leading ``num_chains`` axis when ``num_chains > 1``);
+                required with ``potential_fn``.
+            extra_fields: per-draw statistics to keep for
+                :meth:`get_extra_fields`, from ``EXTRA_FIELDS``.
+            kwargs: keyword arguments of the model.
+        """
+        unknown = [name for name in extra_fields if name not in EXTRA_FIELDS]
+        if unknown:
+            raise ValueError(f"MCMC.run: unknown extra_fields {unknown}; choose from {list(EXTRA_FIELDS)}")
+        self._extra_fields = tuple(extra_fields)
+
+        key_setup, key_init = dx.random.split(rng_key)
+        z_init = self.sampler.setup(key_setup, self.num_warmup, self.num_chains, init_params, args, kwargs)
+        backend = backend_name(z_init)
+        init_keys = dx.asarray(np.asarray(dx.random.split(key_init, self.num_chains)), backend=backend)
+
+        if self.chain_method == "sequential":
+            states, draws = [], []
+            for chain in range(self.num_chains):
+                state = dx.jit(self.sampler.init_state)(init_keys[chain], z_init[chain])
+                state, chain_draws = self._run_chunks(state, batched=False, label=f"chain {chain}")
+                states.append(state)
+                draws.append(chain_draws)
+            self.last_state = dx.tree_map(lambda *leaves: dx.stack(leaves), *states)
+            self._draws = {name: dx.stack([d[name] for d in draws]) for name in draws[0]}
+        else:
+            init = dx.jit(dx.vmap(self.sampler.init_state))
+            states = init(init_keys, z_init)
+            if self.chain_method == "parallel":
+                states = _shard_chains(states, self.num_chains)
+            self.last_state, self._draws = self._run_chunks(states, batched=True, label="")
+        self._samples = None
+
+    def _run_chunks(self, state: Any, *, batched: bool, label: str) -> tuple[Any, dict[str, Any]]:
+        total = self.num_warmup + self.num_samples
+        chunk = self.chunk_size or (max(1, math.ceil(total / 20)) if self.progress_bar else total)
+        chunk = min(chunk, total)
+        run_chunk = dx.jit(self._chunk_function(chunk, batched))
+        backend = backend_name(state.z)
+        bar = _progress_bar(total, label, self.num_warmup) if self.progress_bar else None
+
+        pieces: list[dict[str, Any]] = []
+        start = 0
+        while start < total:
+            length = min(chunk, total - start)
+            state, buffers = run_chunk(
+                state, dx.asarray(start, dtype=dx.int32, backend=backend), dx.asarray(length, dtype=dx.int32, backend=backend)
+            )
+            pieces.append({name: _take_first(buf, length, batched) for name, buf in buffers.items()})
+            start += length
+            if bar is not None:
+                bar.update(length)
+                if start >= self.num_warmup:
+                    bar.set_description(f"{label} sample".strip())
+                if "accept_prob" in buffers:
+                    bar.set_postfix(step_size=_mean_last(buffers["step_size"], length, batched))
+        if bar is not None:
+            bar.close()
+        axis = 1 if batched else 0
+        draws = {name: dx.concat([piece[name] for piece in pieces], axis=axis) for name in pieces[0]}
+        return state, draws
+
+    def _chunk_function(self, chunk: int, batched: bool) -> Callable[[Any, Any, Any], Any]:
+        sampler = self.sampler
+
+        def step(state: Any, i: Any) -> Any:
+            if batched:
+                return dx.vmap(lambda s: sampler.sample_at(s, i))(state)
+            return sampler.sample_at(state, i)
+
+        def run_chunk(state: Any, start: Any, length: Any) -> Any:
+            axis_front = 1 if batched else 0
+            buffers = dx.tree_map(
+                lambda leaf: dx.zeros((chunk, *leaf.shape), dtype=leaf.dtype, backend=backend_name(leaf)),
+                _collect(state),
+            )
+
+            def body(j: Any, carry: Any) -> Any:
+                s, bufs = carry
+                s = step(s, start + j)
+                bufs = dx.tree_map(lambda b, v: dx.index_update(b, j, v), bufs, _collect(s))
+                return s, bufs
+
+            state, buffers = dx.fori_loop(0, length, body, (state, buffers))
+            if axis_front:
+                buffers = dx.tree_map(lambda b: dx.moveaxis(b, 0, 1), buffers)
+            return state, buffers
+
+        return run_chunk
+
+    # ----------------------------------------------------------------------
+    # Results
+    # ----------------------------------------------------------------------
+
+    def _kept(self, values: Any) -> Any:
+        """Drop warm-up and thin: ``values`` has axes ``(chain, iteration, ...)``."""
+        return values[:, self.num_warmup :: self.thinning]
+
+    def get_samples(self, group_by_chain: bool = False) -> Any:
+        """Return the draws: a pytree like the parameters, each leaf ``(num_chains * draws, ...)``.
+
+        With ``group_by_chain=True`` the leaves have shape ``(num_chains, draws, ...)``.
+        For a model the draws are of the constrained sites and deterministic
+        values; for ``potential_fn`` they are the unconstrained parameters.
+        """
+        if self._draws is None:
+            raise RuntimeError("MCMC.get_samples: no draws yet; call MCMC.run first")
+        if self._samples is None:
+            z = self._kept(self._draws["z"])
+            num_chains, num_draws = z.shape[0], z.shape[1]
+            flat = dx.reshape(z, (num_chains * num_draws, z.shape[2]))
+            samples = dx.jit(dx.vmap(self.sampler.postprocess))(flat)
+            self._samples = dx.tree_map(lambda x: dx.reshape(x, (num_chains, num_draws) + tuple(x.shape[1:])), samples)
+        if group_by_chain:
+            return self._samples
+        return dx.tree_map(lambda x: dx.reshape(x, (-1,) + tuple(x.shape[2:])), self._samples)
+
+    def get_extra_fields(self, group_by_chain: bool = False) -> dict[str, Any]:
+        """Return the per-draw statistics requested in ``run(extra_fields=...)``."""
+        if self._draws is None:
+            raise RuntimeError("MCMC.get_extra_fields: no draws yet; call MCMC.run first")
+        fields = {}
+        for name in self._extra_fields:
+            values = self._kept(self._draws["step_size" if name == "adapt_state.step_size" else name])
+            fields[name] = values if group_by_chain else dx.reshape(values, (-1,) + tuple(values.shape[2:]))
+        return fields
+
+    def sampler_stats(self) -> dict[str, Any]:
+        """Return every recorded per-draw statistic of the kept draws, each of shape ``(num_chains, draws)``."""
+        if self._draws is None:
+            raise RuntimeError("MCMC.sampler_stats: no draws yet; call MCMC.run first")
+        return {name: self._kept(values) for name, values in self._draws.items() if name != "z"}
+
+    def divergences(self) -> Any:
+        """Return the divergent-transition flags of the kept draws, shape ``(num_chains, draws)``."""
+        if self._draws is None:
+            raise RuntimeError("MCMC.divergences: no draws yet; call MCMC.run first")
+        return self._kept(self._draws["diverging"])
+
+    def print_summary(self, prob: float = 0.9) -> None:
+        """Print :func:`ppl.summary` of the draws, with the number of divergences."""
+        from .._summary import summary
+
+        summary(self.get_samples(group_by_chain=True), prob=prob, divergences=self.divergences())
+
+
+def _take_first(buffer: Any, length: int, batched: bool) -> Any:
+    return buffer[:, :length] if batched else buffer[:length]
+
+
+def _mean_last(values: Any, length: int, batched: bool) -> float:
+    last = values[:, length - 1] if batched else values[length - 1]
+    return float(np.mean(np.asarray(last)))
+
+
+def _progress_bar(total: int, label: str, num_warmup: int) -> Any:
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        warnings.warn("MCMC: tqdm is not installed, so no progress bar is shown", stacklevel=4)
+        return None
+    phase = "warmup" if num_warmup > 0 else "sample"
+    return tqdm(total=total, desc=f"{label} {phase}".strip())
+
+
+def _shard_chains(states: Any, num_chains: int) -> Any:
+    """Place the chain axis of ``states`` across JAX devices; return ``states`` unchanged on one device."""
+    if backend_name(states.z) != "jax":
+        return states
+    import jax
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+    devices = jax.devices()
+    if len(devices) < 2:
+        return states
+    count = math.gcd(len(devices), num_chains)
+    if count < 2:
+        warnings.warn(
+            f"MCMC: {num_chains} chains do not split evenly over {len(devices)} devices, so they run vectorized on one",
+            stacklevel=4,
+        )
+        return states
+    mesh = Mesh(np.array(devices[:count]), ("chains",))
+    sharding = NamedSharding(mesh, PartitionSpec("chains"))
+    return jax.tree_util.tree_map(lambda x: jax.device_put(x, sharding), states)
