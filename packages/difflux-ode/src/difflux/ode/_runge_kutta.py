@@ -63,6 +63,38 @@ class AbstractRungeKutta:
             y_error = _combine(None, h, tableau.b_error, ks)
         return y1, y_error, dx.stack(ks), f1
 
+    # The hooks below let a solver carry arrays from step to step (the
+    # Jacobian and factorisation of an implicit solver, the mode of the
+    # stiffness switch). An explicit solver carries nothing.
+
+    @property
+    def dense_stages(self) -> int:
+        """Rows of ``ks`` that a step stores for the interpolant."""
+        return self.tableau.stages
+
+    def init_state(self, f: VectorField, t0: Any, y0: Any, f0: Any, rtol: float, atol: float) -> dict[str, Any]:
+        """Return the arrays this solver carries between steps (none for an explicit method)."""
+        return {}
+
+    def step_with_state(
+        self, f: VectorField, t: Any, y: Any, f0: Any, h: Any, state: dict[str, Any]
+    ) -> tuple[Any, Any, Any, Any, dict[str, Any]]:
+        """Take one step as :meth:`step` does, reading and returning the carried state."""
+        y1, y_error, ks, f1 = self.step(f, t, y, f0, h)
+        return y1, y_error, ks, f1, state
+
+    def update_state(self, state: dict[str, Any], accepted: Any) -> dict[str, Any]:
+        """Update the carried state once the step has been accepted or rejected."""
+        return state
+
+    def failed(self, state: dict[str, Any]) -> Any:
+        """Return whether the solver cannot continue (a boolean array), or ``None`` if it always can."""
+        return None
+
+    def statistics(self, state: dict[str, Any], num_steps: Any) -> dict[str, Any]:
+        """Return the solver's counters for ``Solution.stats``, ``num_fevals`` without the initial calls."""
+        return {"num_fevals": num_steps * self.function_evaluations_per_step}
+
     @property
     def function_evaluations_per_step(self) -> int:
         """Calls of the vector field per step after the first (FSAL or reused ``f1``)."""

@@ -21,13 +21,13 @@ import difflux.core as dx
 from difflux.core._backend import backend_of_value
 from difflux.core._core import value_of
 
+from ._auto_switch import AutoSwitch
 from ._controller import ConstantStepSize, PIDController, initial_step_size
 from ._runge_kutta import AbstractRungeKutta
 from ._saveat import SaveAt
 from ._sensitivity import AbstractSensitivity, RecursiveCheckpointAdjoint, choose_sensitivity
 from ._sensitivity_solve import solve_with_sensitivity
 from ._solution import MESSAGES, ODESolveError, Solution, Status
-from ._solver_tsit5 import Tsit5
 
 # --------------------------------------------------------------------------
 # Flattening the state
@@ -103,7 +103,7 @@ def solve(
     t_span: tuple[Any, Any],
     args: Any = None,
     *,
-    solver: AbstractRungeKutta = Tsit5(),  # noqa: B008 (solvers are immutable)
+    solver: AbstractRungeKutta | None = None,
     saveat: SaveAt = SaveAt(t1=True),  # noqa: B008 (immutable)
     rtol: float = 1e-6,
     atol: float = 1e-9,
@@ -123,7 +123,9 @@ def solve(
         y0: the initial state.
         t_span: ``(t0, t1)``; ``t1 < t0`` integrates backwards.
         args: passed unchanged to ``vector_field``.
-        solver: a Runge-Kutta solver, :class:`Tsit5` by default.
+        solver: a Runge-Kutta solver. The default ``None`` uses
+            :class:`AutoSwitch`: :class:`Tsit5` until the problem turns
+            out stiff, then :class:`Kvaerno5`.
         saveat: which outputs to keep, see :class:`SaveAt` (default: ``t1``).
         rtol: the relative tolerance of the local error; a step is accepted
             when ``|err_i| <= atol + rtol * max(|y_i|, |y1_i|)`` in the RMS norm.
@@ -159,6 +161,8 @@ def solve(
     if isinstance(max_steps, bool) or not isinstance(max_steps, int | np.integer) or max_steps < 1:
         raise ValueError(f"solve: max_steps must be a positive integer, got {max_steps!r}")
     max_steps = int(max_steps)
+    if solver is None:
+        solver = AutoSwitch()
     if not (rtol >= 0 and atol > 0):
         raise ValueError(
             f"solve: need rtol >= 0 and atol > 0 (atol keeps the error scale positive), got {rtol=}, {atol=}"
@@ -209,6 +213,7 @@ def solve(
     h0 = dx.stop_gradient(dx.astype(h0, zero.dtype))
 
     state = _initial_state(solver, saveat, max_steps, t0, y_vec, f0, h0 * direction, ts_save)
+    state["solver_state"] = solver.init_state(f, t0, y_vec, f0, rtol, atol)
     body = _make_step(f, solver, controller, saveat, adaptive, rtol, atol, t1, direction, ts_save)
 
     def keep_going(s: dict[str, Any]) -> Any:
@@ -222,8 +227,9 @@ def solve(
         "num_steps": state["num_steps"],
         "num_accepted": state["num_accepted"],
         "num_rejected": state["num_steps"] - state["num_accepted"],
-        "num_fevals": state["num_steps"] * solver.function_evaluations_per_step + num_fevals,
     }
+    stats.update(solver.statistics(state["solver_state"], state["num_steps"]))
+    stats["num_fevals"] = stats["num_fevals"] + num_fevals
     solution = _assemble(solver, saveat, state, status, stats, t0, y_vec, unravel)
 
     # NOTE: inside jit the status is a JAX tracer, so throw cannot raise
@@ -294,7 +300,7 @@ def _initial_state(
         state["step_fs"] = dx.where(
             _first_row(max_steps + 1, t0)[:, None], f0[None, :], _constant(y0, np.zeros((max_steps + 1, d)))
         )
-        state["step_ks"] = _constant(y0, np.zeros((max_steps, solver.tableau.stages, d)))
+        state["step_ks"] = _constant(y0, np.zeros((max_steps, solver.dense_stages, d)))
     return state
 
 
@@ -329,7 +335,7 @@ def _make_step(
         resolution = 100 * float(dx.finfo(y.dtype).eps) * dx.maximum(dx.abs(t), dx.abs(t1))
         last = dx.abs(h) >= remaining - resolution
         h_step = dx.where(last, t1 - t, h)
-        y1, y_error, ks, f1 = solver.step(f, t, y, f0, h_step)
+        y1, y_error, ks, f1, solver_state = solver.step_with_state(f, t, y, f0, h_step, s["solver_state"])
         t_new = dx.where(last, t1, t + h_step)
         finite = dx.all(dx.isfinite(y1)) & dx.all(dx.isfinite(f1))
 
@@ -364,6 +370,10 @@ def _make_step(
         new["ratios"] = ratios
         new["num_steps"] = s["num_steps"] + 1
         new["num_accepted"] = s["num_accepted"] + dx.astype(accepted, dx.int32)
+        new["solver_state"] = solver.update_state(solver_state, accepted)
+        solver_failed = solver.failed(new["solver_state"])
+        if solver_failed is not None:
+            status = dx.where(solver_failed, int(Status.NEWTON_FAILED), status)
         new["status"] = dx.astype(status, dx.int32)
 
         # Save: values at the requested times this step passed, then the step itself.
