@@ -16,6 +16,7 @@ while the model runs, so a support that depends on other sites
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections import OrderedDict
 from collections.abc import Callable
@@ -24,6 +25,8 @@ from typing import Any, NamedTuple
 import numpy as np
 
 import difflux.core as dx
+from difflux.core._backend import backend_of_value
+from difflux.core._core import value_of
 
 from .._messenger import Message, Messenger
 from ..dist import biject_to
@@ -38,6 +41,21 @@ __all__ = [
     "potential_energy",
     "site_log_prob",
 ]
+
+
+def backend_scope(tree: Any) -> contextlib.AbstractContextManager[Any]:
+    """Return a context that makes the backend of ``tree``'s first array leaf the default backend.
+
+    Models write constants as Python numbers (``Normal(0.0, 1.0)``), which
+    become arrays of the default backend. Running the model in this context
+    puts them on the backend of the parameters or key, so a model runs on
+    JAX without setting ``DIFFLUX_BACKEND``.
+    """
+    for leaf in dx.tree_leaves(tree):
+        name = backend_of_value(value_of(leaf))
+        if name in ("numpy", "jax") and dx.is_array(leaf):
+            return dx.backend(name)
+    return contextlib.nullcontext()
 
 
 def _sum_rightmost(x: Any, n: int) -> Any:
@@ -94,8 +112,9 @@ def log_density(
         scaled log densities, and the sites by name.
     """
     substituted = substitute(model, data=dict(params or {}))
-    model_trace = trace(substituted).get_trace(*model_args, **(model_kwargs or {}))
-    return _log_joint(model_trace), model_trace
+    with backend_scope(params):
+        model_trace = trace(substituted).get_trace(*model_args, **(model_kwargs or {}))
+        return _log_joint(model_trace), model_trace
 
 
 # --------------------------------------------------------------------------
@@ -164,8 +183,9 @@ def potential_energy(
     latent sites, a scalar that is differentiable in ``params``.
     """
     handler = _unconstrain(model, params)
-    model_trace = trace(handler).get_trace(*model_args, **(model_kwargs or {}))
-    log_joint = _log_joint(model_trace)
+    with backend_scope(params):
+        model_trace = trace(handler).get_trace(*model_args, **(model_kwargs or {}))
+        log_joint = _log_joint(model_trace)
     if handler.log_det is not None:
         log_joint = log_joint + handler.log_det
     return -log_joint
@@ -184,7 +204,8 @@ def constrain_fn(
     included too.
     """
     handler = _unconstrain(model, params)
-    model_trace = trace(handler).get_trace(*model_args, **(model_kwargs or {}))
+    with backend_scope(params):
+        model_trace = trace(handler).get_trace(*model_args, **(model_kwargs or {}))
     out = {name: model_trace[name]["value"] for name in params if name in model_trace}
     if return_deterministic:
         for name, site in model_trace.items():
@@ -263,16 +284,20 @@ def initialize_model(
     value_and_grad = dx.value_and_grad(potential_fn)
 
     bad_sites: dict[str, str] = {}
-    for _ in range(max_tries):
-        key, key_try = dx.random.split(key)
-        seeded = seed(model, rng_seed=key_try)
-        model_trace = trace(substitute(seeded, substitute_fn=init_strategy)).get_trace(*model_args, **model_kwargs)
-        params = _unconstrained_params(model_trace)
+    # A failed try is expected and detected below, so NumPy's warnings about
+    # log(0) or overflow at a bad starting point are silenced while trying.
+    with backend_scope(key), np.errstate(all="ignore"):
+        for _ in range(max_tries):
+            key, key_try = dx.random.split(key)
+            seeded = seed(model, rng_seed=key_try)
+            runnable = substitute(seeded, substitute_fn=init_strategy)
+            model_trace = trace(runnable).get_trace(*model_args, **model_kwargs)
+            params = _unconstrained_params(model_trace)
 
-        energy, grads = value_and_grad(params)
-        if _all_finite(energy) and all(_all_finite(g) for g in grads.values()):
-            return ModelInfo(params, potential_fn, postprocess_fn, model_trace)
-        bad_sites = _diagnose(model_trace, params, grads)
+            energy, grads = value_and_grad(params)
+            if _all_finite(energy) and all(_all_finite(g) for g in grads.values()):
+                return ModelInfo(params, potential_fn, postprocess_fn, model_trace)
+            bad_sites = _diagnose(model_trace, params, grads)
 
     details = "; ".join(f"{name}: {why}" for name, why in bad_sites.items()) or "no single site stands out"
     raise RuntimeError(
