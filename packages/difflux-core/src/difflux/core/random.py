@@ -23,9 +23,11 @@ The two backends use different generators, so one seed gives different
 numbers on NumPy and on JAX.
 
 Samplers return plain arrays. ``uniform`` is differentiable with respect to
-``minval`` and ``maxval``. ``permutation`` and ``choice`` of an array are
-differentiable with respect to that array. Other parameters (``p``,
-``logits``, ``a``) carry no derivative.
+``minval`` and ``maxval``. ``gamma``, ``beta`` and ``dirichlet`` are
+differentiable with respect to their shape parameters (implicit
+reparameterisation, first order). ``permutation`` and ``choice`` of an array
+are differentiable with respect to that array. Other parameters (``p``,
+``logits``, ``lam``, ``n``) carry no derivative.
 """
 
 from __future__ import annotations
@@ -38,20 +40,24 @@ from typing import Any
 import numpy as np
 
 from ._backend import backend_of_value, default_backend, jax_module
-from ._core import value_of
+from ._core import Primitive, Tracer, value_of
 
 Shape = int | Sequence[int]
 
 __all__ = [
     "bernoulli",
+    "beta",
+    "binomial",
     "categorical",
     "choice",
+    "dirichlet",
     "exponential",
     "fold_in",
     "gamma",
     "key",
     "normal",
     "permutation",
+    "poisson",
     "randint",
     "split",
     "uniform",
@@ -272,14 +278,53 @@ def exponential(k: Any, shape: Shape = (), dtype: Any = None) -> Any:
     return np.asarray(_generator(unpacked).standard_exponential(shape), dtype=dtype)
 
 
-def gamma(k: Any, a: Any, shape: Shape | None = None, dtype: Any = None) -> Any:
-    """Sample Gamma(``a``, 1) values; ``shape`` defaults to the shape of ``a``.
+def _gamma_sample_da(a: Any, x: Any) -> Any:
+    """Return dx/da of a Gamma(a, 1) sample ``x`` held at a fixed CDF level.
 
-    NOTE: the sample carries no derivative with respect to ``a``.
+    Implicit reparameterisation (Figurnov, Mohamed and Mnih, 2018): the
+    sample solves P(a, x) = u for a uniform ``u`` that does not depend on
+    ``a``, so dx/da = -(dP/da) / (dP/dx), where dP/dx is the Gamma density.
+    Where the density underflows to 0 (far tails) the derivative is taken
+    as 0 rather than the 0/0 NaN.
     """
-    backend, unpacked = _unpack(k, "gamma")
-    a = value_of(a)
-    shape = tuple(np.shape(a)) if shape is None else _shape(shape)
+    from ._ops_elementwise import divide, greater, negative, where
+    from ._ops_special_incomplete import _gamma_density, gammainc_grad_a_p
+
+    density = _gamma_density(a, x)
+    positive = greater(density, 0.0)
+    safe_density = where(positive, density, 1.0)
+    return where(positive, negative(divide(gammainc_grad_a_p(a, x), safe_density)), 0.0)
+
+
+def _gamma_reparam_pullback(g: Any, out: Any, a: Any, x: Any) -> Any:
+    from ._dispatch import shape_of, unbroadcast
+    from ._ops_elementwise import multiply
+
+    return unbroadcast(multiply(g, _gamma_sample_da(a, x)), shape_of(a))
+
+
+def _gamma_reparam_jvp(t: Any, out: Any, a: Any, x: Any) -> Any:
+    from ._dispatch import broadcast_tangent
+    from ._ops_elementwise import multiply
+
+    return multiply(broadcast_tangent(t, out), _gamma_sample_da(a, x))
+
+
+def _gamma_reparam_impl(a: Any, x: Any) -> Any:
+    return x
+
+
+# Attaches the implicit derivative in ``a`` to a sample drawn without one;
+# the sample itself (argument ``x``) has no derivative.
+_gamma_reparam_p = Primitive(
+    "random_gamma",
+    _gamma_reparam_impl,
+    pullbacks=(_gamma_reparam_pullback, None),
+    jvps=(_gamma_reparam_jvp, None),
+)
+
+
+def _raw_gamma(backend: str, unpacked: Any, a: Any, shape: tuple[int, ...], dtype: Any) -> Any:
     if backend == "jax":
         jax = jax_module()
         return jax.random.gamma(unpacked, a, shape, **({} if dtype is None else {"dtype": dtype}))
@@ -288,6 +333,87 @@ def gamma(k: Any, a: Any, shape: Shape | None = None, dtype: Any = None) -> Any:
     if np.any(a <= 0):
         raise ValueError(f"dx.random.gamma needs a > 0, got a = {a}")
     return np.asarray(_generator(unpacked).standard_gamma(np.broadcast_to(a, shape), shape), dtype=dtype)
+
+
+def gamma(k: Any, a: Any, shape: Shape | None = None, dtype: Any = None) -> Any:
+    """Sample Gamma(``a``, 1) values; ``shape`` defaults to the shape of ``a``.
+
+    The sample is differentiable with respect to ``a`` by implicit
+    reparameterisation: dx/da = -(dP/da) / (dP/dx) with P(a, x) the Gamma
+    CDF (``dx.gammainc``). The derivative is first order only: a second
+    derivative in ``a`` raises ``MissingRuleError``, as for ``dx.gammainc``.
+
+    Examples:
+        >>> import difflux.core as dx
+        >>> dx.random.gamma(dx.random.key(0, backend="numpy"), 2.0, (3,)).shape
+        (3,)
+    """
+    backend, unpacked = _unpack(k, "gamma")
+    a_value = value_of(a)
+    shape = tuple(np.shape(a_value)) if shape is None else _shape(shape)
+    sample = _raw_gamma(backend, unpacked, a_value, shape, dtype)
+    if isinstance(a, Tracer):
+        return _gamma_reparam_p(a, sample)
+    return sample
+
+
+def beta(k: Any, a: Any, b: Any, shape: Shape | None = None, dtype: Any = None) -> Any:
+    """Sample Beta(``a``, ``b``) values; ``shape`` defaults to the broadcast shape of ``a`` and ``b``.
+
+    The sample is ``x / (x + y)`` with ``x ~ Gamma(a)`` and ``y ~ Gamma(b)``, so it
+    is differentiable in ``a`` and ``b`` through :func:`gamma`.
+
+    Examples:
+        >>> import difflux.core as dx
+        >>> x = dx.random.beta(dx.random.key(0, backend="numpy"), 2.0, 3.0, (100,))
+        >>> bool(((x > 0) & (x < 1)).all())
+        True
+    """
+    _unpack(k, "beta")  # rejects an invalid key before splitting it
+    if shape is None:
+        shape = np.broadcast_shapes(np.shape(value_of(a)), np.shape(value_of(b)))
+    shape = _shape(shape)
+    key_a, key_b = split(k)
+    x = gamma(key_a, _broadcast(a, shape), shape, dtype)
+    y = gamma(key_b, _broadcast(b, shape), shape, dtype)
+    from ._ops_elementwise import add, divide
+
+    return divide(x, add(x, y))
+
+
+def dirichlet(k: Any, alpha: Any, shape: Shape | None = None, dtype: Any = None) -> Any:
+    """Sample Dirichlet(``alpha``) vectors; the categories lie on the last axis of ``alpha``.
+
+    ``shape`` is the batch shape of the output (without the category axis)
+    and defaults to ``alpha.shape[:-1]``; the result has shape
+    ``shape + alpha.shape[-1:]``. Normalised Gamma samples, so the result is
+    differentiable in ``alpha`` through :func:`gamma`.
+    """
+    alpha_shape = np.shape(value_of(alpha))
+    if len(alpha_shape) == 0:
+        raise ValueError("dx.random.dirichlet needs alpha with at least one axis of categories")
+    batch = tuple(alpha_shape[:-1]) if shape is None else _shape(shape)
+    full_shape = batch + tuple(alpha_shape[-1:])
+    g = gamma(k, _broadcast(alpha, full_shape), full_shape, dtype)
+    from ._ops_elementwise import divide
+    from ._ops_reduction import sum as reduce_sum
+
+    return divide(g, reduce_sum(g, axis=-1, keepdims=True))
+
+
+def _broadcast(x: Any, shape: tuple[int, ...]) -> Any:
+    if np.shape(value_of(x)) == shape:
+        return x
+    if isinstance(x, Tracer):
+        from ._ops_shape import broadcast_to
+
+        return broadcast_to(x, shape)
+    value = value_of(x)
+    if backend_of_value(value) == "jax":
+        import jax.numpy as jnp
+
+        return jnp.broadcast_to(value, shape)
+    return np.broadcast_to(np.asarray(value, dtype=np.float64), shape)
 
 
 # --------------------------------------------------------------------------
@@ -360,6 +486,47 @@ def categorical(k: Any, logits: Any, axis: int = -1, shape: Shape | None = None)
     # Gumbel-max: argmax(logits + Gumbel noise) is distributed as softmax(logits).
     noise = _generator(unpacked).gumbel(size=out_shape + moved.shape[-1:])
     return np.argmax(moved + noise, axis=-1)
+
+
+def poisson(k: Any, lam: Any, shape: Shape | None = None) -> Any:
+    """Sample Poisson(``lam``) counts as int64 (int32 on JAX without x64); ``shape`` defaults to the shape of ``lam``.
+
+    ``lam`` broadcasts against ``shape`` and carries no derivative.
+    """
+    backend, unpacked = _unpack(k, "poisson")
+    lam = value_of(lam)
+    shape = tuple(np.shape(lam)) if shape is None else _shape(shape)
+    if backend == "jax":
+        return jax_module().random.poisson(unpacked, lam, shape)
+    lam = np.asarray(lam, dtype=np.float64)
+    if np.any(lam < 0) or np.any(np.isnan(lam)):
+        raise ValueError(f"dx.random.poisson needs lam >= 0, got lam = {lam}")
+    return _generator(unpacked).poisson(np.broadcast_to(lam, shape), shape)
+
+
+def binomial(k: Any, n: Any, p: Any, shape: Shape | None = None, dtype: Any = None) -> Any:
+    """Sample Binomial(``n``, ``p``) counts; ``shape`` defaults to the broadcast shape of ``n`` and ``p``.
+
+    Returns floats of ``dtype`` (float64 by default), as ``jax.random.binomial``
+    does. ``n`` and ``p`` carry no derivative.
+    """
+    backend, unpacked = _unpack(k, "binomial")
+    n, p = value_of(n), value_of(p)
+    if shape is None:
+        shape = np.broadcast_shapes(np.shape(n), np.shape(p))
+    shape = _shape(shape)
+    if backend == "jax":
+        jax = jax_module()
+        return jax.random.binomial(unpacked, n, p, shape, **({} if dtype is None else {"dtype": dtype}))
+    dtype = _float_dtype(dtype, "binomial")
+    n_int = np.asarray(n)
+    if np.any(n_int < 0) or np.any(n_int != np.round(n_int)):
+        raise ValueError(f"dx.random.binomial needs integer n >= 0, got n = {n_int}")
+    p = np.asarray(p, dtype=np.float64)
+    if np.any(p < 0) or np.any(p > 1) or np.any(np.isnan(p)):
+        raise ValueError(f"dx.random.binomial needs 0 <= p <= 1, got p = {p}")
+    counts = _generator(unpacked).binomial(np.broadcast_to(n_int.astype(np.int64), shape), np.broadcast_to(p, shape))
+    return np.asarray(counts, dtype=dtype)
 
 
 def _indices_permutation(backend: str, unpacked: Any, n: int) -> Any:

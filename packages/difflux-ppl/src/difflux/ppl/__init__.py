@@ -4,3 +4,5 @@
 distributions (``ppl.dist``), inference (``ppl.MCMC``, ``ppl.NUTS``,
 ``ppl.HMC``, ``ppl.SVI``, ``ppl.Predictive``) and diagnostics.
 """
+
+from . import dist

@@ -1,0 +1,456 @@
+r"""The ``Distribution`` base class, validation switches, and the shape wrappers.
+
+Shapes follow NumPyro's convention. A distribution has a ``batch_shape``
+(independent, not necessarily identical, distributions side by side) and an
+``event_shape`` (the shape of one draw of a multivariate distribution).
+``sample(key, sample_shape)`` returns ``sample_shape + batch_shape +
+event_shape``, and ``log_prob(value)`` returns the log-density of each event,
+of shape ``value.shape[:value.ndim - len(event_shape)]`` (broadcast against the
+batch shape).
+
+Adding a distribution means declaring ``arg_constraints`` (parameter name to
+constraint) and ``support`` as class attributes and implementing ``sample``
+and ``log_prob``; ``mean``, ``variance``, ``cdf`` and ``icdf`` where they have
+closed forms. Setting ``reparametrized_params`` lists the parameters that
+samples are differentiable in (``has_rsample``).
+
+Validation. With ``validate_args=True`` (or after ``enable_validation()``)
+the constructor checks each parameter against its constraint and raises a
+``ValueError`` naming the distribution, the parameter and the value, and
+``log_prob`` checks observations against the support (a warning by
+default, an error with ``enable_validation(invalid_sample="error")``).
+Checks need concrete values: inside ``dx.jit`` parameters and observations
+are JAX tracers whose values are unknown while tracing, so validation is
+skipped for them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Iterator, Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+
+import difflux.core as dx
+
+from . import constraints
+from ._util import _VALIDATION, Shape, is_traced, shape_of, sum_rightmost, to_numpy
+
+__all__ = [
+    "Distribution",
+    "ExpandedDistribution",
+    "Independent",
+    "MaskedDistribution",
+    "enable_validation",
+    "validation_enabled",
+]
+
+
+def enable_validation(is_validate: bool = True, *, invalid_sample: str = "warn") -> None:
+    """Turn argument validation on or off for distributions created afterwards.
+
+    Args:
+        is_validate: whether to check parameters and observations.
+        invalid_sample: what ``log_prob`` does with an observation outside the
+            support: ``"warn"`` (a ``UserWarning`` pointing at the caller) or
+            ``"error"`` (a ``ValueError``).
+    """
+    if invalid_sample not in ("warn", "error"):
+        raise ValueError(f"invalid_sample must be 'warn' or 'error', got {invalid_sample!r}")
+    _VALIDATION["enabled"] = bool(is_validate)
+    _VALIDATION["invalid_sample"] = invalid_sample
+
+
+@contextlib.contextmanager
+def validation_enabled(is_validate: bool = True, *, invalid_sample: str = "warn") -> Iterator[None]:
+    """Enable (or disable) validation inside a ``with`` block, restoring the previous setting after it."""
+    previous = dict(_VALIDATION)
+    enable_validation(is_validate, invalid_sample=invalid_sample)
+    try:
+        yield
+    finally:
+        _VALIDATION.update(previous)
+
+
+def _shape_tuple(shape: int | Sequence[int]) -> Shape:
+    if isinstance(shape, int | np.integer):
+        return (int(shape),)
+    return tuple(int(s) for s in shape)
+
+
+class Distribution:
+    """Base class of probability distributions.
+
+    Args:
+        batch_shape: the shape of the batch of independent distributions.
+        event_shape: the shape of one draw.
+        validate_args: whether to check parameters and observations;
+            ``None`` follows :func:`enable_validation`.
+
+    Attributes:
+        arg_constraints: the constraint of each parameter, by name.
+        support: the constraint that samples satisfy.
+        reparametrized_params: the parameters samples are differentiable in.
+    """
+
+    arg_constraints: ClassVar[dict[str, constraints.Constraint]] = {}
+    support: constraints.Constraint = constraints.real
+    reparametrized_params: tuple[str, ...] = ()
+    has_enumerate_support = False
+    pytree_data_fields: tuple[str, ...] = ()
+
+    def __init__(self, batch_shape: Shape = (), event_shape: Shape = (), *, validate_args: bool | None = None) -> None:
+        self._batch_shape = tuple(batch_shape)
+        self._event_shape = tuple(event_shape)
+        self._validate_args = _VALIDATION["enabled"] if validate_args is None else bool(validate_args)
+        if self._validate_args:
+            self._validate_parameters()
+
+    # -- shapes ---------------------------------------------------------------------
+
+    @property
+    def batch_shape(self) -> Shape:
+        """The shape of the batch of independent distributions."""
+        return self._batch_shape
+
+    @property
+    def event_shape(self) -> Shape:
+        """The shape of one draw."""
+        return self._event_shape
+
+    @property
+    def event_dim(self) -> int:
+        """The number of axes of one draw."""
+        return len(self._event_shape)
+
+    @property
+    def has_rsample(self) -> bool:
+        """Whether samples are reparameterised: gradients flow from a sample back to the parameters."""
+        return bool(self.reparametrized_params)
+
+    @property
+    def is_discrete(self) -> bool:
+        """Whether the support is discrete."""
+        return self.support.is_discrete
+
+    def shape(self, sample_shape: Shape = ()) -> Shape:
+        """Return the shape of ``sample(key, sample_shape)``: ``sample_shape + batch_shape + event_shape``."""
+        return _shape_tuple(sample_shape) + self.batch_shape + self.event_shape
+
+    # -- validation -----------------------------------------------------------------
+
+    def _validate_parameters(self) -> None:
+        for name, constraint in self.arg_constraints.items():
+            value = getattr(self, name, None)
+            if value is None or is_traced(value):
+                continue
+            if isinstance(constraint, constraints._Dependent):
+                continue
+            valid = to_numpy(constraint.check(dx.stop_gradient(value)))
+            if not np.all(valid):
+                shown = np.array2string(to_numpy(dx.stop_gradient(value)), threshold=20, precision=6)
+                raise ValueError(
+                    f"{type(self).__name__} got an invalid parameter {name} = {shown}: it must satisfy the "
+                    f"constraint {constraint!r}. Check the value passed as {name}, or map an unconstrained "
+                    f"value into the constraint with dist.biject_to({constraint!r})."
+                )
+
+    def _validate_sample(self, value: Any) -> None:
+        """Warn or raise (see :func:`enable_validation`) when ``value`` lies outside the support."""
+        if is_traced(value):
+            return
+        try:
+            valid = to_numpy(self.support.check(dx.stop_gradient(value)))
+        except ValueError:
+            return
+        if np.all(valid):
+            return
+        shown = np.array2string(to_numpy(dx.stop_gradient(value)), threshold=20, precision=6)
+        message = (
+            f"{type(self).__name__}.log_prob got a value outside its support {self.support!r}: {shown}. "
+            "The log-density there is not meaningful."
+        )
+        if _VALIDATION["invalid_sample"] == "error":
+            raise ValueError(message)
+        warnings.warn(message, UserWarning, stacklevel=3)
+
+    # -- the interface subclasses implement ------------------------------------------
+
+    def sample(self, key: Any, sample_shape: Shape = ()) -> Any:
+        """Draw samples of shape ``sample_shape + batch_shape + event_shape``.
+
+        Args:
+            key: a random key from ``dx.random.key``; samples follow its backend.
+            sample_shape: the leading shape of independent draws.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not implement sample")
+
+    def sample_with_intermediates(self, key: Any, sample_shape: Shape = ()) -> tuple[Any, list[Any]]:
+        """Return ``(sample, intermediates)``; the intermediates are empty except for transformed distributions."""
+        return self.sample(key, sample_shape), []
+
+    def rsample(self, key: Any, sample_shape: Shape = ()) -> Any:
+        """Draw reparameterised samples; raises for distributions without ``has_rsample``."""
+        if not self.has_rsample:
+            raise NotImplementedError(
+                f"{type(self).__name__} has no reparameterised sampler, so gradients cannot flow through "
+                "its samples. Use a score-function estimator, or a continuous relaxation."
+            )
+        return self.sample(key, sample_shape)
+
+    def log_prob(self, value: Any) -> Any:
+        """Return the log-density (or log-mass) of ``value``, shape ``value.shape[:ndim - event_dim]``."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement log_prob")
+
+    @property
+    def mean(self) -> Any:
+        """The mean, shape ``batch_shape + event_shape``."""
+        raise NotImplementedError(f"{type(self).__name__} has no closed-form mean")
+
+    @property
+    def variance(self) -> Any:
+        """The variance, shape ``batch_shape + event_shape``."""
+        raise NotImplementedError(f"{type(self).__name__} has no closed-form variance")
+
+    def cdf(self, value: Any) -> Any:
+        """Return the cumulative distribution function at ``value``."""
+        raise NotImplementedError(f"{type(self).__name__} has no closed-form cdf")
+
+    def icdf(self, q: Any) -> Any:
+        """Return the inverse cumulative distribution function (quantile function) at ``q``."""
+        raise NotImplementedError(f"{type(self).__name__} has no closed-form icdf")
+
+    def entropy(self) -> Any:
+        """Return the differential entropy, shape ``batch_shape``."""
+        raise NotImplementedError(f"{type(self).__name__} has no closed-form entropy")
+
+    def enumerate_support(self, expand: bool = True) -> Any:
+        """Return every value of a finite discrete support, stacked on a new leading axis."""
+        raise NotImplementedError(f"{type(self).__name__} has no finite support to enumerate")
+
+    # -- shape wrappers -------------------------------------------------------------
+
+    def expand(self, batch_shape: Shape) -> Distribution:
+        """Return this distribution broadcast to ``batch_shape`` (which the current batch shape must broadcast to)."""
+        batch_shape = _shape_tuple(batch_shape)
+        if batch_shape == self.batch_shape:
+            return self
+        return ExpandedDistribution(self, batch_shape)
+
+    def expand_by(self, sample_shape: Shape) -> Distribution:
+        """Return this distribution with ``sample_shape`` prepended to its batch shape."""
+        return self.expand(_shape_tuple(sample_shape) + self.batch_shape)
+
+    def to_event(self, reinterpreted_batch_ndims: int | None = None) -> Distribution:
+        """Reinterpret the rightmost ``reinterpreted_batch_ndims`` batch axes as event axes (all when ``None``)."""
+        n = len(self.batch_shape) if reinterpreted_batch_ndims is None else reinterpreted_batch_ndims
+        if n == 0:
+            return self
+        return Independent(self, n)
+
+    def mask(self, mask: Any) -> Distribution:
+        """Return a distribution whose ``log_prob`` is 0 where ``mask`` is ``False``; ``mask`` broadcasts with the batch."""
+        if isinstance(mask, bool) and mask:
+            return self
+        return MaskedDistribution(self, mask)
+
+    def __repr__(self) -> str:
+        parameters = ", ".join(f"{name}={_short(getattr(self, name, None))}" for name in self.arg_constraints)
+        return f"{type(self).__name__}({parameters}, batch_shape={self.batch_shape}, event_shape={self.event_shape})"
+
+
+def _short(value: Any) -> str:
+    if value is None:
+        return "None"
+    shape = shape_of(value)
+    if shape:
+        return f"<array {shape}>"
+    try:
+        return f"{float(to_numpy(dx.stop_gradient(value))):.4g}"
+    except (TypeError, ValueError):
+        return "<traced>"
+
+
+def broadcast_to_batch(x: Any, shape: Shape) -> Any:
+    """Broadcast ``x`` to ``shape`` when it differs (a cheap no-op otherwise)."""
+    return x if shape_of(x) == tuple(shape) else dx.broadcast_to(x, tuple(shape))
+
+
+class ExpandedDistribution(Distribution):
+    """``base_dist`` broadcast to a larger ``batch_shape``; see :meth:`Distribution.expand`."""
+
+    arg_constraints: ClassVar[dict[str, constraints.Constraint]] = {}
+
+    def __init__(self, base_dist: Distribution, batch_shape: Shape = ()) -> None:
+        batch_shape = _shape_tuple(batch_shape)
+        try:
+            broadcast = tuple(np.broadcast_shapes(base_dist.batch_shape, batch_shape))
+        except ValueError:
+            broadcast = None
+        if broadcast != batch_shape:
+            raise ValueError(
+                f"cannot expand {type(base_dist).__name__} with batch shape {base_dist.batch_shape} to "
+                f"{batch_shape}: the existing batch shape must broadcast to the new one"
+            )
+        if isinstance(base_dist, ExpandedDistribution):
+            base_dist = base_dist.base_dist
+        self.base_dist = base_dist
+        super().__init__(batch_shape, base_dist.event_shape, validate_args=False)
+        self._validate_args = base_dist._validate_args
+
+    @property
+    def support(self) -> constraints.Constraint:  # type: ignore[override]
+        return self.base_dist.support
+
+    @property
+    def reparametrized_params(self) -> tuple[str, ...]:  # type: ignore[override]
+        return self.base_dist.reparametrized_params
+
+    @property
+    def has_enumerate_support(self) -> bool:  # type: ignore[override]
+        return self.base_dist.has_enumerate_support
+
+    def sample(self, key: Any, sample_shape: Shape = ()) -> Any:
+        sample_shape = _shape_tuple(sample_shape)
+        # Draw as many base samples as the new batch needs, by treating the
+        # axes the base lacks (or has as size 1) as sample axes.
+        extra = len(self.batch_shape) - len(self.base_dist.batch_shape)
+        draw_shape = sample_shape + self.batch_shape[:extra]
+        base = self.base_dist.batch_shape
+        ones = tuple(i for i, size in enumerate(base) if size == 1 and self.batch_shape[extra + i] != 1)
+        if not ones:
+            return self.base_dist.sample(key, draw_shape)
+        expanded = self.base_dist.expand(
+            tuple(self.batch_shape[extra + i] if i in ones else s for i, s in enumerate(base))
+        )
+        return expanded.sample(key, draw_shape)
+
+    def log_prob(self, value: Any) -> Any:
+        log_prob = self.base_dist.log_prob(value)
+        shape = tuple(np.broadcast_shapes(shape_of(log_prob), self.batch_shape))
+        return broadcast_to_batch(log_prob, shape)
+
+    def cdf(self, value: Any) -> Any:
+        return broadcast_to_batch(self.base_dist.cdf(value), np.broadcast_shapes(shape_of(value), self.batch_shape))
+
+    def icdf(self, q: Any) -> Any:
+        return broadcast_to_batch(self.base_dist.icdf(q), np.broadcast_shapes(shape_of(q), self.batch_shape))
+
+    def enumerate_support(self, expand: bool = True) -> Any:
+        values = self.base_dist.enumerate_support(expand=False)
+        if not expand:
+            return values
+        return dx.broadcast_to(values, values.shape[:1] + self.batch_shape + self.event_shape)
+
+    @property
+    def mean(self) -> Any:
+        return broadcast_to_batch(self.base_dist.mean, self.batch_shape + self.event_shape)
+
+    @property
+    def variance(self) -> Any:
+        return broadcast_to_batch(self.base_dist.variance, self.batch_shape + self.event_shape)
+
+    def entropy(self) -> Any:
+        return broadcast_to_batch(self.base_dist.entropy(), self.batch_shape)
+
+    def __repr__(self) -> str:
+        return f"{self.base_dist!r}.expand({self.batch_shape})"
+
+
+class Independent(Distribution):
+    """Reinterpret the rightmost ``reinterpreted_batch_ndims`` batch axes of ``base_dist`` as event axes.
+
+    ``log_prob`` sums the base log-densities over those axes. Most useful for
+    a vector of independent scalars that forms one observation:
+    ``Independent(Normal(zeros(3), 1.0), 1)`` has batch shape ``()`` and event
+    shape ``(3,)``. Also written ``base_dist.to_event(n)``.
+    """
+
+    arg_constraints: ClassVar[dict[str, constraints.Constraint]] = {}
+
+    def __init__(self, base_dist: Distribution, reinterpreted_batch_ndims: int, *, validate_args: bool | None = None):
+        n = reinterpreted_batch_ndims
+        if not isinstance(n, int) or n < 0 or n > len(base_dist.batch_shape):
+            raise ValueError(
+                f"Independent: reinterpreted_batch_ndims must be an int in [0, {len(base_dist.batch_shape)}] "
+                f"(the number of batch axes of {type(base_dist).__name__}), got {n!r}"
+            )
+        self.base_dist = base_dist
+        self.reinterpreted_batch_ndims = n
+        split = len(base_dist.batch_shape) - n
+        super().__init__(
+            base_dist.batch_shape[:split],
+            base_dist.batch_shape[split:] + base_dist.event_shape,
+            validate_args=validate_args,
+        )
+
+    @property
+    def support(self) -> constraints.Constraint:  # type: ignore[override]
+        return constraints.independent(self.base_dist.support, self.reinterpreted_batch_ndims)
+
+    @property
+    def reparametrized_params(self) -> tuple[str, ...]:  # type: ignore[override]
+        return self.base_dist.reparametrized_params
+
+    @property
+    def has_enumerate_support(self) -> bool:  # type: ignore[override]
+        return False
+
+    def sample(self, key: Any, sample_shape: Shape = ()) -> Any:
+        return self.base_dist.sample(key, sample_shape)
+
+    def log_prob(self, value: Any) -> Any:
+        return sum_rightmost(self.base_dist.log_prob(value), self.reinterpreted_batch_ndims)
+
+    @property
+    def mean(self) -> Any:
+        return self.base_dist.mean
+
+    @property
+    def variance(self) -> Any:
+        return self.base_dist.variance
+
+    def entropy(self) -> Any:
+        return sum_rightmost(self.base_dist.entropy(), self.reinterpreted_batch_ndims)
+
+    def __repr__(self) -> str:
+        return f"Independent({self.base_dist!r}, {self.reinterpreted_batch_ndims})"
+
+
+class MaskedDistribution(Distribution):
+    """``base_dist`` with ``log_prob`` set to 0 where ``mask`` is ``False``; see :meth:`Distribution.mask`."""
+
+    arg_constraints: ClassVar[dict[str, constraints.Constraint]] = {}
+
+    def __init__(self, base_dist: Distribution, mask: Any) -> None:
+        self.base_dist = base_dist
+        self._mask = mask
+        batch_shape = tuple(np.broadcast_shapes(shape_of(mask), base_dist.batch_shape))
+        super().__init__(batch_shape, base_dist.event_shape, validate_args=False)
+
+    @property
+    def support(self) -> constraints.Constraint:  # type: ignore[override]
+        return self.base_dist.support
+
+    @property
+    def reparametrized_params(self) -> tuple[str, ...]:  # type: ignore[override]
+        return self.base_dist.reparametrized_params
+
+    def sample(self, key: Any, sample_shape: Shape = ()) -> Any:
+        return self.base_dist.expand(self.batch_shape).sample(key, sample_shape)
+
+    def log_prob(self, value: Any) -> Any:
+        log_prob = self.base_dist.log_prob(value)
+        if isinstance(self._mask, bool):
+            return log_prob if self._mask else dx.zeros_like(log_prob)
+        return dx.where(self._mask, log_prob, 0.0)
+
+    @property
+    def mean(self) -> Any:
+        return self.base_dist.mean
+
+    @property
+    def variance(self) -> Any:
+        return self.base_dist.variance
