@@ -40,18 +40,24 @@ def backend_of_params(*params: Any) -> str:
 
 
 def as_param(x: Any, backend: str, dtype: Any = None) -> Any:
-    """Convert a Python number or array to an array of ``backend``; tracers pass unchanged.
+    """Convert a parameter to an array of ``backend``; tracers pass unchanged.
 
-    Python numbers become float arrays (``dtype`` overrides), so that
-    ``Normal(0.0, 1.0)`` holds arrays with a shape and a backend.
+    Python numbers and 0-d NumPy arrays become NumPy float scalars
+    (``np.float64``), which combine with arrays of either backend, so that
+    ``Normal(0.0, 1.0)`` works with NumPy and JAX values alike (inside
+    ``dx.jit`` too). Other arrays move to ``backend`` when they are not on it.
     """
     if isinstance(x, dx.Tracer):
         return x
     value = value_of(x)
+    if isinstance(value, bool | int | float | np.integer | np.floating) or (
+        isinstance(value, np.ndarray) and value.ndim == 0
+    ):
+        return np.dtype(dtype or np.float64).type(value)
     if backend_of_value(value) == backend and dtype is None:
+        if np.asarray(value).dtype.kind in "iub" if backend == "numpy" else value.dtype.kind in "iub":
+            return dx.astype(value, dx.float64 if backend == "numpy" or _jax_x64() else dx.float32)
         return x
-    if dtype is None and isinstance(value, bool | int | float | np.integer | np.floating):
-        dtype = dx.float64 if backend == "numpy" or _jax_x64() else dx.float32
     if dtype is None and np.asarray(value).dtype.kind in "iub":
         dtype = dx.float64 if backend == "numpy" or _jax_x64() else dx.float32
     return dx.asarray(value, dtype=dtype, backend=backend)
@@ -129,3 +135,14 @@ def logits_to_probs(logits: Any, is_binary: bool = False) -> Any:
 def to_numpy(x: Any) -> np.ndarray:
     """Return the concrete value of ``x`` as a NumPy array (for validation and messages)."""
     return np.asarray(value_of(x))
+
+
+def match_backend(param: Any, like: Any) -> Any:
+    """Move a NumPy array parameter to JAX when ``like`` is a JAX value; anything else passes unchanged.
+
+    Transforms and constraints built from NumPy bounds are then usable on
+    JAX values, as Python-number bounds are.
+    """
+    if isinstance(param, np.ndarray) and param.ndim > 0 and backend_of_value(value_of(like)) == "jax":
+        return dx.asarray(param, backend="jax")
+    return param

@@ -32,7 +32,7 @@ import numpy as np
 import difflux.core as dx
 
 from . import constraints
-from ._util import Shape, as_params, broadcast_shapes, shape_of, sum_rightmost
+from ._util import Shape, as_params, broadcast_shapes, match_backend, shape_of, sum_rightmost
 
 __all__ = [
     "AffineTransform",
@@ -245,14 +245,15 @@ class AffineTransform(Transform):
         return 1 if float(value) > 0 else -1
 
     def __call__(self, x: Any) -> Any:
-        return self.loc + self.scale * x
+        return match_backend(self.loc, x) + match_backend(self.scale, x) * x
 
     def _inverse(self, y: Any) -> Any:
-        return (y - self.loc) / self.scale
+        return (y - match_backend(self.loc, y)) / match_backend(self.scale, y)
 
     def log_abs_det_jacobian(self, x: Any, y: Any) -> Any:
-        shape = broadcast_shapes(shape_of(x), shape_of(self.scale))
-        log_scale = dx.broadcast_to(dx.log(dx.abs(self.scale)), shape)
+        scale = match_backend(self.scale, x)
+        shape = broadcast_shapes(shape_of(x), shape_of(scale))
+        log_scale = dx.broadcast_to(dx.log(dx.abs(scale)) + dx.zeros_like(x), shape)
         return sum_rightmost(log_scale, self.event_dim)
 
     def forward_shape(self, shape: Shape) -> Shape:
@@ -281,13 +282,13 @@ class PowerTransform(Transform):
         (self.exponent,) = as_params(exponent)
 
     def __call__(self, x: Any) -> Any:
-        return dx.pow(x, self.exponent)
+        return dx.pow(x, match_backend(self.exponent, x))
 
     def _inverse(self, y: Any) -> Any:
-        return dx.pow(y, 1.0 / self.exponent)
+        return dx.pow(y, 1.0 / match_backend(self.exponent, y))
 
     def log_abs_det_jacobian(self, x: Any, y: Any) -> Any:
-        return dx.log(dx.abs(self.exponent * y / x))
+        return dx.log(dx.abs(match_backend(self.exponent, x) * y / x))
 
     @property
     def sign(self) -> int | None:  # type: ignore[override]
