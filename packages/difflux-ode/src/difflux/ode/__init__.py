@@ -8,7 +8,9 @@ solvers (fixed step: :class:`Euler`, :class:`Heun`, :class:`Midpoint`,
 
 from ._auto_switch import AutoSwitch
 from ._controller import ConstantStepSize, PIDController
+from ._events import Event, EventRecord
 from ._implicit_rk import AbstractESDIRK, ESDIRKTableau
+from ._neural_ode import NeuralODE
 from ._runge_kutta import AbstractRungeKutta
 from ._saveat import SaveAt
 from ._sensitivity import (
@@ -46,6 +48,8 @@ __all__ = [
     "ButcherTableau",
     "ConstantStepSize",
     "Dopri5",
+    "Event",
+    "EventRecord",
     "ESDIRKTableau",
     "Euler",
     "ForwardSensitivity",
@@ -56,6 +60,7 @@ __all__ = [
     "Kvaerno5",
     "InterpolatingAdjoint",
     "Midpoint",
+    "NeuralODE",
     "ODESolveError",
     "PIDController",
     "RK4",

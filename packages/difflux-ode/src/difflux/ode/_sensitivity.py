@@ -133,6 +133,18 @@ def _closes_over_tracer(function: Callable[..., Any]) -> bool:
     return False
 
 
+def _is_explicit(solver: Any) -> bool:
+    """Return whether ``solver`` is an explicit Runge-Kutta method.
+
+    Solvers for stiff problems carry arrays between steps (a Jacobian, its
+    factorisation, the mode of the stiffness switch) by overriding
+    ``init_state``, and explicit methods carry nothing.
+    """
+    from ._runge_kutta import AbstractRungeKutta
+
+    return isinstance(solver, AbstractRungeKutta) and type(solver).init_state is AbstractRungeKutta.init_state
+
+
 def choose_sensitivity(
     vector_field: Callable[..., Any],
     y0: Any,
@@ -149,8 +161,9 @@ def choose_sensitivity(
     1. Nothing differentiated among ``y0``, ``args``, ``t_span`` and a
        module vector field, a vector field closing over a differentiated
        value, ``SaveAt(steps=True)`` or ``SaveAt(dense=True)``, constant
-       steps, or a solver that is not an explicit Runge-Kutta method (a
-       stiff solver): :class:`RecursiveCheckpointAdjoint`. It is exact, so
+       steps, or a solver for stiff problems (an implicit or Rosenbrock
+       method, or :class:`AutoSwitch`, which turns implicit when it detects
+       stiffness): :class:`RecursiveCheckpointAdjoint`. It is exact, so
        it suits the discrete outputs, and the continuous methods do not
        help stiff problems. Backsolving a stiff problem is unstable, and
        forward sensitivities enlarge the implicit solver's linear systems
@@ -164,15 +177,13 @@ def choose_sensitivity(
     chosen automatically. Pass them for very long solves where the loop's
     stored states do not fit in memory.
     """
-    from ._runge_kutta import AbstractRungeKutta
-
     traced = _traced_float_leaves((vector_field, y0, t_span, args))
     exact_only = (
         not traced
         or saveat.steps
         or saveat.dense
         or not adaptive
-        or not isinstance(solver, AbstractRungeKutta)
+        or not _is_explicit(solver)
         or _closes_over_tracer(vector_field)
     )
     if exact_only:

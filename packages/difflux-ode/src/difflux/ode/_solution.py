@@ -54,6 +54,7 @@ class Solution(dx.Module):
         stats: ``num_steps`` (accepted and rejected), ``num_accepted``,
             ``num_rejected`` and ``num_fevals`` (vector-field evaluations).
         status: a :class:`Status` code as an integer array.
+        events: an :class:`EventRecord` when ``solve`` had ``events``, else ``None``.
     """
 
     ts: Any
@@ -61,6 +62,7 @@ class Solution(dx.Module):
     stats: dict[str, Any]
     status: Any
     dense: Any = None  # (ts, ys, fs, ks, num_accepted) arrays for evaluate()
+    events: Any = None
     interpolate: Any = dx.field(static=True, default=None)
     unravel: Any = dx.field(static=True, default=None)
 
@@ -79,7 +81,32 @@ class Solution(dx.Module):
         result = self.result
         if result is None:
             return "The status is only known when the compiled function returns."
+        if result is Status.SUCCESSFUL and self.events is not None and int(value_of(self.events.index)) >= 0:
+            return (
+                f"Terminal event {int(value_of(self.events.index))} stopped the solve at "
+                f"t = {float(value_of(self.events.time))}."
+            )
         return MESSAGES[result]
+
+    @property
+    def event_time(self) -> Any:
+        """The time of the terminal event that stopped the solve (``nan`` if none did)."""
+        return self._events().time
+
+    @property
+    def event_index(self) -> Any:
+        """The position in ``events`` of the terminal event that fired (``-1`` if none did)."""
+        return self._events().index
+
+    @property
+    def event_y(self) -> Any:
+        """The state at the terminal event, with the structure of ``y0`` (``nan`` if none fired)."""
+        return self._events().y
+
+    def _events(self) -> Any:
+        if self.events is None:
+            raise ValueError("Solution: this solve had no events; pass events=ode.Event(condition) to solve")
+        return self.events
 
     def evaluate(self, t: Any) -> Any:
         """Evaluate the dense output at ``t`` (a scalar or a 1-D array of times in ``[t0, t1]``).

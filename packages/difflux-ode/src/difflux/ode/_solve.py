@@ -12,7 +12,7 @@ needs the ``max_steps`` bound.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -23,6 +23,8 @@ from difflux.core._core import value_of
 
 from ._auto_switch import AutoSwitch
 from ._controller import ConstantStepSize, PIDController, initial_step_size
+from ._events import Event, EventTracker, as_events
+from ._progress import ProgressBar
 from ._runge_kutta import AbstractRungeKutta
 from ._saveat import SaveAt
 from ._sensitivity import AbstractSensitivity, RecursiveCheckpointAdjoint, choose_sensitivity
@@ -112,6 +114,8 @@ def solve(
     controller: PIDController | ConstantStepSize | None = None,
     max_steps: int = 4096,
     throw: bool = True,
+    events: Event | Sequence[Event] | None = None,
+    progress: bool = False,
     sensitivity: AbstractSensitivity | None = None,
 ) -> Solution:
     """Solve ``dy/dt = vector_field(t, y, args)`` from ``y(t_span[0]) = y0`` to ``t_span[1]``.
@@ -142,6 +146,12 @@ def solve(
         throw: raise :class:`ODESolveError` if the solve fails. Inside ``jit``
             the status is not known while tracing, so check ``Solution.status``
             there; failed solves return ``nan`` at the unreached times.
+        events: an :class:`Event` or a list of them. A terminal event stops
+            the solve at its crossing (``Solution.event_time``,
+            ``event_index``, ``event_y``); every crossing is recorded in
+            ``Solution.events``.
+        progress: show a tqdm bar of the progress over ``t``. Inside ``jit``
+            it moves through ``jax.debug.callback`` while the loop runs.
         sensitivity: how derivatives are computed:
             :class:`RecursiveCheckpointAdjoint`, :class:`BacksolveAdjoint`,
             :class:`InterpolatingAdjoint` or :class:`ForwardSensitivity`.
@@ -183,11 +193,22 @@ def solve(
     if not adaptive and dt0 is None:
         raise ValueError(f"solve: constant steps with {type(solver).__name__} need the step size dt0")
 
+    events = as_events(events)
     if sensitivity is None:
-        sensitivity = choose_sensitivity(vector_field, y0, t_span, args, saveat, solver, adaptive)
+        # Event times differentiate through the checkpointed loop only.
+        sensitivity = (
+            RecursiveCheckpointAdjoint()
+            if events
+            else choose_sensitivity(vector_field, y0, t_span, args, saveat, solver, adaptive)
+        )
     if not isinstance(sensitivity, RecursiveCheckpointAdjoint):
+        if events:
+            raise NotImplementedError(
+                f"solve: events need sensitivity=RecursiveCheckpointAdjoint(), got {type(sensitivity).__name__}; "
+                "pass that sensitivity (or None) with events"
+            )
         options = {"solver": solver, "rtol": rtol, "atol": atol, "dt0": dt0, "adaptive": adaptive}
-        options.update(controller=controller, max_steps=max_steps, throw=throw)
+        options.update(controller=controller, max_steps=max_steps, throw=throw, progress=progress)
         return solve_with_sensitivity(sensitivity, vector_field, y0, t_span, args, saveat, options)
 
     y_vec, unravel, shapes, treedef = _ravel(y0)
@@ -196,6 +217,8 @@ def solve(
     t0 = zero + t_span[0]
     t1 = zero + t_span[1]
     direction = dx.astype(dx.where(t1 >= t0, 1.0, -1.0), zero.dtype)
+    tracker = EventTracker(events, args, unravel, solver.interpolate, direction) if events else None
+    progress_bar = ProgressBar(t0, t1) if progress else None
 
     ts_save = None
     if saveat.ts is not None:
@@ -214,14 +237,19 @@ def solve(
 
     state = _initial_state(solver, saveat, max_steps, t0, y_vec, f0, h0 * direction, ts_save)
     state["solver_state"] = solver.init_state(f, t0, y_vec, f0, rtol, atol)
-    body = _make_step(f, solver, controller, saveat, adaptive, rtol, atol, t1, direction, ts_save)
+    if tracker is not None:
+        state.update(tracker.initial_state(t0, y_vec))
+    body = _make_step(
+        f, solver, controller, saveat, adaptive, rtol, atol, t1, direction, ts_save, tracker, progress_bar
+    )
 
     def keep_going(s: dict[str, Any]) -> Any:
-        return (s["status"] == 0) & ((t1 - s["t"]) * direction > 0)
+        running = (s["status"] == 0) & ((t1 - s["t"]) * direction > 0)
+        return running if tracker is None else running & ~tracker.stopped(s)
 
     state = dx.while_loop(keep_going, body, state, max_steps=max_steps)
 
-    unfinished = (state["status"] == 0) & ((t1 - state["t"]) * direction > 0)
+    unfinished = keep_going(state)
     status = dx.where(unfinished, int(Status.MAX_STEPS_REACHED), state["status"])
     stats = {
         "num_steps": state["num_steps"],
@@ -230,7 +258,9 @@ def solve(
     }
     stats.update(solver.statistics(state["solver_state"], state["num_steps"]))
     stats["num_fevals"] = stats["num_fevals"] + num_fevals
-    solution = _assemble(solver, saveat, state, status, stats, t0, y_vec, unravel)
+    solution = _assemble(solver, saveat, state, status, stats, t0, y_vec, unravel, tracker)
+    if progress_bar is not None:
+        progress_bar.close(state["t"])
 
     # NOTE: inside jit the status is a JAX tracer, so throw cannot raise
     # there; the caller checks Solution.status (unreached values are nan).
@@ -321,6 +351,8 @@ def _make_step(
     t1: Any,
     direction: Any,
     ts_save: Any,
+    tracker: EventTracker | None = None,
+    progress_bar: ProgressBar | None = None,
 ) -> Callable[[dict[str, Any]], dict[str, Any]]:
     error_order = (solver.embedded_order or solver.order) + 1
 
@@ -376,9 +408,14 @@ def _make_step(
             status = dx.where(solver_failed, int(Status.NEWTON_FAILED), status)
         new["status"] = dx.astype(status, dx.int32)
 
+        # A terminal event ends the solution inside the step, at t_end.
+        t_end = t_new
+        if tracker is not None:
+            t_end = tracker.update(new, s, (t, y, f0, t_new, y1, f1, h_step, ks), accepted)
+
         # Save: values at the requested times this step passed, then the step itself.
         if ts_save is not None:
-            passed = accepted & ((ts_save - t) * direction > 0) & ((ts_save - t_new) * direction <= 0)
+            passed = accepted & ((ts_save - t) * direction > 0) & ((ts_save - t_end) * direction <= 0)
             theta = ((ts_save - t) / h_step)[:, None]
             values = solver.interpolate(y[None], y1[None], f0[None], f1[None], h_step, ks[None], theta)
             values = dx.where((ts_save == t_new)[:, None], y1[None, :], values)
@@ -391,6 +428,8 @@ def _make_step(
                 new["step_fs"] = dx.where(row[:, None], f1[None, :], s["step_fs"])
                 k_row = accepted & (_positions(s["step_ks"][:, 0, 0]) == s["num_accepted"])
                 new["step_ks"] = dx.where(k_row[:, None, None], ks[None], s["step_ks"])
+        if progress_bar is not None:
+            progress_bar.update(t_end)
         return new
 
     return step
@@ -416,6 +455,7 @@ def _assemble(
     t0: Any,
     y0: Any,
     unravel: Callable[[Any], Any],
+    tracker: EventTracker | None = None,
 ) -> Solution:
     ts_parts, ys_parts = [], []
     if saveat.t0:
@@ -424,8 +464,19 @@ def _assemble(
     if saveat.ts is not None:
         ts_parts.append(_save_times(t0, saveat.ts))
         ys_parts.append(state["ys_at_ts"])
+    # After a terminal event the last step saved and the final state are
+    # those at the event; the dense output keeps the whole last step.
+    final_t, final_y = state["t"], state["y"]
+    if tracker is not None:
+        stopped = tracker.stopped(state)
+        final_t = dx.where(stopped, state["event_time"], final_t)
+        final_y = dx.where(stopped, state["event_y"], final_y)
     if saveat.steps:
         step_ts, step_ys = state["step_ts"], state["step_ys"]
+        if tracker is not None:
+            last_row = (_positions(step_ts) == state["num_accepted"]) & tracker.stopped(state)
+            step_ts = dx.where(last_row, final_t, step_ts)
+            step_ys = dx.where(last_row[:, None], final_y[None, :], step_ys)
         if _is_concrete(state["num_accepted"]):
             count = int(value_of(state["num_accepted"])) + 1
             step_ts, step_ys = step_ts[:count], step_ys[:count]
@@ -433,8 +484,8 @@ def _assemble(
         ys_parts.append(step_ys)
     if saveat.t1:
         final_ok = status == 0
-        ts_parts.append(state["t"][None])
-        ys_parts.append(dx.where(final_ok, state["y"], float("nan"))[None])
+        ts_parts.append(final_t[None])
+        ys_parts.append(dx.where(final_ok, final_y, float("nan"))[None])
 
     ts = ys = None
     if len(ts_parts) == 1:
@@ -452,4 +503,5 @@ def _assemble(
         dense=dense,
         interpolate=solver.interpolate,
         unravel=unravel,
+        events=None if tracker is None else tracker.record(state),
     )
