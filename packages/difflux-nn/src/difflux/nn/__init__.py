@@ -82,6 +82,7 @@ from ._pooling import (
 )
 from ._recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 from ._serialization import CorruptWeightsError, WeightsMismatchError, load, save
+from ._sharding import data_mesh, replicate, shard_batch
 from ._state import apply, named_modules, state_field, test_mode, train_mode, trainable, update_state
 from ._summary import summary
 
@@ -190,6 +191,10 @@ __all__ = [
     # freezing
     "freeze",
     "partition_trainable",
+    # data parallelism
+    "data_mesh",
+    "shard_batch",
+    "replicate",
     # saving and loading
     "save",
     "load",
