@@ -45,9 +45,8 @@ def test_trace_log_probs_match_scipy(backend: str) -> None:
 
 
 def test_trace_as_context_manager(backend: str) -> None:
-    with dx.backend(backend):
-        with handlers.trace() as tr, handlers.seed(rng_seed=dx.random.key(0)):
-            model()
+    with dx.backend(backend), handlers.trace() as tr, handlers.seed(rng_seed=dx.random.key(0)):
+        model()
     assert set(tr) == {"mu", "sigma", "data", "y", "shifted"}
 
 
@@ -106,7 +105,8 @@ def test_condition_fn(backend: str, to_backend) -> None:
     value = to_backend(0.25)
     conditioned = handlers.condition(model, condition_fn=lambda msg: value if msg["name"] == "sigma" else None)
     tr = seeded_trace(conditioned, backend)
-    assert tr["sigma"]["is_observed"] and tr["sigma"]["value"] is value
+    assert tr["sigma"]["is_observed"]
+    assert tr["sigma"]["value"] is value
     assert not tr["mu"]["is_observed"]
 
 
@@ -148,7 +148,8 @@ def test_block_hides_sites(backend: str) -> None:
     assert list(blocked_trace(backend, expose=["sigma"])) == ["sigma"]
     assert list(blocked_trace(backend, expose_types=["sample"])) == ["mu", "sigma", "y"]
     by_fn = blocked_trace(backend, hide_fn=lambda msg: msg["type"] == "deterministic")
-    assert "shifted" not in by_fn and "mu" in by_fn
+    assert "shifted" not in by_fn
+    assert "mu" in by_fn
 
 
 def test_block_hides_from_outer_seed(backend: str) -> None:
@@ -222,7 +223,8 @@ def test_replay_uses_guide_values(backend: str) -> None:
     tr = seeded_trace(handlers.replay(model, trace=guide_trace), backend, seed=2)
     assert tr["mu"]["value"] is guide_trace["mu"]["value"]
     assert tr["sigma"]["value"] is guide_trace["sigma"]["value"]
-    assert "y" not in guide_trace and tuple(tr["y"]["value"].shape) == (3,)
+    assert "y" not in guide_trace
+    assert tuple(tr["y"]["value"].shape) == (3,)
 
 
 def test_replay_rejects_observed_guide_site(backend: str, to_backend) -> None:

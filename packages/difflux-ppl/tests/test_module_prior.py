@@ -110,7 +110,7 @@ def test_dict_prior_and_params(backend: str) -> None:
     assert tr["net/layers.0.bias"]["type"] == "param"
     assert tr["net/layers.0.bias"]["value"] is net.layers[0].bias
 
-    with pytest.raises(KeyError, match="layers.2.weight"):
+    with pytest.raises(KeyError, match=r"layers\.2\.weight"):
         _seeded_trace(lambda: ppl.random_module("net", net, {"layers.2.weight": dist.Normal(0.0, 1.0)}), backend)
 
 

@@ -168,9 +168,8 @@ def test_plate_invalid_arguments() -> None:
 
 
 def test_plate_dim_taken_raises() -> None:
-    with ppl.plate("a", 3, dim=-1):
-        with pytest.raises(ValueError, match="already taken"):
-            ppl.plate("b", 2, dim=-1)
+    with ppl.plate("a", 3, dim=-1), pytest.raises(ValueError, match="already taken"):
+        ppl.plate("b", 2, dim=-1)
 
 
 def test_plate_full_indices(backend: str) -> None:
@@ -194,7 +193,8 @@ def test_plate_subsample_scales_log_density(backend: str, to_backend) -> None:
     idx = np.asarray(tr["data"]["value"])
     assert idx.shape == (4,)
     assert len(set(idx.tolist())) == 4
-    assert idx.min() >= 0 and idx.max() < 10
+    assert idx.min() >= 0
+    assert idx.max() < 10
     assert tr["y"]["scale"] == pytest.approx(2.5)
     expected = 2.5 * stats.norm.logpdf(data[idx], 0.5, 2.0).sum()
     np.testing.assert_allclose(float(log_joint), expected, rtol=1e-12)

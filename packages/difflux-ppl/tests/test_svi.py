@@ -49,7 +49,9 @@ def test_elbo_below_log_evidence_elsewhere(backend: str) -> None:
     params = {"loc": dx.asarray(0.0, backend=backend), "scale": dx.asarray(1.0, backend=backend)}
     covariance = NOISE**2 * np.eye(len(Y)) + PRIOR_SCALE**2
     log_evidence = stats.multivariate_normal.logpdf(Y, np.full(len(Y), PRIOR_LOC), covariance)
-    loss = ppl.Trace_ELBO(num_particles=50).loss(dx.random.key(1, backend=backend), params, model, guide, _data(backend))
+    loss = ppl.Trace_ELBO(num_particles=50).loss(
+        dx.random.key(1, backend=backend), params, model, guide, _data(backend)
+    )
     assert float(loss) > -log_evidence
 
 
@@ -133,7 +135,7 @@ def test_svi_argument_errors(backend: str) -> None:
     with pytest.raises(TypeError, match="init and update"):
         ppl.SVI(model, guide, "adam")
     svi = ppl.SVI(model, lambda y: ppl.sample("mu", dist.Normal(0.0, 1.0)), optim.Adam(0.05))
-    with pytest.raises(ValueError, match="no ppl.param"):
+    with pytest.raises(ValueError, match=r"no ppl\.param"):
         svi.init(dx.random.key(0, backend=backend), _data(backend))
     with pytest.raises(ValueError, match="num_steps"):
         ppl.SVI(model, guide, optim.Adam(0.05)).run(dx.random.key(0, backend=backend), 0, _data(backend))

@@ -3,7 +3,7 @@
 A model talks to inference only through messages. Each primitive
 (``sample``, ``param``, ``plate``, ...) builds a message, a plain dict, and
 sends it through the stack of active handlers with :func:`apply_stack`. The
-handler entered last (the one closest to the model) sees the message first.
+handler entered last (the one closest to the model) receives the message first.
 A handler may change the message, for example give it a value, or stop it
 from reaching the handlers further out. When no handler gave a value, the
 default action runs (draw from the distribution, take the initial value of a
@@ -48,7 +48,7 @@ class Messenger:
     """Base class of effect handlers.
 
     A messenger wraps a callable (usually a model) or is used as a context
-    manager. While it is active it sees every message sent by the code it
+    manager. While it is active it receives every message sent by the code it
     wraps, through :meth:`process_message` on the way out to the default
     action and :meth:`postprocess_message` on the way back.
 

@@ -115,10 +115,10 @@ def random_module(name: str, net: Any, prior: Any) -> Any:
         name: the prefix of the site names.
         net: a ``dx.Module`` (or any structure of arrays); its current
             values serve only as templates for shapes.
-        prior: one distribution for every parameter (broadcast to each
-            shape, such as ``dist.Normal(0.0, 1.0)``); or a dict from
+        prior: one distribution for every parameter, broadcast to each
+            shape (such as ``dist.Normal(0.0, 1.0)``). Or a dict from
             parameter path (``"layers.0.weight"``) to distribution, where
-            parameters without an entry become ``param`` sites; or a
+            parameters without an entry become ``param`` sites. Or a
             callable ``prior(path, shape)`` returning a distribution.
 
     Returns:
@@ -141,7 +141,9 @@ def random_module(name: str, net: Any, prior: Any) -> Any:
     if isinstance(prior, Mapping):
         unknown = sorted(set(prior) - set(paths))
         if unknown:
-            raise KeyError(f"random_module({name!r}): the prior names {unknown}, which are not parameters; the parameters are {paths}")
+            raise KeyError(
+                f"random_module({name!r}): the prior names {unknown}, which are not parameters; the parameters are {paths}"
+            )
     new_leaves = []
     for leaf, path in zip(leaves, paths):
         if not _is_float(leaf):

@@ -15,7 +15,7 @@ import numpy as np
 
 import difflux.core as dx
 
-from ._messenger import Messenger, Message, apply_stack, new_message
+from ._messenger import Message, Messenger, apply_stack, new_message
 
 
 def _check_name(name: Any, primitive: str) -> None:
@@ -175,12 +175,12 @@ def prng_key() -> Any:
 
 
 class CondIndepStackFrame(NamedTuple):
-    """A plate as a site sees it.
+    """A plate as recorded in a site's ``cond_indep_stack``.
 
     Attributes:
         name: the plate's name.
         dim: the (negative) batch dimension the plate occupies.
-        size: the number of elements the site sees: the subsample size.
+        size: the number of elements along the plate's dimension (the subsample size).
         full_size: the plate's full size; ``size < full_size`` when it
             subsamples.
     """
@@ -210,10 +210,10 @@ class plate(Messenger):  # noqa: N801 (NumPyro's name for a context manager)
     negative), by default the rightmost one that no enclosing plate holds.
 
     With ``subsample_size < size`` the plate draws a random subset of
-    ``range(size)`` (using the key of the enclosing ``seed``), sites inside
+    ``range(size)`` with the key of the enclosing ``seed``. Sites inside
     have ``subsample_size`` along the plate's dimension, and their log
-    densities are scaled by ``size / subsample_size``, which makes the log
-    density an unbiased estimate of the full-data one. Index the data with
+    densities are scaled by ``size / subsample_size``, so the log density
+    is an unbiased estimate of the full-data one. Index the data with
     the indices the ``with`` statement returns.
 
     Args:

@@ -3,7 +3,7 @@
 Each handler wraps a model (``handler(model, ...)`` is a new callable) or is
 used as a context manager (``with handler(...):``), and changes what the
 model's primitives do. Handlers compose by nesting: the handler closest to
-the model sees each site first. The semantics are NumPyro's, so
+the model receives each site first. The semantics are NumPyro's, so
 
     trace(substitute(seed(model, key), data=values)).get_trace(*args)
 

@@ -117,9 +117,8 @@ class Predictive:
 
         out = dict(guide_sites)
         for name, site in model_trace.items():
-            if site["type"] == "deterministic":
-                out[name] = site["value"]
-            elif site["type"] == "sample" and name not in samples and not site["infer"].get("is_auxiliary"):
+            predicted = site["type"] == "sample" and name not in samples and not site["infer"].get("is_auxiliary")
+            if predicted or site["type"] == "deterministic":
                 out[name] = site["value"]
         return out
 

@@ -67,9 +67,9 @@ class SVI:
 
     Args:
         model: the model, a function calling ``ppl.sample``.
-        guide: the variational family, a function with a latent sample site
-            for each latent site of the model and ``ppl.param`` sites for
-            its parameters; or an autoguide (``ppl.infer.autoguide``).
+        guide: the variational family: a function with a sample site for
+            each latent site of the model and ``ppl.param`` sites for its
+            parameters, or an autoguide from ``ppl.infer.autoguide``.
         optim: an optimiser rule, such as ``optim.Adam(1e-2)`` from
             ``difflux.optim``.
         loss: the objective; the negative ELBO by default.
@@ -79,8 +79,6 @@ class SVI:
     Examples:
         >>> import numpy as np
         >>> import difflux.core as dx
-from difflux.core._backend import backend_of_value
-from difflux.core._core import value_of
         >>> from difflux import optim, ppl
         >>> def model(y):
         ...     mu = ppl.sample("mu", ppl.dist.Normal(0.0, 1.0))

@@ -32,6 +32,8 @@ from collections.abc import Callable
 from typing import Any
 
 import difflux.core as dx
+from difflux.core._backend import backend_of_value
+from difflux.core._core import value_of
 
 from .. import dist
 from .._primitives import factor, param, prng_key, sample
@@ -448,7 +450,4 @@ class AutoLaplaceApproximation(_AutoContinuous):
 
 
 def _backend(x: Any) -> str:
-    from difflux.core._backend import backend_of_value
-    from difflux.core._core import value_of
-
     return backend_of_value(value_of(x)) or dx.default_backend()
