@@ -39,6 +39,7 @@ from ._ops_creation import (
     arange,
     asarray,
     astype,
+    backend_of,
     empty,
     empty_like,
     eye,

@@ -396,4 +396,16 @@ def stop_gradient(x: Any) -> Any:
     """Return the value of ``x`` (every leaf of a structure) with no derivative."""
     from ._tree import tree_map
 
-    return tree_map(value_of, x)
+    return tree_map(_stopped, x)
+
+
+def _stopped(x: Any) -> Any:
+    # Derivative tracers are stripped; a dx.vmap batch tracer is kept, with
+    # the derivative tracers under it stripped in turn.
+    from ._batching import BatchTracer
+
+    while isinstance(x, Tracer):
+        if type(x) is BatchTracer:
+            return BatchTracer(x._trace, _stopped(x.value))
+        x = x.primal
+    return x

@@ -74,6 +74,16 @@ class BatchTracer(Tracer):
         return f"BatchTracer(shape={self.shape}, dtype={self.dtype}, batch_size={size})"
 
 
+def underlying(x: Any) -> Any:
+    """Return the array under every tracer of ``x``, batch axes included.
+
+    For dtype and backend queries only: the shape may carry batch axes.
+    """
+    while isinstance(x, Tracer):
+        x = x.value if type(x) is BatchTracer else x.primal
+    return x
+
+
 class BatchTrace(Trace):
     """One running ``dx.vmap``; ``size`` is the batch size."""
 

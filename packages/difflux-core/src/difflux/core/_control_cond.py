@@ -30,6 +30,7 @@ from ._control import (
     unflatten,
     vjp_flat,
 )
+from ._control_batched import batch_trace_active, batched_cond
 from ._core import Primitive, value_of
 from ._dispatch import shape_of
 from ._tree import TreeDef, tree_flatten
@@ -132,6 +133,8 @@ def cond(pred: Any, true_fun: Callable[..., Any], false_fun: Callable[..., Any],
         >>> float(dx.grad(lambda x: dx.cond(x > 0, lambda: x ** 2, lambda: -x))(3.0))
         6.0
     """
+    if batch_trace_active():
+        return batched_cond(pred, true_fun, false_fun, operands)
     value = value_of(pred)
     if shape_of(value) != ():
         raise TypeError(f"dx.cond: pred must be a scalar boolean, got shape {shape_of(value)}")

@@ -46,6 +46,7 @@ from ._control import (
     unflatten,
     vjp_flat,
 )
+from ._control_batched import batch_trace_active, batched_scan
 from ._control_cond import cond_flat
 from ._core import Primitive, Tracer, value_of
 from ._dispatch import shape_of
@@ -574,6 +575,8 @@ def _scan(
     init_leaves, init_def = tree_flatten(init)
     xs_leaves, xs_def = tree_flatten(xs)
     length = _scan_length(xs_leaves, length)
+    if batch_trace_active():
+        return batched_scan(f, init, xs, length, reverse)
     backend = choose_backend(init_leaves + xs_leaves)
     init_leaves = [as_array(leaf, backend) for leaf in init_leaves]
     xs_leaves = [as_array(leaf, backend) for leaf in xs_leaves]
@@ -651,6 +654,11 @@ def fori_loop(lower: Any, upper: Any, body_fun: Callable[[Any, Any], Any], init_
     low, high = _concrete_int(lower), _concrete_int(upper)
     if low is None or high is None:
         return _traced_fori_loop(lower, upper, body_fun, init_val)
+    if batch_trace_active():
+        val = init_val
+        for i in range(low, high):
+            val = body_fun(i, val)
+        return val
     init_leaves, init_def = tree_flatten(init_val)
     backend = choose_backend(init_leaves)
     init_leaves = [as_array(leaf, backend) for leaf in init_leaves]

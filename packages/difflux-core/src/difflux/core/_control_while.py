@@ -51,6 +51,7 @@ from ._control import (
     unflatten,
     vjp_flat,
 )
+from ._control_batched import batch_trace_active, batched_while
 from ._control_cond import cond_flat
 from ._control_scan import scan_flat
 from ._core import Primitive, ReverseTracer, value_of
@@ -388,6 +389,8 @@ def while_loop(
     """
     max_steps = _check_bound("max_steps", max_steps, 0)
     checkpoints = _check_bound("checkpoints", checkpoints, 1)
+    if batch_trace_active():
+        return batched_while(cond_fun, body_fun, init_val, max_steps)
     init_leaves, init_def = tree_flatten(init_val)
     backend = choose_backend(init_leaves)
     init_leaves = [as_array(leaf, backend) for leaf in init_leaves]

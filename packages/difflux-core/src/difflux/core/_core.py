@@ -173,9 +173,14 @@ class Tracer:
         raise NotImplementedError
 
     # Attributes of the Array API ------------------------------------------------
+    # Shape, dtype and device peel one level at a time, so that a tracer over
+    # a dx.vmap batch tracer reports the batch tracer's (per-example) shape.
     @property
     def shape(self) -> tuple[int, ...]:
-        return tuple(np.shape(value_of(self)))
+        primal = self.primal
+        if isinstance(primal, Tracer):
+            return primal.shape
+        return tuple(np.shape(primal))
 
     @property
     def ndim(self) -> int:
@@ -187,13 +192,17 @@ class Tracer:
 
     @property
     def dtype(self) -> Any:
-        value = value_of(self)
+        value = self.primal
+        if isinstance(value, Tracer):
+            return value.dtype
         dtype = getattr(value, "dtype", None)
         return dtype if dtype is not None else np.result_type(value)
 
     @property
     def device(self) -> Any:
-        value = value_of(self)
+        value = self.primal
+        if isinstance(value, Tracer):
+            return value.device
         return getattr(value, "device", "cpu")
 
     @property

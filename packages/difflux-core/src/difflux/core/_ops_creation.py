@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from ._backend import backend_of_value, default_backend, namespace
+from ._batching import UnbatchableError, underlying
 from ._core import Tracer, value_of
 
 
@@ -90,21 +91,52 @@ def _like_namespace(x: Any) -> Any:
     return _namespace_for(backend_of_value(value_of(x)))
 
 
+def backend_of(x: Any) -> str | None:
+    """Return the backend of an array or traced value: ``"numpy"``, ``"jax"``, or ``None`` for a Python number.
+
+    Unlike reading a traced value's array, this works on every value inside
+    ``dx.grad``, ``dx.jvp``, ``dx.vmap`` and ``dx.jit``.
+
+    Examples:
+        >>> import numpy as np
+        >>> import difflux.core as dx
+        >>> dx.backend_of(np.ones(2)), dx.backend_of(2.0)
+        ('numpy', None)
+    """
+    if isinstance(x, np.generic):
+        return "numpy"
+    return backend_of_value(underlying(x))
+
+
+def _like_value(x: Any) -> Any:
+    """Return a plain array with the shape, dtype and backend of ``x``.
+
+    That is ``x``'s value, except inside ``dx.vmap``, where the value under a
+    batch tracer has an extra batch axis: there it is a zero array of one
+    example's shape (a constant, the same for every example).
+    """
+    try:
+        return value_of(x)
+    except UnbatchableError:
+        reference = underlying(x)
+        return _like_namespace(reference).zeros(tuple(x.shape), dtype=x.dtype)
+
+
 def zeros_like(x: Any, /, *, dtype: Any = None) -> Any:
     """Zeros with the shape, dtype and backend of ``x`` (never a tracer)."""
-    value = value_of(x)
+    value = _like_value(x)
     return _like_namespace(value).zeros_like(value, dtype=dtype)
 
 
 def ones_like(x: Any, /, *, dtype: Any = None) -> Any:
     """Ones with the shape, dtype and backend of ``x`` (never a tracer)."""
-    value = value_of(x)
+    value = _like_value(x)
     return _like_namespace(value).ones_like(value, dtype=dtype)
 
 
 def full_like(x: Any, /, fill_value: Any, *, dtype: Any = None) -> Any:
     """Return an array like ``x`` filled with ``fill_value`` (never a tracer)."""
-    value = value_of(x)
+    value = _like_value(x)
     return _like_namespace(value).full_like(value, fill_value, dtype=dtype)
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from ._backend import backend_of_value
+from ._batching import underlying
 from ._core import Tracer, value_of
 
 # -- dtypes ---------------------------------------------------------------------
@@ -113,7 +114,7 @@ def result_type(*arrays_and_dtypes: Any) -> np.dtype:
     """
     if not arrays_and_dtypes:
         raise ValueError("result_type needs at least one array or dtype")
-    values = [value_of(a) if isinstance(a, Tracer) else a for a in arrays_and_dtypes]
+    values = [underlying(a) if isinstance(a, Tracer) else a for a in arrays_and_dtypes]
     if any(backend_of_value(v) == "jax" for v in values):
         jnp = _jax_numpy()
         return np.dtype(jnp.result_type(*values))
