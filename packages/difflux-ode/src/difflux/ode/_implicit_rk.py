@@ -217,7 +217,17 @@ class AbstractESDIRK(AbstractRungeKutta):
             z0 = rhs + h_gamma * guess
             t_stage = t + float(tableau.c[i]) * h
             z, ok, iterations, stage_rate = newton_stage(
-                f, t_stage, rhs, h_gamma, z0, w_used, factors, scale, self.kappa, self.max_newton_iterations
+                f,
+                t_stage,
+                rhs,
+                h_gamma,
+                z0,
+                w_used,
+                factors,
+                scale,
+                self.kappa,
+                self.max_newton_iterations,
+                self.jacobian,
             )
             converged = converged & ok
             evaluations = evaluations + iterations
