@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import stats
 
 import difflux.core as dx
 from difflux import optim, ppl
@@ -110,3 +111,20 @@ def test_predictive_argument_errors(backend: str) -> None:
         ppl.Predictive(regression, {"slope": np.float64(1.0)})
     with pytest.raises(ValueError, match="not both"):
         ppl.Predictive(regression, {"slope": np.zeros(3)}, guide=regression)
+
+
+def test_log_likelihood_pointwise(backend: str) -> None:
+    slopes, noises = np.array([1.0, -0.5, 2.0]), np.array([0.3, 0.6, 1.1])
+    samples = {"slope": dx.asarray(slopes, backend=backend), "noise": dx.asarray(noises, backend=backend)}
+    y = np.array([-0.8, 0.2, 1.9])
+    result = ppl.infer.log_likelihood(regression, samples, _x(backend), dx.asarray(y, backend=backend))
+    assert sorted(result) == ["y"]
+    assert tuple(result["y"].shape) == (3, 3)
+    expected = stats.norm.logpdf(y[None, :], slopes[:, None] * X[None, :], noises[:, None])
+    np.testing.assert_allclose(np.asarray(result["y"]), expected, rtol=1e-12)
+
+
+def test_log_likelihood_rejects_ragged_samples(backend: str) -> None:
+    samples = {"slope": np.zeros(3), "noise": np.ones(2)}
+    with pytest.raises(ValueError, match="common leading sample axis"):
+        ppl.infer.log_likelihood(regression, samples, _x(backend))

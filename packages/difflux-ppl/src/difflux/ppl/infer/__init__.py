@@ -11,7 +11,7 @@ from ._hmc import HMC, HMCState
 from ._init_strategy import init_to_mean, init_to_median, init_to_sample, init_to_uniform, init_to_value
 from ._mcmc import MCMC
 from ._nuts import NUTS
-from ._predictive import Predictive
+from ._predictive import Predictive, log_likelihood
 from ._svi import SVI, SVIRunResult, SVIState
 from ._util import ModelInfo, initialize_model, log_density, potential_energy
 
@@ -34,6 +34,7 @@ __all__ = [
     "init_to_value",
     "initialize_model",
     "log_density",
+    "log_likelihood",
     "potential_energy",
     "util",
 ]

@@ -22,9 +22,9 @@ from difflux.core._core import value_of
 
 from ..handlers import seed, substitute, trace
 from ._init_strategy import is_latent
-from ._util import backend_scope
+from ._util import backend_scope, site_log_prob
 
-__all__ = ["Predictive"]
+__all__ = ["Predictive", "log_likelihood"]
 
 
 class Predictive:
@@ -142,3 +142,46 @@ class Predictive:
                 sample = {name: value[i] for name, value in self.posterior_samples.items()}
                 draws.append(self._draw(keys[i], sample, args, kwargs))
             return {name: dx.stack([draw[name] for draw in draws]) for name in draws[0]}
+
+
+def log_likelihood(
+    model: Callable[..., Any], posterior_samples: dict[str, Any], *args: Any, **kwargs: Any
+) -> dict[str, Any]:
+    """Return the log density of every observed site at every posterior sample.
+
+    Model comparison (WAIC, PSIS-LOO in ArviZ) needs these pointwise terms.
+
+    Args:
+        model: the model, called with ``args`` and ``kwargs`` (which hold
+            the observations).
+        posterior_samples: a dict from latent site name to samples with a
+            leading axis of size ``num_samples``.
+        *args: the model's positional arguments.
+        **kwargs: its keyword arguments.
+
+    Returns:
+        A dict from observed site name to an array of shape
+        ``(num_samples,) + batch_shape``: ``log_prob`` of each observation,
+        with the site's mask and scale applied.
+    """
+    sizes = {int(np.shape(value_of(v))[0]) for v in posterior_samples.values()}
+    if len(sizes) != 1:
+        raise ValueError(
+            "log_likelihood needs posterior_samples with one common leading sample axis, got shapes "
+            f"{ {name: tuple(np.shape(value_of(v))) for name, v in posterior_samples.items()} }"
+        )
+    num_samples = sizes.pop()
+
+    def single(sample: dict[str, Any]) -> dict[str, Any]:
+        model_trace = trace(substitute(model, data=sample)).get_trace(*args, **kwargs)
+        return {
+            name: site_log_prob(site)
+            for name, site in model_trace.items()
+            if site["type"] == "sample" and site["is_observed"] and not site["infer"].get("is_auxiliary")
+        }
+
+    with backend_scope(posterior_samples):
+        if any(backend_of_value(value_of(v)) == "jax" for v in posterior_samples.values()):
+            return dx.vmap(single)(posterior_samples)
+        rows = [single({name: v[i] for name, v in posterior_samples.items()}) for i in range(num_samples)]
+        return {name: dx.stack([row[name] for row in rows]) for name in rows[0]}
