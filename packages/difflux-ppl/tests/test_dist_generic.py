@@ -36,6 +36,7 @@ class Case:
     # Parameters excluded from gradient checks (integers, say).
     no_grad: tuple[str, ...] = ()
     rtol: float = 1e-6
+    discrete: bool = False
 
 
 # Sampling on JAX eagerly compiles every operation once, which costs seconds
@@ -137,6 +138,136 @@ CASES = [
         has_icdf=False,
         rtol=1e-5,
     ),
+    Case(
+        "InverseGamma",
+        dist.InverseGamma,
+        {"concentration": _p(3.5, 1.5), "rate": _p(1.5, 0.4)},
+        lambda concentration, rate: stats.invgamma(concentration, scale=rate),
+        [0.0, -1.0],
+        has_icdf=False,
+    ),
+    Case(
+        "Laplace",
+        dist.Laplace,
+        {"loc": _p(0.3, -1.0), "scale": _p(1.5, 0.2)},
+        lambda loc, scale: stats.laplace(loc, scale),
+    ),
+    Case(
+        "Logistic",
+        dist.Logistic,
+        {"loc": _p(0.3, -1.0), "scale": _p(1.5, 0.2)},
+        lambda loc, scale: stats.logistic(loc, scale),
+    ),
+    Case(
+        "Weibull",
+        dist.Weibull,
+        {"scale": _p(1.5, 0.6), "concentration": _p(2.5, 0.8)},
+        lambda scale, concentration: stats.weibull_min(concentration, scale=scale),
+        [-1.0],
+    ),
+    Case(
+        "TruncatedNormal",
+        lambda loc, scale, low, high: dist.TruncatedNormal(loc, scale, low=low, high=high),
+        {"loc": _p(0.3, -1.0), "scale": _p(1.5, 0.6), "low": _p(-1.0, 0.5), "high": _p(2.0, 3.0)},
+        lambda loc, scale, low, high: stats.truncnorm((low - loc) / scale, (high - loc) / scale, loc, scale),
+        [-5.0, 5.0],
+    ),
+    Case(
+        "TruncatedNormal-tail",
+        lambda loc, scale, low: dist.TruncatedNormal(loc, scale, low=low),
+        {"loc": _p(0.0, 1.0), "scale": _p(1.0, 0.5), "low": _p(8.0, -2.0)},
+        lambda loc, scale, low: stats.truncnorm((low - loc) / scale, np.inf, loc, scale),
+        rtol=1e-5,
+    ),
+    # -- discrete --------------------------------------------------------------------------
+    Case(
+        "Bernoulli",
+        dist.Bernoulli,
+        {"probs": _p(0.3, 0.9)},
+        lambda p: stats.bernoulli(p),
+        [-1.0, 2.0],
+        has_icdf=False,
+        discrete=True,
+    ),
+    Case(
+        "Bernoulli-logits",
+        lambda logits: dist.Bernoulli(logits=logits),
+        {"logits": _p(-0.4, 3.0)},
+        lambda logits: stats.bernoulli(1 / (1 + np.exp(-logits))),
+        has_icdf=False,
+        discrete=True,
+    ),
+    Case(
+        "Binomial",
+        dist.Binomial,
+        {"total_count": _p(10.0, 3.0), "probs": _p(0.3, 0.8)},
+        lambda n, p: stats.binom(n.astype(int), p),
+        [-1.0, 11.0],
+        has_icdf=False,
+        no_grad=("total_count",),
+        discrete=True,
+    ),
+    Case(
+        "Binomial-logits",
+        lambda total_count, logits: dist.Binomial(total_count, logits=logits),
+        {"total_count": _p(10.0, 300.0), "logits": _p(-0.4, 1.5)},
+        lambda n, logits: stats.binom(n.astype(int), 1 / (1 + np.exp(-logits))),
+        has_icdf=False,
+        no_grad=("total_count",),
+        discrete=True,
+    ),
+    Case(
+        "Poisson",
+        dist.Poisson,
+        {"rate": _p(3.5, 0.2)},
+        lambda rate: stats.poisson(rate),
+        [-1.0],
+        has_icdf=False,
+        discrete=True,
+    ),
+    Case(
+        "Poisson-large",
+        dist.Poisson,
+        {"rate": _p(1e4, 5e5)},
+        lambda rate: stats.poisson(rate),
+        has_icdf=False,
+        discrete=True,
+        rtol=1e-5,
+    ),
+    Case(
+        "Geometric",
+        dist.Geometric,
+        {"probs": _p(0.3, 0.8)},
+        lambda p: stats.geom(p, loc=-1),
+        [-1.0],
+        has_icdf=False,
+        discrete=True,
+    ),
+    Case(
+        "Geometric-logits",
+        lambda logits: dist.Geometric(logits=logits),
+        {"logits": _p(-0.4, 1.5)},
+        lambda logits: stats.geom(1 / (1 + np.exp(-logits)), loc=-1),
+        has_icdf=False,
+        discrete=True,
+    ),
+    Case(
+        "NegativeBinomial",
+        dist.NegativeBinomial,
+        {"total_count": _p(2.5, 10.0), "probs": _p(0.4, 0.9)},
+        lambda r, p: stats.nbinom(r, 1 - p),
+        [-1.0],
+        has_icdf=False,
+        discrete=True,
+    ),
+    Case(
+        "NegativeBinomial2",
+        dist.NegativeBinomial2,
+        {"mean": _p(3.0, 40.0), "concentration": _p(2.0, 0.5)},
+        lambda mean, r: stats.nbinom(r, r / (r + mean)),
+        has_icdf=False,
+        discrete=True,
+    ),
 ]
 
 
@@ -153,6 +284,11 @@ def _make(case: Case, backend: str, **overrides: Any) -> dist.Distribution:
 def _values(case: Case) -> np.ndarray:
     """Return SciPy samples, shape (5, 2): points inside the support for each batch member."""
     return np.asarray(_scipy_of(case).rvs(size=(5, 2), random_state=np.random.default_rng(0)), dtype=np.float64)
+
+
+def _log_density(case: Case, x: np.ndarray) -> np.ndarray:
+    reference = _scipy_of(case)
+    return reference.logpmf(x) if case.discrete else reference.logpdf(x)
 
 
 def _np(x: Any) -> np.ndarray:
@@ -173,19 +309,21 @@ ids = [c.name for c in CASES]
 def test_log_prob_matches_scipy(case: Case, backend: str) -> None:
     d = _make(case, backend)
     x = _values(case)
-    expected = _scipy_of(case).logpdf(x)
+    expected = _log_density(case, x)
     _close(d.log_prob(dx.asarray(x, backend=backend)), expected, case.rtol)
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if c.boundary], ids=[c.name for c in CASES if c.boundary])
+@numpy_fast_jax_slow
 def test_log_prob_at_boundary(case: Case, backend: str) -> None:
     d = _make(case, backend)
     x = np.repeat(np.asarray(case.boundary)[:, None], 2, axis=1)
-    expected = _scipy_of(case).logpdf(x)
+    expected = _log_density(case, x)
     _close(d.log_prob(dx.asarray(x, backend=backend)), expected, case.rtol)
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if c.has_cdf], ids=[c.name for c in CASES if c.has_cdf])
+@numpy_fast_jax_slow
 def test_cdf_matches_scipy(case: Case, backend: str) -> None:
     d = _make(case, backend)
     x = np.concatenate([_values(case), np.repeat(np.asarray(case.boundary)[:, None], 2, axis=1).reshape(-1, 2)])
@@ -193,6 +331,7 @@ def test_cdf_matches_scipy(case: Case, backend: str) -> None:
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if c.has_icdf], ids=[c.name for c in CASES if c.has_icdf])
+@numpy_fast_jax_slow
 def test_icdf_matches_scipy(case: Case, backend: str) -> None:
     d = _make(case, backend)
     q = np.repeat(np.asarray([1e-6, 0.1, 0.5, 0.9, 1 - 1e-6])[:, None], 2, axis=1)
@@ -253,6 +392,9 @@ def test_sample_mean_within_monte_carlo_error(case: Case, backend: str) -> None:
     testable = np.isfinite(mean) & np.isfinite(variance)
     standard_error = np.sqrt(variance / N_MOMENTS)
     assert np.all(np.abs(x.mean(0) - mean)[testable] < 5 * standard_error[testable])
+    if case.discrete:
+        assert np.all(x == np.round(x))
+        return
     # Beyond the mean: the samples follow the distribution (Kolmogorov-Smirnov).
     for i in range(2):
         assert stats.kstest(x[:, i], reference.cdf if np.ndim(mean) == 0 else _member(case, i).cdf).pvalue > 1e-4
@@ -263,6 +405,7 @@ def _member(case: Case, i: int) -> Any:
 
 
 @pytest.mark.parametrize("case", CASES, ids=ids)
+@numpy_fast_jax_slow
 def test_log_prob_gradient_matches_finite_differences(case: Case, backend: str) -> None:
     names = [k for k in case.params if k not in case.no_grad]
     x = dx.asarray(_values(case)[:2], backend=backend)
@@ -306,8 +449,10 @@ def test_sample_gradient_is_unbiased_for_mean(case: Case, backend: str) -> None:
         _, per_sample = dx.jvp(draw, (dx.asarray(value, backend=backend),), (tangent,))
         _, expected = dx.jvp(mean, (dx.asarray(value, backend=backend),), (tangent,))
         per_sample = _np(per_sample)
-        standard_error = per_sample.std(0) / np.sqrt(n) + 1e-12
-        assert np.all(np.abs(per_sample.mean(0) - _np(expected)) < 5 * standard_error), name
+        # Heavy-tailed per-sample derivatives (far truncation tails) make the
+        # estimated standard error unreliable near 0, hence the absolute floor.
+        standard_error = per_sample.std(0) / np.sqrt(n)
+        assert np.all(np.abs(per_sample.mean(0) - _np(expected)) < 5 * standard_error + 1e-6), name
 
 
 @pytest.mark.parametrize("case", CASES, ids=ids)

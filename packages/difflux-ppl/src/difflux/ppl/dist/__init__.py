@@ -20,7 +20,22 @@ from . import constraints, transforms
 from ._biject import ConstraintRegistry, biject_to
 from ._continuous import Cauchy, Exponential, HalfCauchy, HalfNormal, Laplace, Logistic, Normal, Uniform, Weibull
 from ._continuous_gamma import Beta, Gamma, InverseGamma, StudentT
+from ._delta import Delta
+from ._discrete import (
+    Bernoulli,
+    Binomial,
+    Categorical,
+    Geometric,
+    NegativeBinomial,
+    NegativeBinomial2,
+    NegativeBinomialLogits,
+    NegativeBinomialProbs,
+    Poisson,
+)
+from ._mixture import Mixture, MixtureGeneral, MixtureSameFamily
+from ._multivariate import Dirichlet, LKJCholesky, MultivariateNormal
 from ._transformed import LogNormal, TransformedDistribution
+from ._truncated import TruncatedNormal
 from .distribution import (
     Distribution,
     ExpandedDistribution,
@@ -31,24 +46,41 @@ from .distribution import (
 )
 
 __all__ = [
+    "Bernoulli",
     "Beta",
+    "Binomial",
+    "Categorical",
     "Cauchy",
     "ConstraintRegistry",
+    "Delta",
+    "Dirichlet",
     "Distribution",
     "ExpandedDistribution",
     "Exponential",
     "Gamma",
+    "Geometric",
     "HalfCauchy",
     "HalfNormal",
     "Independent",
     "InverseGamma",
+    "LKJCholesky",
     "Laplace",
     "LogNormal",
     "Logistic",
     "MaskedDistribution",
+    "Mixture",
+    "MixtureGeneral",
+    "MixtureSameFamily",
+    "MultivariateNormal",
+    "NegativeBinomial",
+    "NegativeBinomial2",
+    "NegativeBinomialLogits",
+    "NegativeBinomialProbs",
     "Normal",
+    "Poisson",
     "StudentT",
     "TransformedDistribution",
+    "TruncatedNormal",
     "Uniform",
     "Weibull",
     "biject_to",

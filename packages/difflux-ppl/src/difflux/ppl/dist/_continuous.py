@@ -452,7 +452,7 @@ class Weibull(Distribution):
         if self._validate_args:
             self._validate_sample(value)
         k = self.concentration
-        z = value / self.scale
+        z = dx.where(value >= 0, value, 0.0) / self.scale
         log_density = dx.log(k) - dx.log(self.scale) + dx.xlogy(k - 1.0, z) - dx.pow(z, k)
         return dx.where(value >= 0, log_density, -math.inf)
 

@@ -141,8 +141,12 @@ class Distribution:
 
     # -- validation -----------------------------------------------------------------
 
+    def _constraints_to_validate(self) -> dict[str, constraints.Constraint]:
+        """Return the parameters that validation checks (all of ``arg_constraints`` by default)."""
+        return self.arg_constraints
+
     def _validate_parameters(self) -> None:
-        for name, constraint in self.arg_constraints.items():
+        for name, constraint in self._constraints_to_validate().items():
             value = getattr(self, name, None)
             if value is None or is_traced(value):
                 continue
