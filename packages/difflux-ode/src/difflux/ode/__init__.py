@@ -7,12 +7,14 @@ solvers (fixed step: :class:`Euler`, :class:`Heun`, :class:`Midpoint`,
 """
 
 from ._auto_switch import AutoSwitch
+from ._brownian import BrownianPath
 from ._controller import ConstantStepSize, PIDController
 from ._events import Event, EventRecord
 from ._implicit_rk import AbstractESDIRK, ESDIRKTableau
 from ._neural_ode import NeuralODE
 from ._runge_kutta import AbstractRungeKutta
 from ._saveat import SaveAt
+from ._sde import AbstractSDESolver, solve_sde
 from ._sensitivity import (
     AbstractSensitivity,
     BacksolveAdjoint,
@@ -26,12 +28,14 @@ from ._solve import solve
 from ._solver_bosh3 import Bosh3
 from ._solver_dopri5 import Dopri5
 from ._solver_euler import Euler
+from ._solver_euler_maruyama import EulerMaruyama
 from ._solver_heun import Heun
 from ._solver_implicit_euler import ImplicitEuler
 from ._solver_kvaerno3 import Kvaerno3
 from ._solver_kvaerno4 import Kvaerno4
 from ._solver_kvaerno5 import Kvaerno5
 from ._solver_midpoint import Midpoint
+from ._solver_milstein import Milstein
 from ._solver_ralston import Ralston
 from ._solver_rk4 import RK4
 from ._solver_rosenbrock23 import Rosenbrock23
@@ -41,10 +45,12 @@ from ._tableau import ButcherTableau
 __all__ = [
     "AbstractESDIRK",
     "AbstractRungeKutta",
+    "AbstractSDESolver",
     "AutoSwitch",
     "AbstractSensitivity",
     "BacksolveAdjoint",
     "Bosh3",
+    "BrownianPath",
     "ButcherTableau",
     "ConstantStepSize",
     "Dopri5",
@@ -52,6 +58,7 @@ __all__ = [
     "EventRecord",
     "ESDIRKTableau",
     "Euler",
+    "EulerMaruyama",
     "ForwardSensitivity",
     "Heun",
     "ImplicitEuler",
@@ -60,6 +67,7 @@ __all__ = [
     "Kvaerno5",
     "InterpolatingAdjoint",
     "Midpoint",
+    "Milstein",
     "NeuralODE",
     "ODESolveError",
     "PIDController",
@@ -73,4 +81,5 @@ __all__ = [
     "Tsit5",
     "choose_sensitivity",
     "solve",
+    "solve_sde",
 ]
