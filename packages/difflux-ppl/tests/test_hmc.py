@@ -63,14 +63,17 @@ def test_leapfrog_energy_error_second_order(backend: str, dense: bool) -> None:
     errors = []
     step_sizes = [0.2, 0.1, 0.05]
     for step_size in step_sizes:
-        end = integrate(start, step_size, int(round(2.0 / step_size)), inverse_mass, potential_and_grad)
+        end = integrate(start, step_size, round(2.0 / step_size), inverse_mass, potential_and_grad)
         errors.append(abs(float(end.potential_energy + kinetic_energy(end.r, inverse_mass)) - energy))
     order = np.polyfit(np.log(step_sizes), np.log(errors), 1)[0]
     assert abs(order - 2.0) < 0.2, f"fitted energy-error order {order}, errors {errors}"
 
 
 def test_ravel_pytree_round_trip(backend: str) -> None:
-    tree = {"x": dx.asarray(np.arange(6.0).reshape(2, 3), backend=backend), "y": dx.asarray(np.array(7.0), backend=backend)}
+    tree = {
+        "x": dx.asarray(np.arange(6.0).reshape(2, 3), backend=backend),
+        "y": dx.asarray(np.array(7.0), backend=backend),
+    }
     flat, unravel = ravel_pytree(tree)
     assert tuple(flat.shape) == (7,)
     back = unravel(flat)
@@ -130,7 +133,11 @@ def test_fixed_metric_without_adaptation(backend: str) -> None:
         adapt_mass_matrix=False,
     )
     mcmc = ppl.MCMC(kernel, num_warmup=10, num_samples=20, progress_bar=False)
-    mcmc.run(dx.random.key(0, backend=backend), init_params=dx.zeros(2, backend=backend), extra_fields=("step_size", "num_steps"))
+    mcmc.run(
+        dx.random.key(0, backend=backend),
+        init_params=dx.zeros(2, backend=backend),
+        extra_fields=("step_size", "num_steps"),
+    )
     fields = mcmc.get_extra_fields()
     np.testing.assert_allclose(np.asarray(fields["step_size"]), 0.3)
     np.testing.assert_array_equal(np.asarray(fields["num_steps"]), 4)

@@ -89,7 +89,10 @@ def summary(
         }
     if divergences is not None:
         flags = np.asarray(divergences)
-        result["divergences"] = {"total": np.asarray(int(flags.sum())), "per_chain": flags.reshape(flags.shape[0], -1).sum(axis=1)}
+        result["divergences"] = {
+            "total": np.asarray(int(flags.sum())),
+            "per_chain": flags.reshape(flags.shape[0], -1).sum(axis=1),
+        }
     if print_table:
         print(format_summary(result))
     return result

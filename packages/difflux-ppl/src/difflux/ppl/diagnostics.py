@@ -159,7 +159,7 @@ def ess(x: Any, method: str = "bulk", prob: float | tuple[float, float] = (0.05,
     if method == "sd":
         return _per_parameter(_split_chains((draws - draws.mean(axis=(0, 1))) ** 2), _ess_chains)
     if method == "tail":
-        low, high = (prob, 1.0 - prob) if np.isscalar(prob) else prob  # type: ignore[misc]
+        low, high = (prob, 1.0 - prob) if isinstance(prob, float | int) else prob
 
         def tail(chains: np.ndarray) -> float:
             ess_values = []

@@ -163,20 +163,24 @@ def find_reasonable_step_size(
         delta = energy - (new.potential_energy + kinetic_energy(new.r, inverse_mass_matrix))
         return dx.where(dx.isnan(delta), -dx.inf, delta)
 
-    log_half = math.log(0.5)
-    first = log_ratio(step_size)
-    direction = dx.where(first > log_half, 1.0, -1.0)
+    # One loop holds the only leapfrog call, so compiled code traces the potential once:
+    # the first pass evaluates step_size and picks the direction, later passes double or halve.
+    log_two = math.log(2.0)
 
-    def keep_going(carry: tuple[Any, Any]) -> Any:
-        _, ratio = carry
-        return direction * ratio > -direction * math.log(2.0)
+    def keep_going(carry: tuple[Any, Any, Any, Any]) -> Any:
+        _, ratio, direction, count = carry
+        return (count == 0) | (direction * ratio > -direction * log_two)
 
-    def step(carry: tuple[Any, Any]) -> tuple[Any, Any]:
-        eps, _ = carry
-        eps = eps * dx.exp(direction * math.log(2.0))
-        return eps, log_ratio(eps)
+    def step(carry: tuple[Any, Any, Any, Any]) -> tuple[Any, Any, Any, Any]:
+        eps, _, direction, count = carry
+        eps = dx.where(count == 0, eps, eps * dx.exp(direction * log_two))
+        ratio = log_ratio(eps)
+        direction = dx.where(count == 0, dx.where(ratio > -log_two, 1.0, -1.0), direction)
+        return eps, ratio, direction, count + 1
 
-    eps, _ = dx.while_loop(keep_going, step, (step_size + dx.zeros_like(first), first), max_steps=max_steps)
+    zero = dx.zeros_like(energy)
+    start_carry = (step_size + zero, zero, zero + 1.0, dx.astype(zero, dx.int32))
+    eps, _, _, _ = dx.while_loop(keep_going, step, start_carry, max_steps=max_steps + 1)
     return eps
 
 
@@ -240,14 +244,19 @@ class WarmupAdapter:
         self.dense_mass = dense_mass
         self.target_accept_prob = target_accept_prob
         windows = build_adaptation_schedule(num_warmup) if adapt_mass_matrix else []
-        slow = np.zeros(max(num_warmup, 1), dtype=bool)
-        end = np.zeros(max(num_warmup, 1), dtype=bool)
+        # Per-iteration flags, padded with one False entry that every iteration after warm-up reads.
+        slow = np.zeros(num_warmup + 1, dtype=bool)
+        end = np.zeros(num_warmup + 1, dtype=bool)
+        search = np.zeros(num_warmup + 1, dtype=bool)
+        search[0] = adapt_step_size and num_warmup > 0
         for first, last in windows:
             slow[first : last + 1] = True
             end[last] = True
+            search[last + 1] = adapt_step_size
         self.windows = windows
         self._slow = slow
         self._end = end
+        self._search = search
 
     def init(self, z: Any, step_size: Any, inverse_mass_matrix: Any) -> AdaptState:
         """Return the state before the first warm-up iteration."""
@@ -260,56 +269,70 @@ class WarmupAdapter:
             welford,
         )
 
-    def update(
+    def search_step_size(
         self,
         i: Any,
         state: AdaptState,
         key: Any,
         integrator_state: IntegratorState,
-        accept_prob: Any,
         potential_and_grad: Callable[[Any], tuple[Any, Any]],
     ) -> AdaptState:
-        """Update ``state`` after warm-up iteration ``i`` produced ``integrator_state.z``."""
+        """Before iteration ``i``: search a new step size if ``i`` starts warm-up or follows a slow window.
+
+        The search restarts dual averaging around the step size it finds. Its
+        condition depends on ``i`` only, so under ``dx.vmap`` over chains (with
+        ``i`` shared) it stays a branch and the search runs only where needed.
+        """
+        if not self.adapt_step_size or self.num_warmup == 0:
+            return state
+
+        def search(s: AdaptState) -> AdaptState:
+            eps = find_reasonable_step_size(
+                key, integrator_state, s.step_size, s.inverse_mass_matrix, s.mass_matrix_sqrt, potential_and_grad
+            )
+            return s._replace(step_size=eps, dual_averaging=dual_averaging_init(eps))
+
+        return dx.cond(self._lookup(self._search, i, integrator_state.z), search, lambda s: s, state)
+
+    def update(self, i: Any, state: AdaptState, z: Any, accept_prob: Any) -> AdaptState:
+        """Update ``state`` after iteration ``i`` (no change once ``i >= num_warmup``) moved the chain to ``z``."""
         if self.num_warmup == 0:
             return state
-        index = dx.minimum(i, self.num_warmup - 1) if not isinstance(i, int) else min(i, self.num_warmup - 1)
-        in_slow = self._lookup(self._slow, index, integrator_state.z)
-        at_end = self._lookup(self._end, index, integrator_state.z)
+        in_slow = self._lookup(self._slow, i, z)
+        at_end = self._lookup(self._end, i, z)
+        in_warmup = i < self.num_warmup
         is_last = i == self.num_warmup - 1
 
-        step_size = state.step_size
-        dual = state.dual_averaging
         if self.adapt_step_size:
-            dual = dual_averaging_update(dual, accept_prob, self.target_accept_prob)
+            dual = dual_averaging_update(state.dual_averaging, accept_prob, self.target_accept_prob)
             step_size = dx.where(is_last, dx.exp(dual.log_step_size_avg), dx.exp(dual.log_step_size))
-        state = state._replace(step_size=step_size, dual_averaging=dual)
+            state = state._replace(
+                step_size=dx.where(in_warmup, step_size, state.step_size),
+                dual_averaging=_select(in_warmup, dual, state.dual_averaging),
+            )
 
         if not self.windows:
             return state
-        welford = dx.cond(
-            in_slow,
-            lambda w: welford_update(w, integrator_state.z),
-            lambda w: w,
-            state.welford,
-        )
+        welford = dx.cond(in_slow, lambda w: welford_update(w, z), lambda w: w, state.welford)
         state = state._replace(welford=welford)
 
         def end_window(s: AdaptState) -> AdaptState:
             inverse_mass = welford_covariance(s.welford)
-            mass_sqrt = mass_matrix_sqrt_of(inverse_mass)
-            eps = s.step_size
-            if self.adapt_step_size:
-                eps = find_reasonable_step_size(
-                    key, integrator_state, s.step_size, inverse_mass, mass_sqrt, potential_and_grad
-                )
-            welford_reset = welford_init(integrator_state.z.shape[0], self.dense_mass, integrator_state.z)
-            dual_reset = dual_averaging_init(eps) if self.adapt_step_size else s.dual_averaging
-            return AdaptState(eps, inverse_mass, mass_sqrt, dual_reset, welford_reset)
+            welford_reset = welford_init(z.shape[0], self.dense_mass, z)
+            return s._replace(
+                inverse_mass_matrix=inverse_mass,
+                mass_matrix_sqrt=mass_matrix_sqrt_of(inverse_mass),
+                welford=welford_reset,
+            )
 
         return dx.cond(at_end, end_window, lambda s: s, state)
 
-    @staticmethod
-    def _lookup(flags: np.ndarray, index: Any, like: Any) -> Any:
-        if isinstance(index, int):
-            return bool(flags[index])
-        return dx.asarray(flags, backend=backend_name(like))[index]
+    def _lookup(self, flags: np.ndarray, i: Any, like: Any) -> Any:
+        """Return ``flags[i]``, reading the final False entry for every ``i >= num_warmup``."""
+        if isinstance(i, int | np.integer):
+            return bool(flags[min(int(i), self.num_warmup)])
+        return dx.asarray(flags, backend=backend_name(like))[dx.minimum(i, self.num_warmup)]
+
+
+def _select(pred: Any, a: Any, b: Any) -> Any:
+    return dx.tree_map(lambda x, y: dx.where(pred, x, y), a, b)

@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 
 import difflux.core as dx
 
-from ._adaptation import AdaptState, WarmupAdapter, backend_name, find_reasonable_step_size, mass_matrix_sqrt_of
+from ._adaptation import AdaptState, WarmupAdapter, backend_name
 from ._integrator import (
     IntegratorState,
     kinetic_energy,
@@ -53,6 +53,11 @@ class Transition(NamedTuple):
     num_steps: Any
     accept_prob: Any
     diverging: Any
+
+
+def _compose(potential_fn: Callable[[Any], Any], unravel: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """Return the potential as a function of the flat parameter vector."""
+    return lambda z: potential_fn(unravel(z))
 
 
 def _nan_to_inf(x: Any) -> Any:
@@ -120,9 +125,7 @@ class HMC:
         if not step_size > 0:
             raise ValueError(f"{type(self).__name__}: step_size must be positive, got {step_size}")
         if not 0.0 < target_accept_prob < 1.0:
-            raise ValueError(
-                f"{type(self).__name__}: target_accept_prob must lie in (0, 1), got {target_accept_prob}"
-            )
+            raise ValueError(f"{type(self).__name__}: target_accept_prob must lie in (0, 1), got {target_accept_prob}")
         if not trajectory_length > 0:
             raise ValueError(f"{type(self).__name__}: trajectory_length must be positive, got {trajectory_length}")
         self.model = model
@@ -136,7 +139,6 @@ class HMC:
         self.inverse_mass_matrix = inverse_mass_matrix
         self.init_strategy = init_strategy
         self.max_delta_energy = float(max_delta_energy)
-        self._flat_potential: Callable[[Any], Any] | None = None
         self._potential_and_grad: Callable[[Any], tuple[Any, Any]] | None = None
         self.unravel: Callable[[Any], Any] | None = None
         self._postprocess: Callable[[Any], Any] | None = None
@@ -157,7 +159,9 @@ class HMC:
     ) -> Any:
         """Prepare the potential and warm-up for a run; return initial flat positions of shape ``(num_chains, dim)``."""
         if self.model is not None:
-            per_chain = self._initialize_model(key, num_chains, init_params, model_args, model_kwargs)
+            per_chain, flat_potential = self._initialize_model(
+                self.model, key, num_chains, init_params, model_args, model_kwargs
+            )
         else:
             if init_params is None:
                 raise ValueError(
@@ -168,12 +172,13 @@ class HMC:
             per_chain = self._split_chains(init_params, num_chains)
             potential_fn = self.potential_fn
             assert potential_fn is not None
-            flat, unravel = ravel_pytree(per_chain[0])
+            _, unravel = ravel_pytree(per_chain[0])
             self.unravel = unravel
-            self._flat_potential = lambda z: potential_fn(unravel(z))
             self._postprocess = None
 
-        self._potential_and_grad = make_potential_and_grad(self._flat_potential)
+            flat_potential = _compose(potential_fn, unravel)
+
+        self._potential_and_grad = make_potential_and_grad(flat_potential)
         self._adapter = WarmupAdapter(
             num_warmup,
             adapt_step_size=self.adapt_step_size,
@@ -185,28 +190,28 @@ class HMC:
 
     def _initialize_model(
         self,
+        model: Callable[..., Any],
         key: Any,
         num_chains: int,
         init_params: Any,
         model_args: tuple[Any, ...],
         model_kwargs: dict[str, Any],
-    ) -> list[Any]:
+    ) -> tuple[list[Any], Callable[[Any], Any]]:
         from ._util import initialize_model
 
         keys = dx.random.split(key, num_chains)
         infos = []
         for chain in range(num_chains):
             kwargs = {} if self.init_strategy is None else {"init_strategy": self.init_strategy}
-            infos.append(initialize_model(keys[chain], self.model, model_args, model_kwargs, **kwargs))
+            infos.append(initialize_model(keys[chain], model, model_args, model_kwargs, **kwargs))
         per_chain = [info.params for info in infos]
         if init_params is not None:
             per_chain = self._split_chains(init_params, num_chains)
         _, unravel = ravel_pytree(per_chain[0])
         potential_fn, postprocess_fn = infos[0].potential_fn, infos[0].postprocess_fn
         self.unravel = unravel
-        self._flat_potential = lambda z: potential_fn(unravel(z))
         self._postprocess = postprocess_fn
-        return per_chain
+        return per_chain, _compose(potential_fn, unravel)
 
     @staticmethod
     def _split_chains(init_params: Any, num_chains: int) -> list[Any]:
@@ -233,21 +238,15 @@ class HMC:
     # ----------------------------------------------------------------------
 
     def init_state(self, key: Any, z: Any) -> HMCState:
-        """Return the chain state at ``z`` before the first iteration, with a searched initial step size."""
-        assert self._potential_and_grad is not None and self._adapter is not None
-        key, key_step = dx.random.split(key)
-        potential_energy, z_grad = self._potential_and_grad(z)
+        """Return the chain state at ``z`` before the first iteration.
+
+        The initial step size search (with ``adapt_step_size``) happens at
+        the start of the first iteration, inside the compiled loop.
+        """
+        potential_and_grad, adapter = self._prepared()
+        potential_energy, z_grad = potential_and_grad(z)
         inverse_mass = self._initial_inverse_mass_matrix(z)
         step_size = dx.full_like(potential_energy, self.step_size)
-        if self.adapt_step_size:
-            step_size = find_reasonable_step_size(
-                key_step,
-                IntegratorState(z, z, potential_energy, z_grad),
-                step_size,
-                inverse_mass,
-                mass_matrix_sqrt_of(inverse_mass),
-                self._potential_and_grad,
-            )
         zero = dx.zeros_like(potential_energy)
         backend = backend_name(z)
         return HMCState(
@@ -260,9 +259,16 @@ class HMC:
             accept_prob=zero,
             mean_accept_prob=zero,
             diverging=dx.asarray(False, backend=backend),
-            adapt_state=self._adapter.init(z, step_size, inverse_mass),
+            adapt_state=adapter.init(z, step_size, inverse_mass),
             rng_key=key,
         )
+
+    def _prepared(self) -> tuple[Callable[[Any], tuple[Any, Any]], WarmupAdapter]:
+        if self._potential_and_grad is None or self._adapter is None:
+            raise RuntimeError(
+                f"{type(self).__name__} is not set up: run it through MCMC.run, or call init() before sample()"
+            )
+        return self._potential_and_grad, self._adapter
 
     def _initial_inverse_mass_matrix(self, z: Any) -> Any:
         size = z.shape[0]
@@ -282,22 +288,16 @@ class HMC:
 
     def sample_at(self, state: HMCState, i: Any) -> HMCState:
         """Run iteration ``i`` (warm-up while ``i < num_warmup``) from ``state``."""
-        assert self._potential_and_grad is not None and self._adapter is not None
-        key, key_transition, key_adapt = dx.random.split(state.rng_key, 3)
-        adapt = state.adapt_state
+        potential_and_grad, adapter = self._prepared()
+        key, key_transition, key_search = dx.random.split(state.rng_key, 3)
         start = IntegratorState(state.z, state.z, state.potential_energy, state.z_grad)
-        move = self.transition(key_transition, start, adapt.step_size, adapt.inverse_mass_matrix, adapt.mass_matrix_sqrt)
+        adapt = adapter.search_step_size(i, state.adapt_state, key_search, start, potential_and_grad)
+        move = self.transition(
+            key_transition, start, adapt.step_size, adapt.inverse_mass_matrix, adapt.mass_matrix_sqrt
+        )
+        adapt = adapter.update(i, adapt, move.state.z, move.accept_prob)
 
-        num_warmup = self._adapter.num_warmup
-        adapter = self._adapter
-        potential_and_grad = self._potential_and_grad
-        if num_warmup > 0:
-            adapt = dx.cond(
-                i < num_warmup,
-                lambda a: adapter.update(i, a, key_adapt, move.state, move.accept_prob, potential_and_grad),
-                lambda a: a,
-                adapt,
-            )
+        num_warmup = adapter.num_warmup
         count = dx.where(i < num_warmup, i + 1, i - num_warmup + 1)
         mean_accept = state.mean_accept_prob + (move.accept_prob - state.mean_accept_prob) / count
         mean_accept = dx.where(i == num_warmup, move.accept_prob, mean_accept)
@@ -319,14 +319,13 @@ class HMC:
         self, key: Any, start: IntegratorState, step_size: Any, inverse_mass_matrix: Any, mass_matrix_sqrt: Any
     ) -> Transition:
         """Make one Metropolis-corrected HMC move from ``start`` (whose ``r`` is ignored)."""
-        assert self._potential_and_grad is not None
+        potential_and_grad, _ = self._prepared()
         key_momentum, key_accept = dx.random.split(key)
         r = sample_momentum(key_momentum, mass_matrix_sqrt, start.z)
         begin = IntegratorState(start.z, r, start.potential_energy, start.z_grad)
         energy_start = begin.potential_energy + kinetic_energy(r, inverse_mass_matrix)
 
         num_steps = dx.maximum(dx.astype(dx.ceil(self.trajectory_length / step_size), dx.int32), 1)
-        potential_and_grad = self._potential_and_grad
         end = dx.fori_loop(
             0, num_steps, lambda _, s: leapfrog(s, step_size, inverse_mass_matrix, potential_and_grad), begin
         )

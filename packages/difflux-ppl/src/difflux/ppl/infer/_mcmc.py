@@ -126,7 +126,9 @@ class MCMC:
     # Running
     # ----------------------------------------------------------------------
 
-    def run(self, rng_key: Any, *args: Any, init_params: Any = None, extra_fields: tuple[str, ...] = (), **kwargs: Any) -> None:
+    def run(
+        self, rng_key: Any, *args: Any, init_params: Any = None, extra_fields: tuple[str, ...] = (), **kwargs: Any
+    ) -> None:
         """Run warm-up and sampling for every chain.
 
         Args:
@@ -149,28 +151,36 @@ class MCMC:
         backend = backend_name(z_init)
         init_keys = dx.asarray(np.asarray(dx.random.split(key_init, self.num_chains)), backend=backend)
 
+        total = self.num_warmup + self.num_samples
+        chunk = self.chunk_size or (max(1, math.ceil(total / 20)) if self.progress_bar else total)
+        chunk = min(chunk, total)
+        # One compiled function per run: every chain and every chunk calls it with arrays of
+        # the same shapes. It is not kept across runs because it bakes in the model arguments.
+        run_chunk = dx.jit(self._chunk_function(chunk, batched=self.chain_method != "sequential"))
+
         if self.chain_method == "sequential":
             states, draws = [], []
             for chain in range(self.num_chains):
-                state = dx.jit(self.sampler.init_state)(init_keys[chain], z_init[chain])
-                state, chain_draws = self._run_chunks(state, batched=False, label=f"chain {chain}")
+                state = self.sampler.init_state(init_keys[chain], z_init[chain])
+                state, chain_draws = self._run_chunks(run_chunk, chunk, state, batched=False, label=f"chain {chain}")
                 states.append(state)
                 draws.append(chain_draws)
             self.last_state = dx.tree_map(lambda *leaves: dx.stack(leaves), *states)
             self._draws = {name: dx.stack([d[name] for d in draws]) for name in draws[0]}
         else:
-            init = dx.jit(dx.vmap(self.sampler.init_state))
-            states = init(init_keys, z_init)
+            # Initial states are cheap (one potential gradient each), so they are computed
+            # eagerly rather than compiled.
+            per_chain = [self.sampler.init_state(init_keys[c], z_init[c]) for c in range(self.num_chains)]
+            states = dx.tree_map(lambda *leaves: dx.stack(leaves), *per_chain)
             if self.chain_method == "parallel":
                 states = _shard_chains(states, self.num_chains)
-            self.last_state, self._draws = self._run_chunks(states, batched=True, label="")
+            self.last_state, self._draws = self._run_chunks(run_chunk, chunk, states, batched=True, label="")
         self._samples = None
 
-    def _run_chunks(self, state: Any, *, batched: bool, label: str) -> tuple[Any, dict[str, Any]]:
+    def _run_chunks(
+        self, run_chunk: Callable[..., Any], chunk: int, state: Any, *, batched: bool, label: str
+    ) -> tuple[Any, dict[str, Any]]:
         total = self.num_warmup + self.num_samples
-        chunk = self.chunk_size or (max(1, math.ceil(total / 20)) if self.progress_bar else total)
-        chunk = min(chunk, total)
-        run_chunk = dx.jit(self._chunk_function(chunk, batched))
         backend = backend_name(state.z)
         bar = _progress_bar(total, label, self.num_warmup) if self.progress_bar else None
 
@@ -179,7 +189,9 @@ class MCMC:
         while start < total:
             length = min(chunk, total - start)
             state, buffers = run_chunk(
-                state, dx.asarray(start, dtype=dx.int32, backend=backend), dx.asarray(length, dtype=dx.int32, backend=backend)
+                state,
+                dx.asarray(start, dtype=dx.int32, backend=backend),
+                dx.asarray(length, dtype=dx.int32, backend=backend),
             )
             pieces.append({name: _take_first(buf, length, batched) for name, buf in buffers.items()})
             start += length

@@ -164,16 +164,12 @@ class NUTS(HMC):
         accept_prob = t.sum_accept_probs / dx.astype(dx.maximum(t.num_proposals, 1), energy_start.dtype)
         return Transition(t.proposal, t.proposal_energy, t.num_proposals, accept_prob, t.diverging)
 
-    def _double(
-        self, t: _Trajectory, energy_start: Any, step_size: Any, inverse_mass_matrix: Any
-    ) -> _Trajectory:
+    def _double(self, t: _Trajectory, energy_start: Any, step_size: Any, inverse_mass_matrix: Any) -> _Trajectory:
         key, key_direction, key_subtree, key_merge = dx.random.split(t.key, 4)
         forward = dx.random.bernoulli(key_direction)
         direction = dx.where(forward, 1.0, -1.0)
         edge = _select(forward, t.right, t.left)
-        sub = self._build_subtree(
-            edge, t.size, direction * step_size, energy_start, inverse_mass_matrix, key_subtree
-        )
+        sub = self._build_subtree(edge, t.size, direction * step_size, energy_start, inverse_mass_matrix, key_subtree)
 
         # Biased progressive sampling: prefer the new subtree's point.
         valid = ~sub.turning & ~sub.diverging
@@ -185,9 +181,7 @@ class NUTS(HMC):
         left = _select(forward, t.left, sub.leaf)
         right = _select(forward, sub.leaf, t.right)
         r_sum = t.r_sum + sub.r_sum
-        turned = _turned(
-            velocity(left.r, inverse_mass_matrix), velocity(right.r, inverse_mass_matrix), r_sum
-        )
+        turned = _turned(velocity(left.r, inverse_mass_matrix), velocity(right.r, inverse_mass_matrix), r_sum)
         return _Trajectory(
             left=left,
             right=right,
@@ -214,8 +208,7 @@ class NUTS(HMC):
         key: Any,
     ) -> _Subtree:
         """Integrate ``size`` leapfrog steps from ``edge``, stopping early on a U-turn or divergence."""
-        assert self._potential_and_grad is not None
-        potential_and_grad = self._potential_and_grad
+        potential_and_grad, _ = self._prepared()
         backend = backend_name(edge.z)
         depth = self.max_tree_depth
         block_sizes = dx.asarray(2 ** np.arange(1, depth + 1), dtype=dx.int32, backend=backend)
@@ -288,4 +281,3 @@ def velocity_rows(rows: Any, inverse_mass_matrix: Any) -> Any:
     if inverse_mass_matrix.ndim == 1:
         return rows * inverse_mass_matrix[None, :]
     return dx.matmul(rows, inverse_mass_matrix)
-
