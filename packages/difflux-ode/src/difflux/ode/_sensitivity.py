@@ -1,4 +1,4 @@
-"""How ``solve`` computes derivatives: the ``sensitivity=`` options and the automatic choice.
+"""The ``sensitivity=`` options of ``solve`` and their automatic choice.
 
 * :class:`RecursiveCheckpointAdjoint` differentiates the solver's own steps
   (discretise-then-optimise) through ``dx.while_loop``'s checkpointed
@@ -28,8 +28,9 @@ from difflux.core._core import Tracer
 # ForwardSensitivity integrates one column of S per differentiated scalar
 # (the state's entries and the parameters'), each costing about one
 # vector-field evaluation per stage. The automatic choice takes it up to
-# this many columns, where the checkpointed reverse pass (a second forward
-# sweep plus the backward sweep, each step recorded) costs more.
+# this many columns. The bound is an estimate of where it stops beating the
+# checkpointed reverse pass, which costs a second forward sweep plus the
+# backward sweep with each step recorded.
 FORWARD_SENSITIVITY_MAX_COLUMNS = 8
 
 
@@ -112,6 +113,12 @@ def _count_scalars(leaves: list[Any]) -> int:
     return sum(math.prod(leaf.shape) for leaf in leaves)
 
 
+def _is_float(leaf: Any) -> bool:
+    if isinstance(leaf, float):
+        return True
+    return dx.is_array(leaf) and dx.isdtype(leaf.dtype, "real floating")
+
+
 def _traced_float_leaves(tree: Any) -> list[Any]:
     return [
         leaf for leaf in dx.tree_leaves(tree) if isinstance(leaf, Tracer) and dx.isdtype(leaf.dtype, "real floating")
@@ -158,19 +165,21 @@ def choose_sensitivity(
 
     The rules, in order:
 
-    1. Nothing differentiated among ``y0``, ``args``, ``t_span`` and a
-       module vector field, a vector field closing over a differentiated
-       value, ``SaveAt(steps=True)`` or ``SaveAt(dense=True)``, constant
-       steps, or a solver for stiff problems (an implicit or Rosenbrock
-       method, or :class:`AutoSwitch`, which turns implicit when it detects
-       stiffness): :class:`RecursiveCheckpointAdjoint`. It is exact, so
-       it suits the discrete outputs, and the continuous methods do not
-       help stiff problems. Backsolving a stiff problem is unstable, and
+    1. :class:`RecursiveCheckpointAdjoint` in any of these cases: nothing
+       among ``y0``, ``args``, ``t_span`` and a module vector field is
+       differentiated; the vector field closes over a differentiated value;
+       the outputs include ``SaveAt(steps=True)`` or ``SaveAt(dense=True)``;
+       the steps are constant; or the solver is one for stiff problems (an
+       implicit or Rosenbrock method, or :class:`AutoSwitch`, which turns
+       implicit when it detects stiffness). It is exact, so it suits the
+       discrete outputs, and the continuous methods do not help stiff
+       problems. Backsolving a stiff problem is unstable, and
        forward sensitivities enlarge the implicit solver's linear systems
        ``N + 1`` times.
-    2. At most ``FORWARD_SENSITIVITY_MAX_COLUMNS`` (8) differentiated
-       scalars ``N`` (the entries of ``y0``, ``args`` and the vector field's
-       parameters being differentiated): :class:`ForwardSensitivity`.
+    2. :class:`ForwardSensitivity` when it integrates at most
+       ``FORWARD_SENSITIVITY_MAX_COLUMNS`` (8) columns ``N``: the entries of
+       ``y0`` plus the float entries of ``args`` and of a module vector
+       field, differentiated or not, because it integrates a column for each.
     3. Otherwise :class:`RecursiveCheckpointAdjoint`.
 
     :class:`BacksolveAdjoint` and :class:`InterpolatingAdjoint` are never
@@ -189,11 +198,9 @@ def choose_sensitivity(
     if exact_only:
         return RecursiveCheckpointAdjoint()
 
-    # Columns of S: every state entry (the state is always differentiated
-    # once anything is) plus the differentiated parameters.
-    parameters = _traced_float_leaves((vector_field, args))
+    parameters = [leaf for leaf in dx.tree_leaves((vector_field, args)) if _is_float(leaf)]
     columns = _count_scalars([dx.asarray(leaf) if not dx.is_array(leaf) else leaf for leaf in dx.tree_leaves(y0)])
-    columns += _count_scalars(parameters)
+    columns += _count_scalars([dx.asarray(leaf) if not dx.is_array(leaf) else leaf for leaf in parameters])
     if columns <= FORWARD_SENSITIVITY_MAX_COLUMNS:
         return ForwardSensitivity()
     return RecursiveCheckpointAdjoint()
