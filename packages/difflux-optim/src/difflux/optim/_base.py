@@ -24,9 +24,11 @@ import math
 from collections.abc import Callable
 from typing import Any, ClassVar
 
+import numpy as np
+
 import difflux.core as dx
 
-from ._trees import check_gradients, flatten, flatten_state, is_trainable, unflatten, value_dtype
+from ._trees import check_gradients, flatten, flatten_state, is_trainable, trainable_dtype, unflatten, value_dtype
 
 
 class Transform:
@@ -78,6 +80,8 @@ class Leafwise(Transform):
     """
 
     slot_names: ClassVar[tuple[str, ...]] = ()
+    #: True when the subclass writes :meth:`update_leaf_numpy`.
+    has_numpy_path: ClassVar[bool] = False
 
     def init_leaf(self, param: Any) -> tuple[Any, ...]:
         """Return the initial slot arrays of one parameter, in ``slot_names`` order."""
@@ -90,9 +94,24 @@ class Leafwise(Transform):
         """Return the update of one parameter and its new slots.
 
         ``grad`` already has the parameter's dtype. ``t`` is the number of
-        this update, starting at 1, as an integer array. ``lr`` is the
-        learning rate of this step (``None`` without a ``learning_rate``
-        field). ``param`` is ``None`` when ``update`` got no parameters.
+        this update, starting at 1, as a 0-d array of the parameter's dtype.
+        ``lr`` is the learning rate of this step (``None`` without a
+        ``learning_rate`` field), a Python number or a 0-d array of the
+        parameter's dtype. ``param`` is ``None`` when ``update`` got no
+        parameters.
+        """
+        raise NotImplementedError
+
+    def update_leaf_numpy(
+        self, grad: Any, slots: tuple[Any, ...], param: Any, t: Any, lr: Any
+    ) -> tuple[Any, tuple[Any, ...]]:
+        """Return what :meth:`update_leaf` returns, computed with NumPy; optional.
+
+        A subclass that sets ``has_numpy_path = True`` writes it. It is called
+        instead of :meth:`update_leaf` when the gradient and the slots are
+        plain NumPy arrays (see ``numpy_leaf``). It must give the same
+        results without writing into ``slots``, which belong to the
+        caller's old state.
         """
         raise NotImplementedError
 
@@ -116,33 +135,55 @@ class Leafwise(Transform):
             if self._uses_params():
                 raise ValueError(f"{owner} needs the parameters: call update(grads, state, params).")
             param_leaves, param_def = [None] * len(grad_leaves), grad_def
-            reference = grad_leaves
         else:
             param_leaves, param_def = flatten(params)
             check_gradients(grad_leaves, grad_def, param_leaves, param_def, owner)
-            reference = param_leaves
+        updates, state = self.update_flat(grad_leaves, param_leaves, param_def, state, params is not None)
+        return unflatten(param_def, updates), state
+
+    def update_flat(
+        self, grad_leaves: list[Any], param_leaves: list[Any], param_def: dx.TreeDef, state: RuleState, has_params: bool
+    ) -> tuple[list[Any], RuleState]:
+        """Return the update leaves and the new state for gradients already flattened and checked.
+
+        ``optim.update`` calls this directly, so that a step flattens the
+        model and the gradients once. Without parameters (``has_params``
+        false) ``param_leaves`` contains ``None`` and the gradients decide
+        which leaves train.
+        """
+        owner = type(self).__name__
+        reference = param_leaves if has_params else grad_leaves
         columns = [flatten_state(state.slots[name], param_def, owner) for name in self.slot_names]
 
         count = state.count
         t = count + 1
-        lr = self.learning_rate_at(count)
+        learning_rate = self.learning_rate_at(count)
+        # The step number and the learning rate are cast once per dtype, not
+        # once per parameter.
+        scalars: dict[Any, tuple[Any, Any]] = {}
         updates = []
         new_columns: list[list[Any]] = [[] for _ in self.slot_names]
         for index, (grad, param, like) in enumerate(zip(grad_leaves, param_leaves, reference)):
             old = tuple(column[index] for column in columns)
-            if grad is None or not is_trainable(like):
+            dtype = trainable_dtype(like)
+            if grad is None or dtype is None:
                 update, new = None, old
             else:
-                dtype = value_dtype(like)
                 if value_dtype(grad) != dtype:
                     grad = dx.astype(grad, dtype)
-                update, new = self.update_leaf(grad, old, param, t, lr)
+                cast = scalars.get(dtype)
+                if cast is None:
+                    cast = scalars[dtype] = cast_like(like, t, learning_rate)
+                if self.has_numpy_path and numpy_leaf(grad, old):
+                    update, new = self.update_leaf_numpy(grad, old, param, cast[0], cast[1])
+                else:
+                    update, new = self.update_leaf(grad, old, param, cast[0], cast[1])
             updates.append(update)
             for column, value in zip(new_columns, new):
                 column.append(value)
 
         slots = {name: unflatten(param_def, column) for name, column in zip(self.slot_names, new_columns)}
-        return unflatten(param_def, updates), RuleState(count=t, slots=slots)
+        return updates, RuleState(count=t, slots=slots)
 
     def learning_rate_at(self, count: Any) -> Any:
         """Return the learning rate of the step after ``count`` updates (``None`` without one)."""
@@ -176,6 +217,18 @@ def cast_like(x: Any, *values: Any) -> tuple[Any, ...]:
             value = dx.astype(value, dtype)
         out.append(value)
     return tuple(out)
+
+
+def numpy_leaf(grad: Any, slots: tuple[Any, ...]) -> bool:
+    """Return whether a rule may take its NumPy path: the gradient and every slot are plain NumPy arrays.
+
+    The exact type is checked, so difflux tracers (a gradient through the
+    optimiser step) and JAX arrays take the path written in difflux
+    operations.
+    """
+    if type(grad) is not np.ndarray:
+        return False
+    return all(type(slot) is np.ndarray for slot in slots)
 
 
 def zero_count(leaves: list[Any]) -> Any:

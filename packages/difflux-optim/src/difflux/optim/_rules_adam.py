@@ -11,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import numpy as np
+
 import difflux.core as dx
 
 from ._base import (
@@ -67,6 +69,7 @@ class Adam(Rule):
     eps: float = 1e-8
 
     slot_names = ("mu", "nu")
+    has_numpy_path = True
 
     def __post_init__(self) -> None:
         check_learning_rate(self, self.learning_rate)
@@ -89,6 +92,41 @@ class Adam(Rule):
         nu_hat = nu / (1 - b2**t)
 
         return -lr * mu_hat / (dx.sqrt(nu_hat) + self.eps), (mu, nu)
+
+    def update_leaf_numpy(
+        self, grad: Any, slots: tuple[Any, ...], param: Any, t: Any, lr: Any
+    ) -> tuple[Any, tuple[Any, ...]]:
+        """Compute :meth:`update_leaf` on NumPy arrays with three new arrays and one scratch array.
+
+        The operations and their order are those of :meth:`update_leaf`, so
+        the results are the same to the last bit. Writing into arrays made
+        in this call (never into ``slots``, which the caller may still
+        hold) saves the temporaries of the expression form, whose
+        allocation cost more than their arithmetic on these small arrays.
+        """
+        mu, nu = slots
+        b1, b2 = self.b1, self.b2
+        if grad.flags.c_contiguous != mu.flags.c_contiguous:
+            # A weight's gradient is often a transposed view (the pullback of
+            # x @ w.T). One copy in the moments' layout costs less than
+            # mixing the two layouts in every operation below.
+            grad = np.asarray(grad, order="C" if mu.flags.c_contiguous else "F")
+        scratch = np.multiply(grad, 1 - b1)
+
+        mu = np.multiply(mu, b1)
+        mu += scratch
+        np.square(grad, out=scratch)
+        scratch *= 1 - b2
+        nu = np.multiply(nu, b2)
+        nu += scratch
+
+        np.divide(nu, 1 - b2**t, out=scratch)
+        np.sqrt(scratch, out=scratch)
+        scratch += self.eps
+        update = np.divide(mu, 1 - b1**t)
+        np.multiply(update, -lr, out=update)
+        update /= scratch
+        return update, (mu, nu)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -15,8 +15,8 @@ from typing import Any
 
 import difflux.core as dx
 
-from ._base import check_transform, flag
-from ._trees import check_gradients, flatten, leaf_paths, mask_for, unflatten
+from ._base import Leafwise, check_transform, flag
+from ._trees import check_gradients, flatten, leaf_paths, mask_for, unflatten, value_dtype
 
 
 class OptimiserState(dx.Module):
@@ -82,10 +82,32 @@ def update(state: OptimiserState, model: Any, grads: Any) -> tuple[OptimiserStat
             f"{len(state.frozen)}; call optim.setup again for this model"
         )
     if any(state.frozen):
-        grads = unflatten(grad_def, [None if cold else g for g, cold in zip(grad_leaves, state.frozen)])
+        grad_leaves = [None if cold else g for g, cold in zip(grad_leaves, state.frozen)]
 
-    updates, inner = state.rule.update(grads, state.inner, model)
+    if isinstance(state.rule, Leafwise):
+        # A single rule works on the leaves flattened above, so the step
+        # flattens the model and the gradients once and applies the updates
+        # without building the tree of updates.
+        update_leaves, inner = state.rule.update_flat(grad_leaves, param_leaves, param_def, state.inner, True)
+        return dx.replace(state, inner=inner), unflatten(param_def, _add_updates(param_leaves, update_leaves))
+
+    updates, inner = state.rule.update(unflatten(grad_def, grad_leaves), state.inner, model)
     return dx.replace(state, inner=inner), dx.apply_updates(model, updates)
+
+
+def _add_updates(param_leaves: list[Any], update_leaves: list[Any]) -> list[Any]:
+    """Return ``param + update`` per leaf in the parameter's dtype, as ``dx.apply_updates`` does."""
+    new_leaves = []
+    for param, update in zip(param_leaves, update_leaves):
+        if update is None:
+            new_leaves.append(param)
+            continue
+        new = param + update
+        dtype = value_dtype(param)
+        if value_dtype(new) != dtype:
+            new = dx.astype(new, dtype)
+        new_leaves.append(new)
+    return new_leaves
 
 
 def report(state: Any, loss: Any, rule: Any = None) -> Any:

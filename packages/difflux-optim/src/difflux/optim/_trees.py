@@ -45,15 +45,28 @@ def is_trainable(x: Any) -> bool:
     Raises:
         NotImplementedError: for complex arrays, which no rule here supports.
     """
-    if not dx.is_array(x):
-        return False
+    return trainable_dtype(x) is not None
+
+
+# Whether each dtype seen so far is a real floating-point dtype. A step asks
+# once per parameter, and dx.isdtype costs more than the dictionary lookup.
+_REAL_FLOATING: dict[Any, bool] = {}
+
+
+def trainable_dtype(x: Any) -> Any:
+    """Return the dtype of ``x`` when it is a parameter that gets updates (see :func:`is_trainable`), else ``None``."""
+    if x is None or not dx.is_array(x):
+        return None
     dtype = value_dtype(x)
-    if dx.isdtype(dtype, "complex floating"):
-        raise NotImplementedError(
-            f"a parameter has the complex dtype {dtype}; difflux.optim rules support real "
-            "floating-point parameters only. Optimise the real and imaginary parts as two arrays."
-        )
-    return bool(dx.isdtype(dtype, "real floating"))
+    real = _REAL_FLOATING.get(dtype)
+    if real is None:
+        if dx.isdtype(dtype, "complex floating"):
+            raise NotImplementedError(
+                f"a parameter has the complex dtype {dtype}; difflux.optim rules support real "
+                "floating-point parameters only. Optimise the real and imaginary parts as two arrays."
+            )
+        real = _REAL_FLOATING[dtype] = bool(dx.isdtype(dtype, "real floating"))
+    return dtype if real else None
 
 
 # --------------------------------------------------------------------------
@@ -142,15 +155,19 @@ def check_gradients(
             f"{owner}: {structure_mismatch('gradients', grad_def, param_def, 'parameters')}. "
             "Pass gradients of the same structure as the parameters, as dx.grad returns them."
         )
-    for (_, text), grad, param in zip(leaf_paths(param_def), grad_leaves, param_leaves):
+    for index, (grad, param) in enumerate(zip(grad_leaves, param_leaves)):
         if grad is None:
             continue
+        # The path of a leaf is built only for an error message, so a step
+        # whose gradients pass the checks does not pay for it.
         if param is None:
+            text = leaf_paths(param_def)[index][1]
             raise ValueError(
                 f"{owner}: the gradient at {format_path(text)} is an array but the parameter there is None. "
                 "Pass None as the gradient of an absent parameter."
             )
         if dx.is_array(param) and shape_of(grad) != shape_of(param):
+            text = leaf_paths(param_def)[index][1]
             raise ValueError(
                 f"{owner}: the gradient at {format_path(text)} has shape {shape_of(grad)} but the parameter "
                 f"has shape {shape_of(param)}; each gradient must have the shape of its parameter."
