@@ -48,7 +48,7 @@ def is_trainable(x: Any) -> bool:
     return trainable_dtype(x) is not None
 
 
-# Whether each dtype seen so far is a real floating-point dtype. A step asks
+# Whether each dtype seen so far is a real floating-point dtype. A step checks
 # once per parameter, and dx.isdtype costs more than the dictionary lookup.
 _REAL_FLOATING: dict[Any, bool] = {}
 
