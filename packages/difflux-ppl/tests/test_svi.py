@@ -139,3 +139,28 @@ def test_svi_argument_errors(backend: str) -> None:
         svi.init(dx.random.key(0, backend=backend), _data(backend))
     with pytest.raises(ValueError, match="num_steps"):
         ppl.SVI(model, guide, optim.Adam(0.05)).run(dx.random.key(0, backend=backend), 0, _data(backend))
+
+
+def test_subsampled_elbo_is_unbiased(backend: str) -> None:
+    # With the exact posterior as guide the full-data loss is -log p(y) for
+    # every draw; the subsampled loss scales the likelihood by N / n, so its
+    # mean over draws is -log p(y) as well.
+    def subsampled(y):
+        mu = ppl.sample("mu", dist.Normal(PRIOR_LOC, PRIOR_SCALE))
+        with ppl.plate("data", y.shape[0], subsample_size=2) as idx:
+            ppl.sample("y", dist.Normal(mu, NOISE), obs=y[idx])
+
+    params = {"loc": dx.asarray(POST_MEAN, backend=backend), "scale": dx.asarray(POST_SD, backend=backend)}
+    covariance = NOISE**2 * np.eye(len(Y)) + PRIOR_SCALE**2
+    log_evidence = stats.multivariate_normal.logpdf(Y, np.full(len(Y), PRIOR_LOC), covariance)
+    y = _data(backend)
+    single = dx.jit(lambda key: ppl.Trace_ELBO().loss(key, params, subsampled, guide, y))
+    keys = dx.random.split(dx.random.key(0, backend=backend), 400)
+    losses = np.asarray(dx.stack([single(keys[i]) for i in range(400)]))
+    standard_error = losses.std() / np.sqrt(len(losses))
+    assert losses.std() > 0.0
+    assert abs(losses.mean() + log_evidence) < 4.0 * standard_error
+
+    svi = ppl.SVI(subsampled, guide, optim.Adam(0.05))
+    result = svi.run(dx.random.key(1, backend=backend), 5, _data(backend), progress_bar=False)
+    assert bool(dx.all(dx.isfinite(result.losses)))
