@@ -134,6 +134,9 @@ class AbstractESDIRK(AbstractRungeKutta):
         jacobian: ``jacobian(t, y)`` returning ``df/dy`` on the flat state
             (shape ``(d, d)``), or ``None`` to compute it with ``dx.jacfwd``.
             It receives the flattened ``y`` and no ``args``: close over them.
+            NOTE: a Jacobian far off the true one can make the Newton
+            updates tiny, which passes the convergence test early with a
+            wrong stage value.
         kappa: the Newton convergence threshold on the scaled norm
             (tolerances ``atol + rtol |z|``), where 1 is the error tolerance.
         max_newton_iterations: iterations per stage before a Newton failure.
@@ -153,6 +156,21 @@ class AbstractESDIRK(AbstractRungeKutta):
     max_newton_failures: int = 10
     jacobian_rate: float = 0.1
     refactor_ratio: float = 0.2
+
+    def __post_init__(self) -> None:
+        name = type(self).__name__
+        if not self.kappa > 0:
+            raise ValueError(f"{name}: kappa must be positive, got {self.kappa}")
+        if self.max_newton_iterations < 1 or self.max_newton_failures < 1:
+            raise ValueError(
+                f"{name}: max_newton_iterations must be at least 1 and max_newton_failures at least 1, got "
+                f"{self.max_newton_iterations} and {self.max_newton_failures}"
+            )
+        if not self.refactor_ratio >= 0 or not self.jacobian_rate >= 0:
+            raise ValueError(
+                f"{name}: refactor_ratio and jacobian_rate must be non-negative, got "
+                f"{self.refactor_ratio} and {self.jacobian_rate}"
+            )
 
     @property
     def adaptive(self) -> bool:
