@@ -5,6 +5,8 @@ from __future__ import annotations
 import enum
 from typing import Any
 
+import numpy as np
+
 import difflux.core as dx
 from difflux.core._core import value_of
 
@@ -42,6 +44,42 @@ MESSAGES = {
 
 class ODESolveError(RuntimeError):
     """Raised by ``solve(..., throw=True)`` when the solve did not reach ``t1``."""
+
+
+def raise_if_failed(status: Any, t: Any, t1: Any, num_steps: Any) -> None:
+    """Raise :class:`ODESolveError` if ``status`` is not ``SUCCESSFUL``.
+
+    With concrete values it raises at once. Inside ``jax.jit`` the status is
+    only known when the compiled code runs, so a ``jax.debug.callback``
+    raises it then; JAX reports it as a ``JaxRuntimeError`` that contains
+    this message. Under ``vmap`` the values are batched and the first
+    failing entry is reported.
+    """
+    values = [dx.stop_gradient(value) for value in (status, t, t1, num_steps)]
+    values = [value_of(value) for value in values]
+    if any(type(value).__name__.endswith("Tracer") for value in values):
+        import jax
+
+        jax.debug.callback(_raise_failure, *values)
+    else:
+        _raise_failure(*values)
+
+
+def _raise_failure(status: Any, t: Any, t1: Any, num_steps: Any) -> None:
+    codes = np.asarray(status).reshape(-1)
+    if not np.any(codes != 0):
+        return
+    entry = int(np.argmax(codes != 0))
+    t, t1, num_steps = (
+        np.broadcast_to(np.asarray(value), np.shape(status)).reshape(-1)[entry] for value in (t, t1, num_steps)
+    )
+    code = Status(int(codes[entry]))
+    where = f" (batch entry {entry})" if codes.size > 1 else ""
+    raise ODESolveError(
+        f"solve stopped at t = {float(t)} before t1 = {float(t1)}{where} ({code.name}, after "
+        f"{int(num_steps)} steps): {MESSAGES[code]} Pass throw=False to get the partial Solution and its "
+        "status instead."
+    )
 
 
 class Solution(dx.Module):

@@ -29,7 +29,7 @@ from ._runge_kutta import AbstractRungeKutta
 from ._saveat import SaveAt
 from ._sensitivity import AbstractSensitivity, RecursiveCheckpointAdjoint, choose_sensitivity
 from ._sensitivity_solve import solve_with_sensitivity
-from ._solution import MESSAGES, ODESolveError, Solution, Status
+from ._solution import Solution, Status, raise_if_failed
 
 # --------------------------------------------------------------------------
 # Flattening the state
@@ -144,8 +144,10 @@ def solve(
         max_steps: the maximum number of steps, accepted and rejected. It
             sizes the output buffers and bounds reverse-mode memory.
         throw: raise :class:`ODESolveError` if the solve fails. Inside ``jit``
-            the status is not known while tracing, so check ``Solution.status``
-            there; failed solves return ``nan`` at the unreached times.
+            the error is raised when the compiled function runs, through
+            ``jax.debug.callback``, as a ``JaxRuntimeError`` that contains the
+            message. With ``throw=False`` check ``Solution.status``: a failed
+            solve returns ``nan`` at the unreached times.
         events: an :class:`Event` or a list of them. A terminal event stops
             the solve at its crossing (``Solution.event_time``,
             ``event_index``, ``event_y``); every crossing is recorded in
@@ -229,7 +231,10 @@ def solve(
     f0 = f(t0, y_vec)
     num_fevals = 1
     if adaptive and dt0 is None:
-        h0 = initial_step_size(f, t0, y_vec, f0, solver.order, rtol, atol, direction)
+        # A non-finite y0 or f0 gives a nan guess here and stops the loop at
+        # once with status NONFINITE, so NumPy's warnings would only be noise.
+        with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+            h0 = initial_step_size(f, t0, y_vec, f0, solver.order, rtol, atol, direction)
         num_fevals += 1
     else:
         h0 = dx.abs(zero + dt0)
@@ -262,15 +267,8 @@ def solve(
     if progress_bar is not None:
         progress_bar.close(state["t"])
 
-    # NOTE: inside jit the status is a JAX tracer, so throw cannot raise
-    # there; the caller checks Solution.status (unreached values are nan).
-    if throw and _is_concrete(status) and int(value_of(status)) != 0:
-        code = Status(int(value_of(status)))
-        raise ODESolveError(
-            f"solve stopped at t = {float(value_of(state['t']))} before t1 = {float(value_of(t1))} "
-            f"({code.name}, after {int(value_of(state['num_steps']))} steps): {MESSAGES[code]} "
-            "Pass throw=False to get the partial Solution and its status instead."
-        )
+    if throw:
+        raise_if_failed(status, state["t"], t1, state["num_steps"])
     return solution
 
 
