@@ -154,7 +154,7 @@ class Distribution:
                 continue
             valid = to_numpy(constraint.check(dx.stop_gradient(value)))
             if not np.all(valid):
-                shown = np.array2string(to_numpy(dx.stop_gradient(value)), threshold=20, precision=6)
+                shown = _format_value(value)
                 raise ValueError(
                     f"{type(self).__name__} got an invalid parameter {name} = {shown}: it must satisfy the "
                     f"constraint {constraint!r}. Check the value passed as {name}, or map an unconstrained "
@@ -171,7 +171,7 @@ class Distribution:
             return
         if np.all(valid):
             return
-        shown = np.array2string(to_numpy(dx.stop_gradient(value)), threshold=20, precision=6)
+        shown = _format_value(value)
         message = (
             f"{type(self).__name__}.log_prob got a value outside its support {self.support!r}: {shown}. "
             "The log-density there is not meaningful."
@@ -263,6 +263,14 @@ class Distribution:
     def __repr__(self) -> str:
         parameters = ", ".join(f"{name}={_short(getattr(self, name, None))}" for name in self.arg_constraints)
         return f"{type(self).__name__}({parameters}, batch_shape={self.batch_shape}, event_shape={self.event_shape})"
+
+
+def _format_value(value: Any) -> str:
+    """Format a concrete value for a message: a scalar as a Python float, an array summarised."""
+    array = to_numpy(dx.stop_gradient(value))
+    if array.size == 1:
+        return repr(array.reshape(()).item())
+    return np.array2string(array, threshold=20, precision=6, separator=", ")
 
 
 def _short(value: Any) -> str:
