@@ -119,3 +119,21 @@ def test_bosh3_matches_the_published_pair():
     tableau = ode.Bosh3.tableau
     b_hat = [b - e for b, e in zip(tableau.b, tableau.b_error)]
     assert [str(x) for x in b_hat] == ["7/24", "1/4", "1/3", "1/8"]
+
+
+def rosenbrock23_growth(z: complex) -> complex:
+    """Return y1 / y0 for one Rosenbrock23 step of size 1 on y' = z y."""
+
+    def f(t, y):
+        return z * y
+
+    y0 = np.array([1.0 + 0.0j])
+    state = ode.Rosenbrock23().init_state(f, 0.0, y0, f(0.0, y0), 1e-6, 1e-9)
+    y1, *_ = ode.Rosenbrock23().step_with_state(f, np.asarray(0.0), y0, f(0.0, y0), np.asarray(1.0), state)
+    return complex(y1[0])
+
+
+def test_rosenbrock23_is_l_stable():
+    for y in np.geomspace(1e-3, 1e4, 50):
+        assert abs(rosenbrock23_growth(1j * y)) <= 1.0 + 1e-12
+    assert abs(rosenbrock23_growth(-1e9)) < 1e-6
