@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import difflux.core as dx
-from difflux import optim, ppl
+import difflux.optim as optim
+from difflux import ppl
 from difflux.ppl import dist
 from difflux.ppl.infer import initialize_model
 from difflux.ppl.infer.autoguide import AutoDelta, AutoLaplaceApproximation, AutoMultivariateNormal, AutoNormal

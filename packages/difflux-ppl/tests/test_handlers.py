@@ -249,4 +249,4 @@ def test_handler_without_function_is_not_callable() -> None:
     with pytest.raises(TypeError, match="wraps no function"):
         handlers.trace()()
     with pytest.raises(TypeError, match="callable"):
-        handlers.trace(3)
+        handlers.trace(3)  # type: ignore[arg-type]

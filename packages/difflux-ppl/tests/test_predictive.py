@@ -7,7 +7,8 @@ import pytest
 from scipy import stats
 
 import difflux.core as dx
-from difflux import optim, ppl
+import difflux.optim as optim
+from difflux import ppl
 from difflux.ppl import dist
 from difflux.ppl.dist import constraints
 

@@ -54,6 +54,8 @@ class Trace_ELBO:  # noqa: N801 (NumPyro's name)
     ) -> Any:
         """Return the negative ELBO estimate at the constrained parameters ``param_map``."""
         keys = dx.random.split(rng_key, self.num_particles)
+        # NOTE: particles run in a Python loop, so under dx.jit the compiled
+        # program grows linearly with num_particles.
         total: Any = None
         for particle in range(self.num_particles):
             term = self._particle(keys[particle], param_map, model, guide, args, kwargs)
