@@ -14,11 +14,15 @@ stages share the diagonal ``gamma``, so one factorisation of
 A step whose Newton iteration fails is rejected with an infinite error
 estimate, which makes the controller cut the step size. ``max_newton_failures``
 consecutive failures stop the solve with ``Status.NEWTON_FAILED``.
+NOTE: with constant steps (``adaptive=False``) no step is rejected, so the
+result of a failed Newton iteration is kept until ``max_newton_failures``
+failures in a row stop the solve.
 
 The Kvaerno methods are stiffly accurate: the last stage is the solution,
 and ``k_s = (z_s - rhs_s) / (h gamma)`` is taken as ``f(t + h, y1)`` without
-evaluating ``f`` again, the form Hairer and Wanner recommend for stiff
-problems (Solving ODEs II, 2nd ed., Section IV.8).
+evaluating ``f`` again. Unlike ``f(t + h, z_s)``, this form does not
+multiply the Newton iteration's error by the large Jacobian of a stiff
+problem.
 """
 
 from __future__ import annotations
@@ -258,7 +262,8 @@ class AbstractESDIRK(AbstractRungeKutta):
             evaluations = evaluations + 1
         y_error = _combine(None, h, tableau.b_error, ks)
         if self.filter_error:
-            # Shampine's filter W^{-1} err keeps the estimate bounded for stiff components.
+            # The filter W^{-1} err damps the estimate's stiff components, which
+            # the explicit-Euler difference would otherwise inflate by |h lambda|.
             y_error = lu_solve(w_used, factors, y_error)
         y_error = dx.where(converged, y_error, float("inf"))
 

@@ -162,8 +162,8 @@ def newton_stage(
     Each iteration solves ``W dz = -(z - rhs - h gamma f(t_stage, z))`` with
     the factored ``W``. With ``theta = |dz_k| / |dz_{k-1}|`` (norms scaled
     by ``scale``), the iteration has converged when ``theta / (1 - theta)
-    |dz_k| <= kappa`` (Hairer and Wanner, Solving ODEs II, 2nd ed., Section
-    IV.8) or when ``|dz| <= 1e-3 kappa``; it has diverged when ``theta >= 1``,
+    |dz_k| <= kappa``, an estimate of the remaining error from the
+    contraction rate, or when ``|dz| <= 1e-3 kappa``. It has diverged when ``theta >= 1``,
     when a value is not finite, or after ``max_iterations`` iterations.
 
     Returns ``(z, converged, iterations, rate)``: the final iterate, whether

@@ -9,7 +9,8 @@ import numpy as np
 from ._implicit_rk import AbstractESDIRK, ESDIRKTableau
 
 # gamma is the root near 0.4359 of 6 g^3 - 18 g^2 + 9 g - 1 = 0, the value
-# that makes the method L-stable (Kvaerno 2004, Table 4.1 gives 0.4358665215).
+# that makes the method L-stable (the tests check R(-inf) = 0). The other
+# coefficients are Kvaerno's closed forms in gamma.
 _GAMMA = float(min((r.real for r in np.roots([6, -18, 9, -1]) if abs(r.imag) < 1e-12), key=lambda r: abs(r - 0.436)))
 _A31 = (-4 * _GAMMA**2 + 6 * _GAMMA - 1) / (4 * _GAMMA)
 _A32 = (-2 * _GAMMA + 1) / (4 * _GAMMA)

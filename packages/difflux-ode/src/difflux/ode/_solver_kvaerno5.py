@@ -7,8 +7,9 @@ from fractions import Fraction
 
 from ._implicit_rk import AbstractESDIRK, ESDIRKTableau
 
-# Kvaerno publishes this method's coefficients as decimals (Kvaerno 2004,
-# Table 4.3), which meet the order conditions to about 1e-15.
+# The coefficients are decimals, as Diffrax 0.7.2 transcribes them from
+# Kvaerno's paper. They meet the order conditions to about 1e-15 (the
+# tests check them and L-stability).
 _GAMMA = "0.26"
 _ROW6 = ["0.13855640231268224", 0, "-0.04245337201752043", "0.02446657898003141", "0.61943039072480676"]
 _ROW7 = [

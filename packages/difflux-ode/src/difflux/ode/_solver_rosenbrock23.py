@@ -33,7 +33,7 @@ class Rosenbrock23(AbstractRosenbrock):
     interpolant ``y(t + theta h) = y + h (theta (1 - theta) k1 + theta
     (theta - 2 d) k2) / (1 - 2 d)`` is of order 2. Suited to loose
     tolerances. Reference: L. F. Shampine and M. W. Reichelt, The MATLAB ODE
-    Suite, SIAM Journal on Scientific Computing 18 (1997), 1-22, Section 3.
+    Suite, SIAM Journal on Scientific Computing 18 (1997), 1-22.
     """
 
     order = 2
