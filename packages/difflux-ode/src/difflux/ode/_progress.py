@@ -63,11 +63,21 @@ class ProgressBar:
             self._move(*values)
 
     def close(self, t: Any) -> None:
-        """Move the bar to ``t`` and close it (a no-op inside ``jit``, where the last update closes it)."""
-        values = [value_of(dx.stop_gradient(v)) for v in (t, self._t0, self._t1)]
-        if self._tqdm is None or any(_is_jax_tracer(v) for v in values):
+        """Move an open bar to ``t`` and close it; inside ``jit`` this happens when the compiled code runs."""
+        if self._tqdm is None:
             return
-        self._move(*values)
+        values = [value_of(dx.stop_gradient(v)) for v in (t, self._t0, self._t1)]
+        if any(_is_jax_tracer(v) for v in values):
+            import jax
+
+            jax.debug.callback(self._finish, *values)
+        else:
+            self._finish(*values)
+
+    def _finish(self, t: Any, t0: Any, t1: Any) -> None:
+        if self._bar is None:  # never opened, or closed when it reached t1
+            return
+        self._move(t, t0, t1)
         if self._bar is not None:
             self._bar.close()
             self._bar = None

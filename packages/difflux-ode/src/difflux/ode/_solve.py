@@ -265,7 +265,10 @@ def solve(
     stats["num_fevals"] = stats["num_fevals"] + num_fevals
     solution = _assemble(solver, saveat, state, status, stats, t0, y_vec, unravel, tracker)
     if progress_bar is not None:
-        progress_bar.close(state["t"])
+        final_t = state["t"]
+        if tracker is not None:
+            final_t = dx.where(tracker.stopped(state), state["event_time"], final_t)
+        progress_bar.close(final_t)
 
     if throw:
         raise_if_failed(status, state["t"], t1, state["num_steps"])
