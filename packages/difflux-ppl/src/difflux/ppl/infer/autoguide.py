@@ -17,7 +17,7 @@ log-determinant of the map's Jacobian.
   during SVI (the MAP there), then a normal centred at it with covariance
   the inverse Hessian of the negative log joint.
 
-In the guide, each site ``name`` is sampled from a point mass at
+In the guide, each site ``name`` is sampled from a point mass (``dist.Delta``) at
 ``biject_to(S)(u)`` whose log density is the needed correction
 :math:`-\log|\det J|`, and ``u`` itself is an auxiliary site of the guide.
 The models that these guides support have no subsampling plates around
@@ -36,39 +36,13 @@ from difflux.core._backend import backend_of_value
 from difflux.core._core import value_of
 
 from .. import dist
-from .._primitives import factor, param, prng_key, sample
+from .._primitives import param, prng_key, sample
 from ..dist import biject_to, constraints
 from ..handlers import block, seed, substitute, trace
 from ._init_strategy import init_to_median, init_to_uniform, is_latent
 from ._util import potential_energy
 
 __all__ = ["AutoDelta", "AutoGuide", "AutoLaplaceApproximation", "AutoMultivariateNormal", "AutoNormal"]
-
-
-class _PointMass:
-    """A distribution concentrated at ``value``, whose log density there is ``log_density``.
-
-    Guides sample each model site from one, so the site takes the value the
-    guide computed and the guide's log density gets the Jacobian
-    correction. It is only ever evaluated at its own value.
-    """
-
-    batch_shape: tuple[int, ...] = ()
-    has_rsample = True
-
-    def __init__(self, value: Any, log_density: Any = 0.0, event_dim: int = 0) -> None:
-        self.value = value
-        self.log_density = log_density
-        self.event_shape = tuple(value.shape)
-        if event_dim != len(self.event_shape):
-            raise ValueError(f"a point mass over a whole site needs event_dim={len(self.event_shape)}, got {event_dim}")
-        self.support = constraints.real
-
-    def sample(self, key: Any, sample_shape: tuple[int, ...] = ()) -> Any:
-        return dx.broadcast_to(self.value, tuple(sample_shape) + self.event_shape)
-
-    def log_prob(self, value: Any) -> Any:
-        return self.log_density * dx.ones_like(dx.sum(value))
 
 
 class _Site:
@@ -152,7 +126,7 @@ class AutoGuide:
     def _site_from_unconstrained(self, site: _Site, u: Any) -> Any:
         value = site.constrain(u)
         log_density = -site.log_det(u, value)
-        return sample(site.name, _PointMass(value, log_density, site.event_ndim))
+        return sample(site.name, dist.Delta(value, log_density=log_density, event_dim=site.event_ndim))
 
     def _checked_sites(self) -> dict[str, _Site]:
         if self.sites is None:
@@ -272,7 +246,7 @@ class AutoDelta(AutoGuide):
         out = {}
         for name, site in self._checked_sites().items():
             value = param(f"{name}_{self.prefix}_loc", site.value, constraint=site.support)
-            out[name] = sample(name, _PointMass(value, 0.0, site.event_ndim))
+            out[name] = sample(name, dist.Delta(value, event_dim=site.event_ndim))
         return out
 
     def sample_posterior(
@@ -361,11 +335,8 @@ class AutoMultivariateNormal(_AutoContinuous):
         loc = param(f"{self.prefix}_loc", init)
         eye = dx.eye(init.shape[0], dtype=init.dtype, backend=_backend(init))
         scale_tril = param(f"{self.prefix}_scale_tril", self.init_scale * eye, constraint=constraints.lower_cholesky)
-        # z = loc + L eps with eps standard normal, so log q(z) = log N(eps) - sum(log diag L).
-        standard = dist.Normal(dx.zeros_like(init), 1.0).to_event(1)
-        noise = sample(f"_{self.prefix}_latent_noise", standard, infer={"is_auxiliary": True})
-        z = loc + dx.matmul(scale_tril, noise)
-        factor(f"_{self.prefix}_latent_log_det", -dx.sum(dx.log(dx.linalg.diagonal(scale_tril))))
+        latent = dist.MultivariateNormal(loc, scale_tril=scale_tril)
+        z = sample(f"_{self.prefix}_latent", latent, infer={"is_auxiliary": True})
         return self._sample_from_latent(z)
 
     def sample_posterior(
