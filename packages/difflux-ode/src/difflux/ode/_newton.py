@@ -201,11 +201,24 @@ def newton_stage(
     # result is rejected through the isfinite checks, so NumPy's overflow
     # warnings would only be noise.
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        z, _, iterations, _, converged, rate = dx.while_loop(keep_going, iterate, carry, max_steps=max_iterations)
+        if _plain_numpy(z0, rhs, h_gamma, t_stage):
+            # Concrete NumPy values: a Python loop skips dx.while_loop's
+            # per-iteration checks of the carry, which cost as much as an
+            # evaluation of a small vector field.
+            while not carry[3]:
+                carry = iterate(carry)
+            z, _, iterations, _, converged, rate = carry
+        else:
+            z, _, iterations, _, converged, rate = dx.while_loop(keep_going, iterate, carry, max_steps=max_iterations)
 
     if any(isinstance(value, dx.Tracer) for value in (rhs, h_gamma, t_stage, z0)):
         z = _implicit_derivative(f, t_stage, rhs, h_gamma, z, user_jacobian)
     return z, converged, iterations, rate
+
+
+def _plain_numpy(*values: Any) -> bool:
+    """Return whether every value is a NumPy array or scalar, not a tracer or a JAX array."""
+    return all(isinstance(value, np.ndarray | np.generic | float | int) for value in values)
 
 
 def _implicit_derivative(
