@@ -202,3 +202,24 @@ def test_seeded_model_under_substitute_matches(backend: str) -> None:
     with dx.backend(backend):
         tr = handlers.trace(handlers.substitute(model, data=values)).get_trace(dx.asarray(Y, backend=backend))
     assert float(tr["mu"]["value"]) == float(values["mu"])
+
+
+def test_discrete_latent_site_raises(backend: str) -> None:
+    def coin():
+        ppl.sample("heads", dist.Bernoulli(probs=0.3))
+
+    with dx.backend(backend), pytest.raises(NotImplementedError, match="heads"):
+        initialize_model(dx.random.key(0), coin)
+
+
+def test_init_to_mean(backend: str) -> None:
+    from difflux.ppl.infer import init_to_mean
+
+    def shifted():
+        ppl.sample("x", dist.Normal(7.0, 1.0))
+        ppl.sample("rate", dist.Gamma(4.0, 2.0))
+
+    with dx.backend(backend):
+        info = initialize_model(dx.random.key(0), shifted, init_strategy=init_to_mean)
+    np.testing.assert_allclose(float(info.params["x"]), 7.0, rtol=1e-12)
+    np.testing.assert_allclose(float(info.params["rate"]), np.log(2.0), rtol=1e-12)

@@ -28,6 +28,12 @@ def is_latent(site: Site) -> bool:
     return site["type"] == "sample" and not site["is_observed"] and not site["infer"].get("is_auxiliary", False)
 
 
+def _initialisable(site: Site) -> bool:
+    # Discrete sites are left to their prior draw, so that initialize_model
+    # can name them in its error.
+    return is_latent(site) and not getattr(site["fn"].support, "is_discrete", False)
+
+
 def _draw(site: Site, key: Any, sample_shape: tuple[int, ...] = ()) -> Any:
     shape = tuple(sample_shape) + tuple(site["kwargs"].get("sample_shape", ()))
     return site["fn"].sample(key, shape)
@@ -52,7 +58,7 @@ def init_to_uniform(site: Site | None = None, radius: float = 2.0) -> Any:
     """
     if site is None:
         return functools.partial(init_to_uniform, radius=radius)
-    if not is_latent(site):
+    if not _initialisable(site):
         return None
     key_prototype, key_uniform = dx.random.split(_site_key(site))
     prototype = _draw(site, key_prototype)
@@ -66,7 +72,7 @@ def init_to_median(site: Site | None = None, num_samples: int = 15) -> Any:
     """Start each latent site at the element-wise median of ``num_samples`` prior draws."""
     if site is None:
         return functools.partial(init_to_median, num_samples=num_samples)
-    if not is_latent(site):
+    if not _initialisable(site):
         return None
     draws = dx.sort(_draw(site, _site_key(site), (num_samples,)), axis=0)
     return draws[num_samples // 2]
@@ -76,7 +82,7 @@ def init_to_mean(site: Site | None = None) -> Any:
     """Start each latent site at its prior mean, or at its median where the mean is undefined."""
     if site is None:
         return init_to_mean
-    if not is_latent(site):
+    if not _initialisable(site):
         return None
     try:
         mean = site["fn"].mean
@@ -90,7 +96,7 @@ def init_to_sample(site: Site | None = None) -> Any:
     """Start each latent site at one draw from its prior."""
     if site is None:
         return init_to_sample
-    if not is_latent(site):
+    if not _initialisable(site):
         return None
     return _draw(site, _site_key(site))
 
@@ -104,7 +110,7 @@ def init_to_value(site: Site | None = None, values: dict[str, Any] | None = None
     """
     if site is None:
         return functools.partial(init_to_value, values=dict(values or {}))
-    if not is_latent(site):
+    if not _initialisable(site):
         return None
     if values is not None and site["name"] in values:
         return values[site["name"]]
