@@ -287,3 +287,15 @@ def test_events_need_checkpointed_sensitivity():
             events=ode.Event(height),
             sensitivity=ode.ForwardSensitivity(),
         )
+
+
+def test_event_time_forward_mode(backend, to_backend):
+    def event_time(h0):
+        y0 = dx.stack([h0, 0.0 * h0])
+        return ode.solve(
+            fall, y0, (0.0, 5.0), GRAVITY, events=ode.Event(height), solver=TSIT5, max_steps=MAX_STEPS
+        ).event_time
+
+    value, tangent = dx.jvp(event_time, (to_backend(1.5),), (to_backend(1.0),))
+    assert float(value) == pytest.approx(fall_time(1.5, GRAVITY), rel=1e-12)
+    assert float(tangent) == pytest.approx(1.0 / np.sqrt(2.0 * 1.5 * GRAVITY), rel=1e-9)

@@ -187,3 +187,13 @@ def test_vmap_reports_each_status(backend, to_backend):
 
     statuses = dx.vmap(status)(to_backend([[1.0], [2.0]]))
     np.testing.assert_array_equal(np.asarray(statuses), [ode.Status.SUCCESSFUL, ode.Status.NONFINITE])
+
+
+def test_dense_output_is_nan_after_failure(backend, to_backend):
+    saveat = ode.SaveAt(dense=True)
+    sol = ode.solve(
+        nan_after_half, to_backend([1.0]), (0.0, 1.0), solver=ode.RK4(), dt0=0.125, saveat=saveat, throw=False
+    )
+    values = np.asarray(sol.evaluate(to_backend([0.25, 0.5, 0.75])))[:, 0]
+    np.testing.assert_allclose(values[:2], np.exp(-np.array([0.25, 0.5])), rtol=1e-5)
+    assert np.isnan(values[2])

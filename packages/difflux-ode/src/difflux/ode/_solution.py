@@ -150,7 +150,8 @@ class Solution(dx.Module):
         """Evaluate the dense output at ``t`` (a scalar or a 1-D array of times in ``[t0, t1]``).
 
         Needs ``SaveAt(dense=True)``. Times outside the solved interval are
-        extrapolated from the first or last step.
+        extrapolated from the first or last step, except after the last
+        accepted step of a failed solve, where the values are ``nan``.
         """
         if self.dense is None:
             raise ValueError("Solution.evaluate: no dense output; pass saveat=SaveAt(dense=True) to solve")
@@ -177,6 +178,9 @@ class Solution(dx.Module):
             dx.take(ks, index, axis=0),
             theta,
         )
+        last_time = dx.take(ts, dx.reshape(num_accepted, (1,)), axis=0)[0]
+        unreached = (self.status != 0) & ((t - last_time) * direction > 0)
+        values = dx.where(unreached[:, None], float("nan"), values)
         return self.unravel(values[0] if scalar else values)
 
     def __call__(self, t: Any) -> Any:
