@@ -141,6 +141,7 @@ def test_autoguide_rejects_subsampled_latent(backend: str) -> None:
     svi = ppl.SVI(local, guide, optim.Adam(0.1))
     with pytest.raises(NotImplementedError, match="subsampling"):
         svi.init(dx.random.key(0, backend=backend), None)
+    assert guide.sites is None
 
 
 def test_autoguide_prototype_hidden_from_outer_trace(backend: str) -> None:

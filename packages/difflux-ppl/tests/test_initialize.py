@@ -10,6 +10,7 @@ import difflux.core as dx
 from difflux import ppl
 from difflux.ppl import dist, handlers
 from difflux.ppl.infer import (
+    init_to_mean,
     init_to_median,
     init_to_sample,
     init_to_uniform,
@@ -213,8 +214,6 @@ def test_discrete_latent_site_raises(backend: str) -> None:
 
 
 def test_init_to_mean(backend: str) -> None:
-    from difflux.ppl.infer import init_to_mean
-
     def shifted():
         ppl.sample("x", dist.Normal(7.0, 1.0))
         ppl.sample("rate", dist.Gamma(4.0, 2.0))

@@ -92,8 +92,7 @@ class AutoGuide:
         runnable = substitute(seed(self.model, rng_seed=key), substitute_fn=self.init_loc_fn)
         with block():
             prototype = trace(runnable).get_trace(*args, **kwargs)
-        self._args, self._kwargs = args, kwargs
-        self.sites = {}
+        sites: dict[str, _Site] = {}
         for name, site in prototype.items():
             if not is_latent(site):
                 continue
@@ -110,9 +109,11 @@ class AutoGuide:
                     f"{type(self).__name__} needs continuous latent sites, but {name!r} has the discrete "
                     f"support {fn.support!r}"
                 )
-            self.sites[name] = _Site(name, site["value"], fn.support, len(site["value"].shape))
-        if not self.sites:
+            sites[name] = _Site(name, site["value"], fn.support, len(site["value"].shape))
+        if not sites:
             raise ValueError(f"{type(self).__name__} found no latent sites in the model: there is nothing to guide")
+        self.sites = sites
+        self._args, self._kwargs = args, kwargs
 
     def __call__(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         """Sample every latent site of the model; return the values by name."""
