@@ -170,7 +170,7 @@ def _exact_loss(model, guide, params, backend, *args):
 
 def test_auto_normal_exact_posterior_gives_log_evidence(backend: str) -> None:
     # A LogNormal prior is a normal in the unconstrained space log(tau), so
-    # AutoNormal holds it exactly. Then log p(tau) - log q(tau) = log p() = 0
+    # AutoNormal represents it exactly. Then log p(tau) - log q(tau) = log p() = 0
     # for every draw, which checks the guide's Jacobian correction.
     def lognormal():
         ppl.sample("tau", dist.LogNormal(0.3, 0.6))

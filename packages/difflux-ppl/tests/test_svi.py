@@ -149,7 +149,7 @@ def test_svi_argument_errors(backend: str) -> None:
 
 def test_subsampled_elbo_is_unbiased(backend: str) -> None:
     # With the exact posterior as guide the full-data loss is -log p(y) for
-    # every draw; the subsampled loss scales the likelihood by N / n, so its
+    # every draw. The subsampled loss scales the likelihood by N / n, so its
     # mean over draws is -log p(y) as well.
     def subsampled(y):
         mu = ppl.sample("mu", dist.Normal(PRIOR_LOC, PRIOR_SCALE))
