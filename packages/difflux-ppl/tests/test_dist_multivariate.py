@@ -378,3 +378,15 @@ def test_mask(backend: str) -> None:
     values = _np(d.mask(mask).log_prob(dx.asarray(np.ones(3), backend=backend)))
     np.testing.assert_allclose(values, [stats.norm().logpdf(1.0), 0.0, stats.norm().logpdf(1.0)], rtol=1e-12)
     assert d.mask(True) is d
+
+
+def test_expand_size_one_axes_draws_independent_samples(backend: str) -> None:
+    d = dist.Normal(dx.asarray(np.array([[0.0], [100.0]]), backend=backend), 1.0)
+    expanded = d.expand((3, 2, 4))
+    x = _np(expanded.sample(dx.random.key(12, backend=backend), (5,)))
+    assert x.shape == (5, 3, 2, 4)
+    # Each batch member keeps its own location, and the expanded axes hold distinct draws.
+    np.testing.assert_allclose(x.mean(axis=(0, 1, 3)), [0.0, 100.0], atol=1.0)
+    assert len(np.unique(x[0, 0, 1])) == 4
+    mvn = dist.MultivariateNormal(dx.asarray(np.zeros((1, 2)), backend=backend), dx.asarray(np.eye(2), backend=backend))
+    assert mvn.expand((3,)).sample(dx.random.key(13, backend=backend), (2,)).shape == (2, 3, 2)

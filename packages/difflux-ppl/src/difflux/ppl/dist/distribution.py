@@ -326,18 +326,25 @@ class ExpandedDistribution(Distribution):
 
     def sample(self, key: Any, sample_shape: Shape = ()) -> Any:
         sample_shape = _shape_tuple(sample_shape)
-        # Draw as many base samples as the new batch needs, by treating the
-        # axes the base lacks (or has as size 1) as sample axes.
-        extra = len(self.batch_shape) - len(self.base_dist.batch_shape)
-        draw_shape = sample_shape + self.batch_shape[:extra]
         base = self.base_dist.batch_shape
-        ones = tuple(i for i, size in enumerate(base) if size == 1 and self.batch_shape[extra + i] != 1)
-        if not ones:
-            return self.base_dist.sample(key, draw_shape)
-        expanded = self.base_dist.expand(
-            tuple(self.batch_shape[extra + i] if i in ones else s for i, s in enumerate(base))
-        )
-        return expanded.sample(key, draw_shape)
+        extra = len(self.batch_shape) - len(base)
+        # Axes the base lacks are drawn as sample axes. Axes where the base has
+        # size 1 and the new batch does not are drawn as extra sample axes too
+        # ("interstitial"), then moved into the place of the size-1 axis.
+        interstitial = [i for i, size in enumerate(base) if size == 1 and self.batch_shape[extra + i] != 1]
+        draw_shape = sample_shape + self.batch_shape[:extra] + tuple(self.batch_shape[extra + i] for i in interstitial)
+        x = self.base_dist.sample(key, draw_shape)
+        if not interstitial:
+            return x
+        lead = len(sample_shape) + extra
+        kept = [i for i in range(len(base)) if i not in interstitial]
+        # Drop the size-1 base axes, then put each interstitial axis where its base axis was.
+        x = dx.reshape(x, tuple(x.shape[: lead + len(interstitial)]) + tuple(base[i] for i in kept) + self.event_shape)
+        position = {i: lead + j for j, i in enumerate(interstitial)}
+        position.update({i: lead + len(interstitial) + j for j, i in enumerate(kept)})
+        order = list(range(lead)) + [position[i] for i in range(len(base))]
+        order += list(range(lead + len(base), lead + len(base) + self.event_dim))
+        return dx.permute_dims(x, tuple(order))
 
     def log_prob(self, value: Any) -> Any:
         log_prob = self.base_dist.log_prob(value)
