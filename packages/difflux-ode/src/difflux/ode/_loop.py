@@ -1,11 +1,11 @@
 """The body of ``solve``'s loop: the loop state and one step.
 
-``initial_state`` builds the carry of ``dx.while_loop`` (time, flat state,
-step size, ``f(t, y)``, controller ratios, counters, status, the solver's
-own state, the output buffers and the events' entries), and ``make_step``
-returns the body that tries one step and, where it is accepted, writes the
-saved values with ``dx.where`` masks, so the same code runs as a Python
-loop on NumPy and as ``jax.lax.while_loop`` under ``jit``.
+``initial_state`` builds the carry of ``dx.while_loop``: the time, the flat
+state, the step size, ``f(t, y)``, the controller's ratios, counters, the
+status, the solver's own state, the output buffers and the events' entries.
+``make_step`` returns the body. It tries one step and, where the step is
+accepted, writes the saved values with ``dx.where`` masks. So the same code
+runs as a Python loop on NumPy and as ``jax.lax.while_loop`` under ``jit``.
 """
 
 from __future__ import annotations
