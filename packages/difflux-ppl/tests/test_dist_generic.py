@@ -482,3 +482,39 @@ def test_sample_under_jit(case: Case) -> None:
     x = sample(params, dx.random.key(0, backend="jax"))
     assert x.shape == (3, 2)
     assert bool(np.all(_np(case.make(**params).support.check(x))))
+
+
+def _has_entropy(case: Case) -> bool:
+    try:
+        case.make(**case.params).entropy()
+    except NotImplementedError:
+        return False
+    return True
+
+
+WITH_ENTROPY = [c for c in CASES if _has_entropy(c)]
+
+
+@pytest.mark.parametrize("case", WITH_ENTROPY, ids=[c.name for c in WITH_ENTROPY])
+def test_entropy_matches_scipy(case: Case) -> None:
+    d = case.make(**case.params)
+    np.testing.assert_allclose(_np(d.entropy()), _scipy_of(case).entropy(), rtol=1e-9)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", CASES, ids=ids)
+def test_log_prob_gradient_under_jit(case: Case) -> None:
+    pytest.importorskip("jax")
+    names = [k for k in case.params if k not in case.no_grad]
+    params = {k: dx.asarray(v, backend="jax") for k, v in case.params.items()}
+    x = dx.asarray(_values(case), backend="jax")
+
+    def total_log_prob(differentiated: dict[str, Any], fixed: dict[str, Any]) -> Any:
+        return dx.sum(case.make(**differentiated, **fixed).log_prob(x))
+
+    differentiated = {k: params[k] for k in names}
+    fixed = {k: v for k, v in params.items() if k not in names}
+    compiled = dx.jit(dx.grad(total_log_prob))(differentiated, fixed)
+    eager = dx.grad(total_log_prob)(differentiated, fixed)
+    for name in names:
+        np.testing.assert_allclose(_np(compiled[name]), _np(eager[name]), rtol=1e-10)

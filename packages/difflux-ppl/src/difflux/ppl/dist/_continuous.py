@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 from typing import Any, ClassVar
 
+import numpy as np
+
 import difflux.core as dx
 
 from . import constraints
@@ -26,8 +28,10 @@ def _sample_shape(dist: Distribution, sample_shape: Shape) -> Shape:
 
 
 def _noise(key: Any, like: Any, shape: Shape, kind: str = "normal") -> Any:
-    """Draw standard noise of ``shape`` in ``like``'s dtype."""
-    dtype = getattr(like, "dtype", None)
+    """Draw standard noise of ``shape`` in ``like``'s dtype (the key's default for a NumPy scalar parameter)."""
+    # A scalar parameter is a float64 NumPy scalar whatever the backend, and
+    # asking JAX for float64 without x64 enabled would warn on every draw.
+    dtype = None if isinstance(like, np.generic) else getattr(like, "dtype", None)
     if kind == "normal":
         return dx.random.normal(key, shape, dtype=dtype)
     if kind == "uniform":

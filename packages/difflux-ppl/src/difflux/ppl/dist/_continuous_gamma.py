@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from typing import Any, ClassVar
 
+import numpy as np
+
 import difflux.core as dx
 
 from . import constraints
@@ -20,9 +22,10 @@ from .distribution import Distribution, broadcast_to_batch
 
 def _standard_gamma(key: Any, concentration: Any, shape: Shape) -> Any:
     """Draw Gamma(concentration, 1) samples of ``shape``, differentiable in ``concentration``."""
+    dtype = None if isinstance(concentration, np.generic) else getattr(concentration, "dtype", None)
     if shape_of(concentration) != tuple(shape):
         concentration = dx.broadcast_to(concentration, tuple(shape))
-    return dx.random.gamma(key, concentration, tuple(shape), dtype=getattr(concentration, "dtype", None))
+    return dx.random.gamma(key, concentration, tuple(shape), dtype=dtype)
 
 
 class Gamma(Distribution):

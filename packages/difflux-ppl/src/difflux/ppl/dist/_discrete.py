@@ -44,7 +44,7 @@ def _one_of(name: str, probs: Any, logits: Any) -> None:
 
 
 def _open_uniform(key: Any, shape: Shape, like: Any) -> Any:
-    u = dx.random.uniform(key, shape, dtype=getattr(like, "dtype", None))
+    u = dx.random.uniform(key, shape, dtype=None if isinstance(like, np.generic) else getattr(like, "dtype", None))
     return dx.clip(u, float(dx.finfo(u.dtype).tiny), 1.0)
 
 
