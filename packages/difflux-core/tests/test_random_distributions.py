@@ -130,7 +130,7 @@ def test_numpy_samplers_reject_invalid_parameters() -> None:
 @pytest.mark.parametrize("a", [0.4, 2.5, 50.0])
 @numpy_fast_jax_slow
 def test_gamma_sample_derivative_is_quantile_derivative(a: float, backend: str) -> None:
-    # The implicit derivative holds the CDF level u = P(a, x) fixed, so it equals
+    # The implicit derivative keeps the CDF level u = P(a, x) fixed, so it equals
     # d/da of the quantile function at u (SciPy's gammaincinv, by central differences).
     key = _key(backend, 5)
     shape = dx.asarray(a, backend=backend)

@@ -15,8 +15,8 @@ from difflux.ppl import dist
 from difflux.ppl.dist import transforms as T  # noqa: N812 (NumPyro code writes T for transforms)
 
 # JAX's eager dispatch compiles every new operation, which costs seconds per
-# test on a loaded machine; the JAX variants of the longer tests run in the
-# slow session (the formulas are the same code on both backends).
+# test on a loaded machine. The formulas are the same code on both backends,
+# so the JAX variants of the longer tests run in the slow session.
 numpy_fast_jax_slow = pytest.mark.parametrize(
     "backend",
     ["numpy", pytest.param("jax", marks=[pytest.mark.slow, pytest.mark.skipif(not HAS_JAX, reason="no JAX")])],

@@ -29,7 +29,7 @@ class ConstraintRegistry:
         self._registry: dict[type, Factory] = {}
 
     def register(self, constraint_type: type | constraints.Constraint, factory: Factory | None = None) -> Any:
-        """Register ``factory(constraint) -> Transform`` for ``constraint_type``; usable as a decorator."""
+        """Register ``factory(constraint) -> Transform`` for ``constraint_type``, directly or as a decorator."""
         if isinstance(constraint_type, constraints.Constraint):
             constraint_type = type(constraint_type)
         if factory is None:
@@ -44,7 +44,7 @@ class ConstraintRegistry:
                 return factory(constraint)
         raise NotImplementedError(
             f"biject_to has no bijection for the constraint {constraint!r} (type {type(constraint).__name__}). "
-            "Discrete supports cannot be unconstrained; enumerate or marginalise such sites instead. For a new "
+            "Discrete supports cannot be unconstrained, so enumerate or marginalise such sites instead. For a new "
             "continuous constraint, register one with @biject_to.register(YourConstraintType)."
         )
 

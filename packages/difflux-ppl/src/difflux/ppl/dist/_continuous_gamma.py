@@ -188,7 +188,7 @@ class StudentT(Distribution):
         p(x) = \frac{\Gamma(\frac{\nu+1}{2})}{\Gamma(\frac{\nu}{2})\sqrt{\nu\pi}\,\sigma}
         \left(1 + \frac{z^2}{\nu}\right)^{-\frac{\nu+1}{2}}, \quad z = \frac{x - \mu}{\sigma}
 
-    The mean is NaN for :math:`\nu \le 1`; the variance is infinite for
+    The mean is NaN for :math:`\nu \le 1`. The variance is infinite for
     :math:`1 < \nu \le 2` and NaN for :math:`\nu \le 1`. Samples are
     :math:`\mu + \sigma Z \sqrt{\nu / V}` with :math:`V = 2\,\mathrm{Gamma}(\nu/2)`.
     """

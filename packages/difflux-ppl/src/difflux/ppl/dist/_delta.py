@@ -21,7 +21,7 @@ class Delta(Distribution):
     log-Jacobian of a reparameterisation, say).
 
     Args:
-        v: the location; its rightmost ``event_dim`` axes form the event.
+        v: the location, whose rightmost ``event_dim`` axes form the event.
         log_density: added to ``log_prob`` at ``v``.
         event_dim: the number of event axes.
     """

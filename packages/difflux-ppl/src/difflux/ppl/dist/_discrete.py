@@ -218,7 +218,7 @@ class Binomial(_BinaryProbs):
 class Geometric(_BinaryProbs):
     r"""The number of failures before the first success: :math:`P(k) = (1 - p)^k p`, :math:`k = 0, 1, \dots`.
 
-    This is NumPyro's convention; SciPy's ``geom`` counts trials (``k + 1``).
+    This is NumPyro's convention. SciPy's ``geom`` counts trials (``k + 1``).
     """
 
     arg_constraints: ClassVar[dict[str, constraints.Constraint]] = {

@@ -30,7 +30,7 @@ class MultivariateNormal(Distribution):
         \qquad \Sigma = L L^\top
 
     Give exactly one of ``covariance_matrix``, ``precision_matrix`` and
-    ``scale_tril`` (:math:`L`); the others are computed on request. The
+    ``scale_tril`` (:math:`L`). The others are computed on request. The
     Cholesky factor is computed once, at construction.
 
     Args:
@@ -154,8 +154,8 @@ class Dirichlet(Distribution):
 
     Samples are normalised Gamma draws, reparameterised through
     ``dx.random.gamma``. NOTE: with very small concentrations Gamma draws
-    underflow to 0; samples are clipped to the smallest normal float so
-    ``log_prob`` stays finite, which biases them slightly.
+    underflow to 0. Samples are clipped to the smallest normal float to keep
+    ``log_prob`` finite, which biases them slightly.
     """
 
     arg_constraints: ClassVar[dict[str, constraints.Constraint]] = {
@@ -217,7 +217,7 @@ class LKJCholesky(Distribution):
 
     Args:
         dimension: :math:`n \ge 2`.
-        concentration: :math:`\eta > 0`; 1 is uniform over correlation matrices.
+        concentration: :math:`\eta > 0`, where 1 is uniform over correlation matrices.
     """
 
     arg_constraints: ClassVar[dict[str, constraints.Constraint]] = {"concentration": constraints.positive}

@@ -106,7 +106,7 @@ class TransformedDistribution(Distribution):
         sign = self._transform.sign
         if sign is None or self.event_dim != 0:
             raise NotImplementedError(
-                "cdf and icdf of a TransformedDistribution need scalar transforms of known monotonicity; "
+                "cdf and icdf of a TransformedDistribution need scalar transforms of known monotonicity, and "
                 f"{self._transform!r} is not one"
             )
         return sign

@@ -40,7 +40,7 @@ def backend_of_params(*params: Any) -> str:
 
 
 def as_param(x: Any, backend: str, dtype: Any = None) -> Any:
-    """Convert a parameter to an array of ``backend``; tracers pass unchanged.
+    """Convert a parameter to an array of ``backend``, passing tracers unchanged.
 
     Python numbers and 0-d NumPy arrays become NumPy float scalars
     (``np.float64``), which combine with arrays of either backend, so that
@@ -69,7 +69,7 @@ def _jax_x64() -> bool:
 
 
 def as_params(*params: Any) -> tuple[Any, ...]:
-    """Convert all ``params`` to arrays of one backend (see :func:`as_param`); ``None`` stays ``None``."""
+    """Convert all ``params`` to arrays of one backend (see :func:`as_param`), keeping ``None`` as ``None``."""
     backend = backend_of_params(*params)
     return tuple(None if p is None else as_param(p, backend) for p in params)
 
@@ -138,7 +138,7 @@ def to_numpy(x: Any) -> np.ndarray:
 
 
 def match_backend(param: Any, like: Any) -> Any:
-    """Move a NumPy array parameter to JAX when ``like`` is a JAX value; anything else passes unchanged.
+    """Move a NumPy array parameter to JAX when ``like`` is a JAX value, and pass anything else unchanged.
 
     Transforms and constraints built from NumPy bounds are then usable on
     JAX values, as Python-number bounds are.

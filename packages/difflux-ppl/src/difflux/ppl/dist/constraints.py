@@ -73,7 +73,7 @@ def _all_last(x: Any, n: int) -> Any:
 
 
 class Constraint:
-    """A set that values must lie in; subclasses implement ``check``.
+    """A set that values must lie in, defined by its ``check`` method.
 
     Attributes:
         event_dim: the number of rightmost axes that form one element.

@@ -86,7 +86,7 @@ class Distribution:
     Args:
         batch_shape: the shape of the batch of independent distributions.
         event_shape: the shape of one draw.
-        validate_args: whether to check parameters and observations;
+        validate_args: whether to check parameters and observations, where
             ``None`` follows :func:`enable_validation`.
 
     Attributes:
@@ -186,17 +186,17 @@ class Distribution:
         """Draw samples of shape ``sample_shape + batch_shape + event_shape``.
 
         Args:
-            key: a random key from ``dx.random.key``; samples follow its backend.
+            key: a random key from ``dx.random.key``. Samples follow its backend.
             sample_shape: the leading shape of independent draws.
         """
         raise NotImplementedError(f"{type(self).__name__} does not implement sample")
 
     def sample_with_intermediates(self, key: Any, sample_shape: Shape = ()) -> tuple[Any, list[Any]]:
-        """Return ``(sample, intermediates)``; the intermediates are empty except for transformed distributions."""
+        """Return ``(sample, intermediates)``, where only transformed distributions have intermediates."""
         return self.sample(key, sample_shape), []
 
     def rsample(self, key: Any, sample_shape: Shape = ()) -> Any:
-        """Draw reparameterised samples; raises for distributions without ``has_rsample``."""
+        """Draw reparameterised samples, raising for distributions without ``has_rsample``."""
         if not self.has_rsample:
             raise NotImplementedError(
                 f"{type(self).__name__} has no reparameterised sampler, so gradients cannot flow through "
@@ -255,7 +255,7 @@ class Distribution:
         return Independent(self, n)
 
     def mask(self, mask: Any) -> Distribution:
-        """Return a distribution whose ``log_prob`` is 0 where ``mask`` is ``False``; ``mask`` broadcasts with the batch."""
+        """Return a distribution whose ``log_prob`` is 0 where ``mask`` (broadcast with the batch) is ``False``."""
         if isinstance(mask, bool) and mask:
             return self
         return MaskedDistribution(self, mask)
@@ -291,7 +291,7 @@ def broadcast_to_batch(x: Any, shape: Shape) -> Any:
 
 
 class ExpandedDistribution(Distribution):
-    """``base_dist`` broadcast to a larger ``batch_shape``; see :meth:`Distribution.expand`."""
+    """``base_dist`` broadcast to a larger ``batch_shape``, made by :meth:`Distribution.expand`."""
 
     arg_constraints: ClassVar[dict[str, constraints.Constraint]] = {}
 
@@ -439,7 +439,7 @@ class Independent(Distribution):
 
 
 class MaskedDistribution(Distribution):
-    """``base_dist`` with ``log_prob`` set to 0 where ``mask`` is ``False``; see :meth:`Distribution.mask`."""
+    """``base_dist`` with ``log_prob`` set to 0 where ``mask`` is ``False``, made by :meth:`Distribution.mask`."""
 
     arg_constraints: ClassVar[dict[str, constraints.Constraint]] = {}
 

@@ -157,7 +157,7 @@ class IdentityTransform(Transform):
 
 
 class ExpTransform(Transform):
-    r"""The map :math:`y = e^x` from the reals onto the positive reals; :math:`\log|J| = x`."""
+    r"""The map :math:`y = e^x` from the reals onto the positive reals, with :math:`\log|J| = x`."""
 
     domain = constraints.real
     codomain = constraints.positive
@@ -174,7 +174,7 @@ class ExpTransform(Transform):
 
 
 class SoftplusTransform(Transform):
-    r"""The map :math:`y = \log(1 + e^x)` onto the positive reals; :math:`\log|J| = -\operatorname{softplus}(-x)`."""
+    r"""The map :math:`y = \log(1 + e^x)` onto the positive reals, with :math:`\log|J| = -\operatorname{softplus}(-x)`."""
 
     domain = constraints.real
     codomain = constraints.positive
@@ -192,7 +192,7 @@ class SoftplusTransform(Transform):
 
 
 class SigmoidTransform(Transform):
-    r"""The map :math:`y = 1 / (1 + e^{-x})` onto ``(0, 1)``; :math:`\log|J| = \log y + \log(1 - y)`."""
+    r"""The map :math:`y = 1 / (1 + e^{-x})` onto ``(0, 1)``, with :math:`\log|J| = \log y + \log(1 - y)`."""
 
     domain = constraints.real
     codomain = constraints.unit_interval
@@ -210,14 +210,14 @@ class SigmoidTransform(Transform):
 
 
 class AffineTransform(Transform):
-    r"""The map :math:`y = \mathrm{loc} + \mathrm{scale}\, x`; :math:`\log|J| = \sum \log|\mathrm{scale}|`.
+    r"""The map :math:`y = \mathrm{loc} + \mathrm{scale}\, x`, with :math:`\log|J| = \sum \log|\mathrm{scale}|`.
 
     Args:
-        loc: the shift; broadcasts against ``x``.
-        scale: the factor; broadcasts against ``x``, nonzero.
+        loc: the shift, broadcast against ``x``.
+        scale: the nonzero factor, broadcast against ``x``.
         domain: the set ``x`` lives in (``real`` by default). ``biject_to``
             passes ``unit_interval`` or ``positive`` here.
-        codomain: the image set; by default the same as ``domain`` for
+        codomain: the image set, by default the same as ``domain`` for
             ``real`` domains.
         event_dim: the number of rightmost axes summed in the log-determinant.
     """
@@ -273,7 +273,7 @@ def _traced(x: Any) -> bool:
 
 
 class PowerTransform(Transform):
-    r"""The map :math:`y = x^p` on the positive reals; :math:`\log|J| = \log|p\, y / x|`."""
+    r"""The map :math:`y = x^p` on the positive reals, with :math:`\log|J| = \log|p\, y / x|`."""
 
     domain = constraints.positive
     codomain = constraints.positive
@@ -447,7 +447,7 @@ class StickBreakingTransform(Transform):
     def _inverse(self, y: Any) -> Any:
         head = y[..., :-1]
         left_before = 1.0 - dx.concat([dx.zeros_like(head[..., :1]), dx.cumsum(head, axis=-1)[..., :-1]], axis=-1)
-        # z = y_i / left; logit(z) = log(y_i) - log(left - y_i).
+        # z = y_i / left, so logit(z) = log(y_i) - log(left - y_i).
         left_after = dx.concat([left_before[..., 1:], y[..., -1:]], axis=-1)
         return dx.log(head) - dx.log(left_after) + self._offset(y, head.shape[-1])
 
@@ -636,7 +636,7 @@ class CholeskyTransform(Transform):
 
 
 class OrderedTransform(Transform):
-    r"""The map onto increasing vectors: :math:`y_0 = x_0`, :math:`y_i = y_{i-1} + e^{x_i}`; :math:`\log|J| = \sum_{i>0} x_i`."""
+    r"""The map onto increasing vectors: :math:`y_0 = x_0`, :math:`y_i = y_{i-1} + e^{x_i}`, with :math:`\log|J| = \sum_{i>0} x_i`."""
 
     domain = constraints.real_vector
     codomain = constraints.ordered_vector
