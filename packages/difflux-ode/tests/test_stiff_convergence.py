@@ -108,3 +108,19 @@ def test_user_jacobian_gives_the_same_solution():
 def test_user_jacobian_of_wrong_shape_raises():
     with pytest.raises(ValueError, match=r"returned shape \(2, 2\), but the state has 3 entries"):
         ode.solve(linear, Y0, (0.0, 1.0), MATRIX, solver=ode.Kvaerno3(jacobian=lambda t, y: np.eye(2)))
+
+
+@pytest.mark.parametrize("solver", [ode.Kvaerno5(), ode.Rosenbrock23()], ids=["Kvaerno5", "Rosenbrock23"])
+def test_backward_integration_matches_expm(solver):
+    # From t = 1 back to t = 0 the stiff mode grows, so take the non-stiff block.
+    matrix, y1 = MATRIX[:2, :2], np.array([1.0, 0.5])
+    sol = ode.solve(linear, y1, (1.0, 0.0), matrix, solver=solver, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(np.asarray(sol.ys[-1]), scipy.linalg.expm(-matrix) @ y1, rtol=1e-4)
+
+
+@pytest.mark.parametrize("solver", [ode.Kvaerno5(), ode.Rosenbrock23()], ids=["Kvaerno5", "Rosenbrock23"])
+def test_float32_state_keeps_dtype(solver):
+    y0, matrix = Y0.astype(np.float32), MATRIX.astype(np.float32)
+    sol = ode.solve(linear, y0, (0.0, 1.0), matrix, solver=solver, rtol=1e-4, atol=1e-6)
+    assert sol.ys.dtype == np.float32
+    np.testing.assert_allclose(np.asarray(sol.ys[-1]), scipy.linalg.expm(MATRIX) @ Y0, rtol=1e-2, atol=1e-4)
