@@ -80,14 +80,12 @@ CASES = [
         {"concentration": _p(2.5, 0.7), "rate": _p(1.5, 0.4)},
         lambda concentration, rate: stats.gamma(concentration, scale=1 / rate),
         [-1.0],
-        has_icdf=False,
     ),
     Case(
         "Gamma-large",
         dist.Gamma,
         {"concentration": _p(500.0, 2000.0), "rate": _p(2.0, 0.01)},
         lambda concentration, rate: stats.gamma(concentration, scale=1 / rate),
-        has_icdf=False,
         rtol=1e-5,
     ),
     Case(
@@ -111,14 +109,12 @@ CASES = [
         dist.StudentT,
         {"df": _p(5.0, 1.5), "loc": _p(0.3, -1.0), "scale": _p(1.5, 0.2)},
         lambda df, loc, scale: stats.t(df, loc, scale),
-        has_icdf=False,
     ),
     Case(
         "StudentT-large-df",
         dist.StudentT,
         {"df": _p(1e4, 0.8), "loc": _p(0.0, 2.0), "scale": _p(1.0, 3.0)},
         lambda df, loc, scale: stats.t(df, loc, scale),
-        has_icdf=False,
         rtol=1e-5,
     ),
     Case(
@@ -127,7 +123,6 @@ CASES = [
         {"concentration1": _p(2.5, 0.7), "concentration0": _p(1.5, 0.4)},
         lambda a, b: stats.beta(a, b),
         [-0.5, 1.5],
-        has_icdf=False,
     ),
     Case(
         "Beta-large",
@@ -135,7 +130,6 @@ CASES = [
         {"concentration1": _p(300.0, 1.0), "concentration0": _p(400.0, 1.0)},
         lambda a, b: stats.beta(a, b),
         [0.0, 1.0],
-        has_icdf=False,
         rtol=1e-5,
     ),
     Case(
@@ -144,7 +138,6 @@ CASES = [
         {"concentration": _p(3.5, 1.5), "rate": _p(1.5, 0.4)},
         lambda concentration, rate: stats.invgamma(concentration, scale=rate),
         [0.0, -1.0],
-        has_icdf=False,
     ),
     Case(
         "Laplace",
@@ -518,3 +511,20 @@ def test_log_prob_gradient_under_jit(case: Case) -> None:
     eager = dx.grad(total_log_prob)(differentiated, fixed)
     for name in names:
         np.testing.assert_allclose(_np(compiled[name]), _np(eager[name]), rtol=1e-10)
+
+
+WITH_ICDF = [c for c in CASES if c.has_icdf]
+
+
+@pytest.mark.parametrize("case", WITH_ICDF, ids=[c.name for c in WITH_ICDF])
+@numpy_fast_jax_slow
+def test_icdf_gradient_matches_finite_differences(case: Case, backend: str) -> None:
+    names = [k for k in case.params if k not in case.no_grad]
+    q = dx.asarray(np.array([[0.05, 0.3], [0.6, 0.97]]), backend=backend)
+    magnitudes = {k: dx.asarray(np.abs(case.params[k]), backend=backend) for k in names}
+
+    def quantile(*relative: Any) -> Any:
+        return case.make(**{k: r * magnitudes[k] for k, r in zip(names, relative)}).icdf(q)
+
+    args = [dx.asarray(np.sign(case.params[k]), backend=backend) for k in names]
+    check_grads(quantile, args, order=1, modes=("rev",), eps=1e-6, rtol=1e-4, atol=1e-6)

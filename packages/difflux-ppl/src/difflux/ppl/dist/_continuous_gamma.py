@@ -16,6 +16,7 @@ import difflux.core as dx
 
 from . import constraints
 from ._continuous import _noise
+from ._inverse_cdf import beta_quantile, gamma_quantile
 from ._util import Shape, as_params, broadcast_shapes, shape_of
 from .distribution import Distribution, broadcast_to_batch
 
@@ -62,6 +63,9 @@ class Gamma(Distribution):
 
     def cdf(self, value: Any) -> Any:
         return dx.gammainc(self.concentration, self.rate * dx.clip(value, 0.0, None))
+
+    def icdf(self, q: Any) -> Any:
+        return gamma_quantile(self.concentration, q) / self.rate
 
     def entropy(self) -> Any:
         a = self.concentration
@@ -115,6 +119,9 @@ class InverseGamma(Distribution):
         safe = dx.where(positive, value, 1.0)
         return dx.where(positive, dx.gammaincc(self.concentration, self.rate / safe), 0.0)
 
+    def icdf(self, q: Any) -> Any:
+        return self.rate / gamma_quantile(self.concentration, 1.0 - q)
+
     @property
     def mean(self) -> Any:
         a = self.concentration
@@ -167,6 +174,9 @@ class Beta(Distribution):
 
     def cdf(self, value: Any) -> Any:
         return dx.betainc(self.concentration1, self.concentration0, dx.clip(value, 0.0, 1.0))
+
+    def icdf(self, q: Any) -> Any:
+        return beta_quantile(self.concentration1, self.concentration0, q)
 
     @property
     def mean(self) -> Any:
@@ -227,6 +237,19 @@ class StudentT(Distribution):
         z = (value - self.loc) / self.scale
         tail = 0.5 * dx.betainc(0.5 * nu, 0.5, nu / (nu + z * z))
         return dx.where(z > 0, 1.0 - tail, tail)
+
+    def icdf(self, q: Any) -> Any:
+        # y = t^2 / (nu + t^2) solves I_y(1/2, nu/2) = |2q - 1|, and w = 1 - y
+        # solves I_w(nu/2, 1/2) = 2 min(q, 1 - q). Each is accurate where it is
+        # small, so the smaller one gives t (y near the median, w in the tails).
+        nu = self.df
+        y = beta_quantile(0.5, 0.5 * nu, dx.abs(2.0 * q - 1.0))
+        w = beta_quantile(0.5 * nu, 0.5, 2.0 * dx.minimum(q, 1.0 - q))
+        near_median = y < 0.5
+        safe_y = dx.where(near_median, y, 0.25)
+        safe_w = dx.where(near_median, 0.25, w)
+        magnitude = dx.sqrt(nu * dx.where(near_median, safe_y / (1.0 - safe_y), (1.0 - safe_w) / safe_w))
+        return self.loc + self.scale * dx.where(q < 0.5, -magnitude, magnitude)
 
     @property
     def mean(self) -> Any:
