@@ -115,7 +115,7 @@ def test_interpolant_matches_step_ends(solver):
 
 
 def test_bosh3_matches_the_published_pair():
-    # Bogacki and Shampine (1989): b_hat = (7/24, 1/4, 1/3, 1/8).
+    # The pair's embedded second-order weights are b_hat = (7/24, 1/4, 1/3, 1/8).
     tableau = ode.Bosh3.tableau
     b_hat = [b - e for b, e in zip(tableau.b, tableau.b_error)]
     assert [str(x) for x in b_hat] == ["7/24", "1/4", "1/3", "1/8"]
