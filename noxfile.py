@@ -160,20 +160,26 @@ def quickstart(session: nox.Session) -> None:
 def examples(session: nox.Session) -> None:
     """Run the nn examples briefly (two epochs) on NumPy and on JAX; not part of CI.
 
-    The slow test packages/difflux-nn/tests/test_examples.py checks their
-    accuracy in CI instead.
+    The slow tests packages/difflux-nn/tests/test_examples.py,
+    test_example_gan.py and test_example_data_parallel.py check their
+    results in CI instead.
     """
     install_packages(session, "jax", "examples")
     for script in ("examples/digits_mlp.py", "examples/digits_cnn.py"):
         for backend in ("numpy", "jax"):
             session.run("python", script, "--backend", backend, "--epochs", "2", "--no-progress", *session.posargs)
+    for backend in ("numpy", "jax"):
+        session.run("python", "examples/gan_digits.py", "--backend", backend, "--epochs", "2", "--quiet")
+    # The data-parallel example sets up 4 simulated CPU devices itself.
+    session.run("python", "examples/data_parallel.py", "--epochs", "1")
 
 
 @nox.session
 def benchmarks(session: nox.Session) -> None:
-    """Run benchmarks/run.py beside PyTorch, HIPS autograd and JAX (not part of CI)."""
+    """Run benchmarks/run.py beside PyTorch, HIPS autograd, JAX and Equinox (not part of CI)."""
     install_packages(session, "jax")
-    session.install(TORCH, "autograd")
+    # Equinox and Optax are the compiled peers of the Adam-step benchmark.
+    session.install(TORCH, "autograd", "equinox", "optax")
     session.run("python", "benchmarks/run.py", *session.posargs)
 
 
