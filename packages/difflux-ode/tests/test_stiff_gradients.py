@@ -95,3 +95,17 @@ def test_jit_gradient_matches_eager():
     gradient = dx.grad(loss, argnums=(0, 1))
     for eager, compiled in zip(gradient(y0, params), dx.jit(gradient)(y0, params)):
         np.testing.assert_allclose(np.asarray(compiled), np.asarray(eager), rtol=1e-8)
+
+
+@pytest.mark.parametrize("solver", [ode.Kvaerno5(), ode.Rosenbrock23()], ids=["Kvaerno5", "Rosenbrock23"])
+def test_forward_mode_matches_finite_differences(solver):
+    def final(params):
+        sol = ode.solve(
+            relaxation, Y0, (0.0, 0.5), params, solver=solver, dt0=0.05, adaptive=False, rtol=1e-12, atol=1e-14
+        )
+        return sol.ys[-1]
+
+    direction, eps = np.array([1.0, 0.3]), 1e-6
+    _, tangent = dx.jvp(final, (PARAMS,), (direction,))
+    expected = (np.asarray(final(PARAMS + eps * direction)) - np.asarray(final(PARAMS - eps * direction))) / (2 * eps)
+    np.testing.assert_allclose(np.asarray(tangent), expected, rtol=1e-6, atol=1e-10)
