@@ -19,7 +19,7 @@ _E32 = 6.0 + math.sqrt(2.0)
 class Rosenbrock23(AbstractRosenbrock):
     """Shampine and Reichelt's Rosenbrock method of order 2 with a third-order error estimate.
 
-    With ``d = 1 / (2 + sqrt 2)``, ``W = I - h d J`` and ``T = df/dt``::
+    With ``d = 1 / (2 + sqrt 2)``, ``W = I - h d J`` and ``T = df/dt``:
 
         k1 = W^{-1} (f(t, y) + h d T)
         k2 = W^{-1} (f(t + h/2, y + h/2 k1) - k1) + k1
