@@ -340,3 +340,19 @@ def test_in_axes_structure_mismatch_raises():
 def test_unmapped_output_that_varies_raises():
     with pytest.raises(ValueError, match="varies across the batch"):
         dx.vmap(lambda x: x * 2.0, out_axes=None)(np.arange(3.0))
+
+
+def test_jvp_over_batched_tangents_runs_once_on_numpy():
+    # The columns of a Jacobian by forward mode: vmap must batch dx.jvp, not loop over the columns.
+    calls = []
+
+    def f(x):
+        calls.append(1)
+        return dx.sin(x) * x[0]
+
+    x = np.array([0.3, -1.2, 2.0])
+    columns = dx.vmap(lambda e: dx.jvp(f, (x,), (e,))[1], out_axes=1)(np.eye(3))
+    expected = np.diag(x[0] * np.cos(x))
+    expected[:, 0] += np.sin(x)
+    np.testing.assert_allclose(columns, expected, rtol=1e-12)
+    assert len(calls) == 1

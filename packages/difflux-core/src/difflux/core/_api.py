@@ -24,6 +24,7 @@ from ._core import (
     backward,
     value_of,
 )
+from ._dispatch import shape_of
 from ._ops_creation import asarray, ones_like, zeros_like
 from ._tree import tree_flatten, tree_unflatten
 
@@ -284,7 +285,8 @@ def jvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]) 
             if t is None or not _is_float_leaf(p):
                 leaves.append(p)
                 continue
-            p_shape, t_shape = tuple(np.shape(value_of(p))), tuple(np.shape(value_of(t)))
+            # shape_of reads tracers' shapes without their arrays, so dx.vmap can batch a jvp.
+            p_shape, t_shape = shape_of(p), shape_of(t)
             if p_shape != t_shape:
                 raise ValueError(f"a primal of shape {p_shape} got a tangent of shape {t_shape}")
             leaves.append(JVPTracer(trace, p, t))
