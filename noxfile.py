@@ -150,6 +150,15 @@ def docs(session: nox.Session) -> None:
 
 
 @nox.session
+def lynx_hare(session: nox.Session) -> None:
+    """Run the flagship study examples/lynx_hare/run.py (on JAX unless `-- --backend numpy`)."""
+    install_packages(session, "jax")
+    # The study's plots; the packages need no plotting library themselves.
+    session.install("matplotlib")
+    session.run("python", "examples/lynx_hare/run.py", *session.posargs)
+
+
+@nox.session
 def quickstart(session: nox.Session) -> None:
     """Run examples/core_quickstart.py on NumPy, and on JAX."""
     install_packages(session, "jax")

@@ -1,0 +1,159 @@
+"""The Hudson Bay lynx-hare study: a Bayesian ODE model and a universal differential equation.
+
+Stages:
+
+1. NUTS on the Bayesian Lotka-Volterra model (bayes.py) with all the data,
+   1900-1920: posterior summary, trace plots, posterior predictive bands.
+2. The same model fitted to 1900-1915 only, whose posterior predictive for
+   1916-1920 is the mechanistic forecast.
+3. The universal differential equation (ude.py), fitted to 1900-1915 with
+   Adam and then L-BFGS, forecast to 1920.
+
+It writes posterior_summary.csv, posterior_predictive.png, trace.png,
+ude_forecast.png and report.md under --out (default out/lynx_hare/).
+
+    python examples/lynx_hare/run.py --backend jax
+    python examples/lynx_hare/run.py --backend numpy --chains 4 --warmup 500 --draws 500
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+TRAIN_END = 1915
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("out/lynx_hare"), help="output folder (default out/lynx_hare)")
+    parser.add_argument("--backend", choices=["numpy", "jax"], default="jax", help="array backend (default: jax)")
+    parser.add_argument("--chains", type=int, default=4, help="NUTS chains (default 4)")
+    parser.add_argument("--warmup", type=int, default=1000, help="warm-up iterations per chain (default 1000)")
+    parser.add_argument("--draws", type=int, default=1000, help="draws per chain (default 1000)")
+    parser.add_argument(
+        "--holdout-warmup", type=int, default=None, help="warm-up of the 1900-1915 fit (default --warmup)"
+    )
+    parser.add_argument("--holdout-draws", type=int, default=None, help="draws of the 1900-1915 fit (default --draws)")
+    parser.add_argument("--adam-steps", type=int, default=1000, help="Adam steps of the UDE (default 1000)")
+    parser.add_argument("--lbfgs-iterations", type=int, default=200, help="L-BFGS iterations of the UDE (default 200)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    arguments = parser.parse_args(argv)
+    for name in ("chains", "warmup", "draws", "adam_steps"):
+        if getattr(arguments, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    return arguments
+
+
+def load_data() -> tuple:
+    import numpy as np
+
+    table = np.genfromtxt(HERE / "lynx_hare.csv", delimiter=",", names=True)
+    years = np.asarray(table["year"], dtype=np.float64)
+    counts = np.stack([table["hare"], table["lynx"]], axis=-1).astype(np.float64)
+    return years, counts
+
+
+def main(argv: list[str] | None = None) -> int:
+    arguments = parse_args(argv)
+    os.environ["DIFFLUX_BACKEND"] = arguments.backend
+
+    import numpy as np
+
+    import difflux.core as dx
+
+    if arguments.backend == "jax":
+        dx.config.enable_float64()
+
+    import bayes
+    import plots
+    import report
+    import ude
+
+    out: Path = arguments.out
+    out.mkdir(parents=True, exist_ok=True)
+    progress = not arguments.no_progress
+    years, counts = load_data()
+    t = years - years[0]
+    train = years <= TRAIN_END
+    timings: dict[str, float] = {}
+
+    print(
+        f"lynx-hare study on {arguments.backend}: {arguments.chains} chains x "
+        f"({arguments.warmup} warm-up + {arguments.draws} draws)"
+    )
+    posterior = bayes.sample_posterior(
+        t,
+        counts,
+        backend=arguments.backend,
+        chains=arguments.chains,
+        warmup=arguments.warmup,
+        draws=arguments.draws,
+        seed=arguments.seed,
+        progress=progress,
+    )
+    timings["NUTS, 1900-1920"] = posterior.seconds
+    table = report.posterior_table(posterior.samples)
+    report.write_summary_csv(out / "posterior_summary.csv", table)
+    print(report.format_table(table))
+    print(f"divergences: {posterior.divergences}")
+
+    start = time.perf_counter()
+    predicted = bayes.predictive_counts(posterior, t, backend=arguments.backend, seed=arguments.seed + 1)
+    plots.posterior_predictive(out / "posterior_predictive.png", years, counts, predicted)
+    plots.trace(out / "trace.png", posterior.samples)
+    timings["posterior predictive and plots"] = time.perf_counter() - start
+
+    holdout = bayes.sample_posterior(
+        t[train],
+        counts[train],
+        backend=arguments.backend,
+        chains=arguments.chains,
+        warmup=arguments.holdout_warmup or arguments.warmup,
+        draws=arguments.holdout_draws or arguments.draws,
+        seed=arguments.seed + 2,
+        progress=progress,
+    )
+    timings["NUTS, 1900-1915"] = holdout.seconds
+    mechanistic = bayes.predictive_counts(holdout, t, backend=arguments.backend, seed=arguments.seed + 3)
+
+    fit = ude.train_ude(
+        t[train],
+        counts[train],
+        backend=arguments.backend,
+        adam_steps=arguments.adam_steps,
+        lbfgs_iterations=arguments.lbfgs_iterations,
+        seed=arguments.seed,
+        progress=progress,
+    )
+    timings["UDE training"] = fit.seconds
+    ude_path = np.asarray(fit.model.solve(dx.asarray(t, backend=arguments.backend)))
+    mech_median = np.median(mechanistic, axis=0)
+    band = (np.quantile(mechanistic, 0.05, axis=0), np.quantile(mechanistic, 0.95, axis=0))
+    plots.ude_forecast(out / "ude_forecast.png", years, counts, TRAIN_END, ude_path, mech_median, band)
+
+    forecast = report.forecast_errors(counts[~train], ude_path[~train], mech_median[~train])
+    report.write_report(
+        out / "report.md",
+        arguments=arguments,
+        timings=timings,
+        table=table,
+        posterior=posterior,
+        holdout=holdout,
+        fit=fit,
+        forecast=forecast,
+    )
+    print(report.format_forecast(forecast))
+    print(f"wrote {out}/: posterior_summary.csv, posterior_predictive.png, trace.png, ude_forecast.png, report.md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
