@@ -21,8 +21,8 @@ TIMES = np.array([40.0, 1e5])
 # itself; SciPy's Radau agrees with them to 1e-10 (see the test below).
 PUBLISHED_AT_40 = np.array([0.7158270687, 9.185534764e-6, 0.2841637457])
 
-SOLVERS = [ode.Kvaerno5(), ode.Kvaerno4(), ode.Rosenbrock23(), None]
-IDS = ["Kvaerno5", "Kvaerno4", "Rosenbrock23", "AutoSwitch"]
+SOLVERS = [ode.Kvaerno5(), ode.Kvaerno4(), ode.Rosenbrock23(), ode.Rodas5P(), None]
+IDS = ["Kvaerno5", "Kvaerno4", "Rosenbrock23", "Rodas5P", "AutoSwitch"]
 
 
 def robertson(t, y, rates):
@@ -90,8 +90,9 @@ def test_kvaerno5_reuses_jacobians():
     assert stats["num_jacobians"] < stats["num_lu"] < stats["num_steps"]
 
 
-def test_rosenbrock23_factors_every_step():
-    _, _, stats = solve_robertson(ode.Rosenbrock23(), "numpy")
+@pytest.mark.parametrize("solver", [ode.Rosenbrock23(), ode.Rodas5P()], ids=["Rosenbrock23", "Rodas5P"])
+def test_rosenbrock_factors_every_step(solver):
+    _, _, stats = solve_robertson(solver, "numpy")
     assert stats["num_jacobians"] == stats["num_lu"] == stats["num_steps"]
 
 

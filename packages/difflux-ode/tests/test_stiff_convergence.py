@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import scipy.linalg
 
+import difflux.core as dx
 from difflux import ode
 
 # (solver, claimed order, step sizes over t in [0, 1]).
@@ -124,3 +125,35 @@ def test_float32_state_keeps_dtype(solver):
     sol = ode.solve(linear, y0, (0.0, 1.0), matrix, solver=solver, rtol=1e-4, atol=1e-6)
     assert sol.ys.dtype == np.float32
     np.testing.assert_allclose(np.asarray(sol.ys[-1]), scipy.linalg.expm(MATRIX) @ Y0, rtol=1e-2, atol=1e-4)
+
+
+def nonautonomous(t, y, args):
+    return dx.stack([dx.cos(t) * y[0], t * t - y[1]])
+
+
+def nonautonomous_solution(t):
+    # y0' = cos(t) y0 and y1' = t^2 - y1 from (0.5, 1).
+    return np.array([0.5 * np.exp(np.sin(t)), t * t - 2 * t + 2 - np.exp(-t)])
+
+
+RODAS5P_STEPS = [1 / 4, 1 / 8, 1 / 16, 1 / 32]
+
+
+def test_rodas5p_order_on_logistic_equation(backend, to_backend):
+    exact = 1.0 / (1.0 + 9.0 * np.exp(-3.0))
+    errors = [
+        abs(final_value(logistic, to_backend([0.1]), to_backend(3.0), ode.Rodas5P(), dt)[0] - exact)
+        for dt in RODAS5P_STEPS
+    ]
+    assert fitted_order(RODAS5P_STEPS, errors) == pytest.approx(5, abs=0.3)
+
+
+def test_time_dependent_field_keeps_order(backend, to_backend):
+    # df/dt enters the Rosenbrock stages; a wrong term would cost an order.
+    exact = nonautonomous_solution(1.0)
+    for solver, order in ((ode.Rodas5P(), 5), (ode.Rosenbrock23(), 2)):
+        errors = [
+            np.max(np.abs(final_value(nonautonomous, to_backend([0.5, 1.0]), None, solver, dt) - exact))
+            for dt in RODAS5P_STEPS
+        ]
+        assert fitted_order(RODAS5P_STEPS, errors) >= order - 0.3

@@ -95,7 +95,7 @@ def test_tableau_rejects_wrong_error_weights():
         ESDIRKTableau.build(c=[0, 1], a=[[0], [0, 1]], b=[0, 1], b_error=[1, 1], predictor=[[1]])
 
 
-@pytest.mark.parametrize("solver", [*ESDIRK, ode.Rosenbrock23], ids=[*IDS, "Rosenbrock23"])
+@pytest.mark.parametrize("solver", [*ESDIRK, ode.Rosenbrock23, ode.Rodas5P], ids=[*IDS, "Rosenbrock23", "Rodas5P"])
 def test_interpolant_matches_step_ends(solver):
     rng = np.random.default_rng(0)
     y0 = rng.normal(size=3)
@@ -121,19 +121,20 @@ def test_bosh3_matches_the_published_pair():
     assert [str(x) for x in b_hat] == ["7/24", "1/4", "1/3", "1/8"]
 
 
-def rosenbrock23_growth(z: complex) -> complex:
-    """Return y1 / y0 for one Rosenbrock23 step of size 1 on y' = z y."""
+def rosenbrock_growth(solver, z: complex) -> complex:
+    """Return y1 / y0 for one step of size 1 of a Rosenbrock solver on y' = z y."""
 
     def f(t, y):
         return z * y
 
     y0 = np.array([1.0 + 0.0j])
-    state = ode.Rosenbrock23().init_state(f, 0.0, y0, f(0.0, y0), 1e-6, 1e-9)
-    y1, *_ = ode.Rosenbrock23().step_with_state(f, np.asarray(0.0), y0, f(0.0, y0), np.asarray(1.0), state)
+    state = solver.init_state(f, 0.0, y0, f(0.0, y0), 1e-6, 1e-9)
+    y1, *_ = solver.step_with_state(f, np.asarray(0.0), y0, f(0.0, y0), np.asarray(1.0), state)
     return complex(y1[0])
 
 
-def test_rosenbrock23_is_l_stable():
+@pytest.mark.parametrize("solver", [ode.Rosenbrock23(), ode.Rodas5P()], ids=["Rosenbrock23", "Rodas5P"])
+def test_rosenbrock_methods_are_l_stable(solver):
     for y in np.geomspace(1e-3, 1e4, 50):
-        assert abs(rosenbrock23_growth(1j * y)) <= 1.0 + 1e-12
-    assert abs(rosenbrock23_growth(-1e9)) < 1e-6
+        assert abs(rosenbrock_growth(solver, 1j * y)) <= 1.0 + 1e-12
+    assert abs(rosenbrock_growth(solver, -1e9)) < 1e-6

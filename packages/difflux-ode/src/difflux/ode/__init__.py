@@ -38,6 +38,7 @@ from ._solver_midpoint import Midpoint
 from ._solver_milstein import Milstein
 from ._solver_ralston import Ralston
 from ._solver_rk4 import RK4
+from ._solver_rodas5p import Rodas5P
 from ._solver_rosenbrock23 import Rosenbrock23
 from ._solver_tsit5 import Tsit5
 from ._tableau import ButcherTableau
@@ -72,6 +73,7 @@ __all__ = [
     "ODESolveError",
     "PIDController",
     "RK4",
+    "Rodas5P",
     "Ralston",
     "Rosenbrock23",
     "RecursiveCheckpointAdjoint",
