@@ -1,8 +1,8 @@
 """difflux.ode SDE steps against Diffrax's on the same Brownian path, in float64.
 
-difflux samples the Brownian path (``ode.BrownianPath``) and Diffrax (0.7.2)
+difflux samples the Brownian path (``ode.BrownianPath``). Diffrax (0.7.2)
 reads the same grid values through a small ``AbstractBrownianPath`` that
-interpolates them; the steps land on the grid, so the increments are equal.
+interpolates them. The steps land on the grid, so the increments are equal.
 Euler-Maruyama (``diffrax.Euler`` on a ``MultiTerm``) and Itô Milstein
 (``diffrax.ItoMilstein`` with a diagonal ``lineax`` operator) must then give
 the same solution and the same gradient to rounding.
