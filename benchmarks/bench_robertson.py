@@ -7,11 +7,11 @@ k3 y2 y3``, ``y3' = k2 y2^2`` with ``k = (0.04, 3e7, 1e4)`` from ``(1, 0, 0)``,
 solved to ``t = 1e5`` at ``rtol = 1e-8``, ``atol = 1e-10``. Competitors, in
 one process, with BLAS and XLA on one thread each:
 
-* difflux compiled (``dx.jit``) with :class:`Kvaerno5` and with the default
+* difflux compiled (``dx.jit``) with :class:`Kvaerno5`, :class:`Rodas5P` and with the default
   solver (Tsit5 switching to Kvaerno5), against Diffrax 0.7.2's
   ``Kvaerno5`` under ``jax.jit`` with its default root finder and a
   ``PIDController`` at the same tolerances: run time and trace + compile time;
-* difflux eagerly on NumPy with ``Kvaerno5`` against SciPy's ``solve_ivp``
+* difflux eagerly on NumPy with ``Kvaerno5`` and ``Rodas5P`` against SciPy's ``solve_ivp``
   with ``Radau`` and ``BDF``, and ``LSODA`` (compiled Fortran) as the far mark.
 
 Every row reports the steps, the vector-field evaluations and the largest
@@ -158,6 +158,7 @@ def main() -> None:
     y0_jax, rates_jax = jnp.asarray(Y0), jnp.asarray(RATES)
     compiled = {
         "difflux Kvaerno5 (dx.jit)": dx.jit(difflux_solve(ode.Kvaerno5())),
+        "difflux Rodas5P (dx.jit)": dx.jit(difflux_solve(ode.Rodas5P())),
         "difflux default (dx.jit)": dx.jit(difflux_solve(None)),
         "Diffrax Kvaerno5 (jax.jit)": jax.jit(diffrax_solve()),
     }
@@ -187,7 +188,10 @@ def main() -> None:
         rows.append((name, times[name], fn_result))
 
     # Eager: difflux on NumPy against SciPy.
-    eager = {"difflux Kvaerno5 (NumPy)": lambda: difflux_solve(ode.Kvaerno5())(Y0, RATES)}
+    eager = {
+        "difflux Kvaerno5 (NumPy)": lambda: difflux_solve(ode.Kvaerno5())(Y0, RATES),
+        "difflux Rodas5P (NumPy)": lambda: difflux_solve(ode.Rodas5P())(Y0, RATES),
+    }
     for method in ("Radau", "BDF", "LSODA"):
         eager[f"SciPy {method}"] = scipy_solve(method)
     eager_results = {name: fn() for name, fn in eager.items()}
@@ -217,10 +221,14 @@ def main() -> None:
         f"| trace + compile, difflux / Diffrax | {jax_compile:.2f} s | {diffrax_compile:.2f} s "
         f"| {jax_compile / diffrax_compile:.2f}x |"
     )
-    numpy_run = eager_times["difflux Kvaerno5 (NumPy)"]
-    for method in ("Radau", "BDF", "LSODA"):
-        peer = eager_times[f"SciPy {method}"]
-        print(f"| NumPy / SciPy {method} | {numpy_run * 1e3:.1f} ms | {peer * 1e3:.1f} ms | {numpy_run / peer:.2f}x |")
+    for solver in ("Kvaerno5", "Rodas5P"):
+        numpy_run = eager_times[f"difflux {solver} (NumPy)"]
+        for method in ("Radau", "BDF", "LSODA"):
+            peer = eager_times[f"SciPy {method}"]
+            print(
+                f"| NumPy {solver} / SciPy {method} | {numpy_run * 1e3:.1f} ms | {peer * 1e3:.1f} ms "
+                f"| {numpy_run / peer:.2f}x |"
+            )
 
 
 if __name__ == "__main__":
