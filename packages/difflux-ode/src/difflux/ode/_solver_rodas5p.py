@@ -10,13 +10,13 @@ import difflux.core as dx
 from ._rosenbrock import AbstractRosenbrock
 from ._runge_kutta import VectorField
 
-# Coefficients in the W-transformed form (decimals, as Diffrax transcribes
-# them from Steinebach's paper): stage i solves
+# Coefficients in the W-transformed form, as decimals taken from Diffrax's
+# rodas5p.py on GitHub (a transcription of Steinebach's paper). Stage i solves
 #     (I / (h gamma) - J) U_i = f(t + alpha_i h, y + sum_j a_ij U_j) + sum_j (c_ij / h) U_j + h gamma_i T,
 # and y1 = y + sum_i m_i U_i. The solution includes the last stage U_8 with
 # weight 1 and the embedded order-4 solution omits it, so U_8 is the error
-# estimate. (Diffrax 0.7.x's table names the two weight rows the other way
-# round; the fitted order in the tests confirms this assignment.)
+# estimate. (That file's m_sol row omits U_8 and gives order 4 here; the
+# fitted order 5 in the tests confirms the assignment used below.)
 _GAMMA = 0.21193756319429014
 _SOLUTION_ROW = [
     -7.502846399306121,
@@ -71,7 +71,7 @@ class Rodas5P(AbstractRosenbrock):
     Eight stages, each one linear solve with the factored ``I - h gamma J``
     (``gamma = 0.2119...``), so a step costs one Jacobian, one LU
     factorisation and 8 evaluations of ``f`` (7 stages and ``f(t + h, y1)``),
-    plus one JVP for ``df/dt``. Stiffly accurate and L-stable, so it suits
+    plus one JVP for ``df/dt``. L-stable (checked by the tests), so it suits
     stiff problems at tight tolerances. Cubic Hermite interpolant.
     Reference: G. Steinebach, Construction of Rosenbrock-Wanner method
     Rodas5P and numerical benchmarks within the Julia Differential
