@@ -111,9 +111,10 @@ def _negative_log_likelihood(log_p: Any, target: Any, axis: int, label_smoothing
     _check_class_axis(log_p, name)
     target = _as_array_like(target, log_p)
     if _is_integer(target) and not label_smoothing:
-        # One term per example: selecting it gives the same value as the
-        # weighted sum below with one fewer multiplication and where.
-        return -dx.sum(dx.where(_index_mask(log_p, target, axis, name), log_p, 0.0), axis=axis)
+        # One term per example: selecting it gives the same values as the
+        # weighted sum below, bit for bit (a perfect prediction gives +0.0),
+        # with one fewer multiplication and where.
+        return dx.sum(dx.where(_index_mask(log_p, target, axis, name), -log_p, 0.0), axis=axis)
     target = _class_targets(log_p, target, axis, label_smoothing, name)
     return _negative_weighted_log_sum(target, log_p, axis)
 
