@@ -299,3 +299,20 @@ def test_event_time_forward_mode(backend, to_backend):
     value, tangent = dx.jvp(event_time, (to_backend(1.5),), (to_backend(1.0),))
     assert float(value) == pytest.approx(fall_time(1.5, GRAVITY), rel=1e-12)
     assert float(tangent) == pytest.approx(1.0 / np.sqrt(2.0 * 1.5 * GRAVITY), rel=1e-9)
+
+
+def test_event_time_second_derivatives():
+    # t = sqrt(2 h0 / g): d2t/dh0^2 = -t / (4 h0^2), d2t/dg^2 = 3 t / (4 g^2),
+    # d2t/dh0 dg = -t / (4 h0 g).
+    def event_time(params):
+        y0 = dx.stack([params[0], 0.0 * params[0]])
+        sol = ode.solve(fall, y0, (0.0, 5.0), params[1], events=ode.Event(height), solver=TSIT5, max_steps=MAX_STEPS)
+        return sol.event_time
+
+    h0, gravity = 1.5, GRAVITY
+    t = fall_time(h0, gravity)
+    hessian = np.asarray(dx.hessian(event_time)(np.array([h0, gravity])))
+    expected = np.array(
+        [[-t / (4 * h0**2), -t / (4 * h0 * gravity)], [-t / (4 * h0 * gravity), 3 * t / (4 * gravity**2)]]
+    )
+    np.testing.assert_allclose(hessian, expected, rtol=1e-8)
