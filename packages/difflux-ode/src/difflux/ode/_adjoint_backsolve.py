@@ -19,8 +19,10 @@ from typing import Any
 
 import difflux.core as dx
 
+from ._saveat import SaveAt
 from ._sensitivity_solve import (
     FlatProblem,
+    _outputs,
     backward_tolerances,
     knots,
     split_time_cotangents,
@@ -29,9 +31,6 @@ from ._sensitivity_solve import (
 
 
 def fwd(problem: FlatProblem, y0: Any, t0: Any, t1: Any, ts: Any, theta: Any) -> tuple[Any, Any]:
-    from ._saveat import SaveAt
-    from ._sensitivity_solve import _outputs
-
     solution = problem.inner_solve(problem.field, y0, (t0, t1), theta, saveat=SaveAt(ts=ts, t1=True))
     out = _outputs(solution, ts)
     return out, (y0, t0, t1, ts, theta, out["ys"], out["y1"])
@@ -54,7 +53,7 @@ def bwd(method: Any, problem: FlatProblem, residuals: Any, g: dict[str, Any]) ->
     y0, t0, t1, ts, theta, ys, y1 = residuals
     times, states, cotangents = knots(t0, t1, ts, y0, ys, y1, g["ys"], g["y1"])
     field = adjoint_field(problem)
-    changes = backward_tolerances(method, problem)
+    changes = backward_tolerances(method)
 
     def segment(carry: Any, x: Any) -> tuple[Any, Any]:
         a, g_theta = carry

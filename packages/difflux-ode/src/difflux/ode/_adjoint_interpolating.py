@@ -47,7 +47,7 @@ def bwd(method: Any, problem: FlatProblem, residuals: Any, g: dict[str, Any]) ->
         return -a_y, [-dx.astype(c, a.dtype) if c.dtype != a.dtype else -c for c in a_theta]
 
     times, states, cotangents = knots(t0, t1, ts, y0, ys, y1, g["ys"], g["y1"])
-    changes = backward_tolerances(method, problem)
+    changes = backward_tolerances(method)
 
     def segment(carry: Any, x: Any) -> tuple[Any, Any]:
         a, g_theta = carry

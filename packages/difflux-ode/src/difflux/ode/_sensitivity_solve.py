@@ -79,13 +79,6 @@ class FlatProblem:
             leaves[i] = value
         return dx.tree_unflatten(self._params_def, leaves)
 
-    def params_cotangent(self, theta_cotangent: list[Any]) -> tuple[Any, Any]:
-        """Return the cotangent of ``(vector_field, args)``: ``theta_cotangent`` at the float leaves, ``None`` elsewhere."""
-        leaves: list[Any] = [None] * len(self._leaves)
-        for i, value, like in zip(self._float_positions, theta_cotangent, self.theta):
-            leaves[i] = dx.astype(value, like.dtype) if value.dtype != like.dtype else value
-        return dx.tree_unflatten(self._params_def, leaves)
-
     def inner_solve(
         self, field: Callable[..., Any], y0: Any, t_span: tuple[Any, Any], args: Any, **changes: Any
     ) -> Any:
@@ -230,7 +223,8 @@ def split_time_cotangents(ts: Any, time_cotangents: Any) -> tuple[Any, Any]:
     return (time_cotangents[:count] if count else None), time_cotangents[count]
 
 
-def backward_tolerances(method: Any, problem: FlatProblem) -> dict[str, Any]:
+def backward_tolerances(method: Any) -> dict[str, Any]:
+    """Return the tolerances of the backward solves that ``method`` overrides."""
     changes = {}
     if method.rtol is not None:
         changes["rtol"] = method.rtol
@@ -245,4 +239,5 @@ def zeros_theta(theta: list[Any], like: Any) -> list[Any]:
 
 
 def constant(like: Any, values: np.ndarray) -> Any:
+    """Convert NumPy ``values`` to an array on the backend and dtype of ``like``."""
     return dx.asarray(values, dtype=like.dtype, backend=backend_of_value(value_of(like)) or "numpy")
