@@ -279,7 +279,7 @@ def exponential(k: Any, shape: Shape = (), dtype: Any = None) -> Any:
 
 
 def _gamma_sample_da(a: Any, x: Any) -> Any:
-    """Return dx/da of a Gamma(a, 1) sample ``x`` held at a fixed CDF level.
+    """Compute dx/da of a Gamma(a, 1) sample ``x`` kept at a fixed CDF level.
 
     Implicit reparameterisation (Figurnov, Mohamed and Mnih, 2018): the
     sample solves P(a, x) = u for a uniform ``u`` that does not depend on
