@@ -54,6 +54,9 @@ def set_device_count(count: int) -> None:
         )
     flags = [flag for flag in os.environ.get("XLA_FLAGS", "").split() if not flag.startswith(DEVICE_FLAG)]
     os.environ["XLA_FLAGS"] = " ".join([*flags, f"{DEVICE_FLAG}={count}"])
+    # The simulated devices are CPU devices; on a machine with a GPU, JAX
+    # would otherwise make the GPU the default. Set JAX_PLATFORMS to override.
+    os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 
 def train(args: argparse.Namespace, mesh: Any) -> tuple[list[float], dict[str, Any]]:

@@ -7,6 +7,7 @@ test runs its code in a fresh Python process with the flag set.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -17,15 +18,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import needs_jax
-
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 DEVICES = 4
+
+needs_jax = pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="JAX is not installed")
 
 
 def _run(arguments: list[str]) -> subprocess.CompletedProcess[str]:
     environment = dict(os.environ)
     environment["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={DEVICES}"
+    environment["JAX_PLATFORMS"] = "cpu"
     result = subprocess.run(
         [sys.executable, *arguments], capture_output=True, text=True, env=environment, timeout=600, check=False
     )
