@@ -244,19 +244,21 @@ class WarmupAdapter:
         self.dense_mass = dense_mass
         self.target_accept_prob = target_accept_prob
         windows = build_adaptation_schedule(num_warmup) if adapt_mass_matrix else []
-        # Per-iteration flags, padded with one False entry that every iteration after warm-up reads.
-        slow = np.zeros(num_warmup + 1, dtype=bool)
-        end = np.zeros(num_warmup + 1, dtype=bool)
-        search = np.zeros(num_warmup + 1, dtype=bool)
-        search[0] = adapt_step_size and num_warmup > 0
+        # Per-iteration flags, padded with False entries: iteration num_warmup (the first draw)
+        # reads entry num_warmup and every later iteration the final one.
+        slow = np.zeros(num_warmup + 2, dtype=bool)
+        end = np.zeros(num_warmup + 2, dtype=bool)
+        refresh = np.zeros(num_warmup + 2, dtype=bool)
+        refresh[0] = True
         for first, last in windows:
             slow[first : last + 1] = True
             end[last] = True
-            search[last + 1] = adapt_step_size
+            refresh[last + 1] = adapt_step_size
+        self.adapt_step_size = adapt_step_size and num_warmup > 0
         self.windows = windows
         self._slow = slow
         self._end = end
-        self._search = search
+        self._refresh = refresh
 
     def init(self, z: Any, step_size: Any, inverse_mass_matrix: Any) -> AdaptState:
         """Return the state before the first warm-up iteration."""
@@ -269,30 +271,39 @@ class WarmupAdapter:
             welford,
         )
 
-    def search_step_size(
+    def refresh(
         self,
         i: Any,
         state: AdaptState,
         key: Any,
         integrator_state: IntegratorState,
         potential_and_grad: Callable[[Any], tuple[Any, Any]],
-    ) -> AdaptState:
-        """Before iteration ``i``: search a new step size if ``i`` starts warm-up or follows a slow window.
+    ) -> tuple[AdaptState, IntegratorState]:
+        """Before iteration ``i``: evaluate the potential where needed and search a step size where scheduled.
 
-        The search restarts dual averaging around the step size it finds. Its
-        condition depends on ``i`` only, so under ``dx.vmap`` over chains (with
-        ``i`` shared) it stays a branch and the search runs only where needed.
+        The first iteration evaluates the potential and its gradient at the
+        initial position (chains start without them, so that no potential is
+        evaluated outside the compiled loop), and with ``adapt_step_size``
+        searches the initial step size; the iteration after each slow window
+        searches again for the new metric. A search restarts dual averaging
+        around the step size it finds. The condition depends on ``i`` only,
+        so under ``dx.vmap`` over chains (with ``i`` shared) it stays a branch
+        and runs only where needed.
         """
-        if not self.adapt_step_size or self.num_warmup == 0:
-            return state
 
-        def search(s: AdaptState) -> AdaptState:
-            eps = find_reasonable_step_size(
-                key, integrator_state, s.step_size, s.inverse_mass_matrix, s.mass_matrix_sqrt, potential_and_grad
-            )
-            return s._replace(step_size=eps, dual_averaging=dual_averaging_init(eps))
+        def search(operands: tuple[AdaptState, IntegratorState]) -> tuple[AdaptState, IntegratorState]:
+            s, point = operands
+            potential_energy, z_grad = potential_and_grad(point.z)
+            point = IntegratorState(point.z, point.r, potential_energy, z_grad)
+            if self.adapt_step_size:
+                eps = find_reasonable_step_size(
+                    key, point, s.step_size, s.inverse_mass_matrix, s.mass_matrix_sqrt, potential_and_grad
+                )
+                s = s._replace(step_size=eps, dual_averaging=dual_averaging_init(eps))
+            return s, point
 
-        return dx.cond(self._lookup(self._search, i, integrator_state.z), search, lambda s: s, state)
+        flag = self._lookup(self._refresh, i, integrator_state.z)
+        return dx.cond(flag, search, lambda operands: operands, (state, integrator_state))
 
     def update(self, i: Any, state: AdaptState, z: Any, accept_prob: Any) -> AdaptState:
         """Update ``state`` after iteration ``i`` (no change once ``i >= num_warmup``) moved the chain to ``z``."""
@@ -328,10 +339,10 @@ class WarmupAdapter:
         return dx.cond(at_end, end_window, lambda s: s, state)
 
     def _lookup(self, flags: np.ndarray, i: Any, like: Any) -> Any:
-        """Return ``flags[i]``, reading the final False entry for every ``i >= num_warmup``."""
+        """Return ``flags[i]``, reading the final False entry for every ``i > num_warmup``."""
         if isinstance(i, int | np.integer):
-            return bool(flags[min(int(i), self.num_warmup)])
-        return dx.asarray(flags, backend=backend_name(like))[dx.minimum(i, self.num_warmup)]
+            return bool(flags[min(int(i), self.num_warmup + 1)])
+        return dx.asarray(flags, backend=backend_name(like))[dx.minimum(i, self.num_warmup + 1)]
 
 
 def _select(pred: Any, a: Any, b: Any) -> Any:

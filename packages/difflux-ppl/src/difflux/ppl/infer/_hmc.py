@@ -8,9 +8,12 @@ compilation serves every chain and every iteration.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
+
+import numpy as np
 
 import difflux.core as dx
 
@@ -53,6 +56,10 @@ class Transition(NamedTuple):
     num_steps: Any
     accept_prob: Any
     diverging: Any
+
+
+def _to_numpy(leaf: Any) -> Any:
+    return np.asarray(leaf) if backend_name(leaf) == "jax" and hasattr(leaf, "shape") else leaf
 
 
 def _compose(potential_fn: Callable[[Any], Any], unravel: Callable[[Any], Any]) -> Callable[[Any], Any]:
@@ -197,21 +204,50 @@ class HMC:
         model_args: tuple[Any, ...],
         model_kwargs: dict[str, Any],
     ) -> tuple[list[Any], Callable[[Any], Any]]:
-        from ._util import initialize_model
+        from ._util import constrain_fn, potential_energy
 
-        keys = dx.random.split(key, num_chains)
-        infos = []
-        for chain in range(num_chains):
-            kwargs = {} if self.init_strategy is None else {"init_strategy": self.init_strategy}
-            infos.append(initialize_model(keys[chain], model, model_args, model_kwargs, **kwargs))
-        per_chain = [info.params for info in infos]
         if init_params is not None:
             per_chain = self._split_chains(init_params, num_chains)
+        else:
+            per_chain = self._find_initial_params(model, key, num_chains, model_args, model_kwargs)
         _, unravel = ravel_pytree(per_chain[0])
-        potential_fn, postprocess_fn = infos[0].potential_fn, infos[0].postprocess_fn
         self.unravel = unravel
-        self._postprocess = postprocess_fn
-        return per_chain, _compose(potential_fn, unravel)
+        self._postprocess = functools.partial(constrain_fn, model, model_args, model_kwargs, return_deterministic=True)
+        return per_chain, _compose(functools.partial(potential_energy, model, model_args, model_kwargs), unravel)
+
+    def _find_initial_params(
+        self,
+        model: Callable[..., Any],
+        key: Any,
+        num_chains: int,
+        model_args: tuple[Any, ...],
+        model_kwargs: dict[str, Any],
+    ) -> list[Any]:
+        """Return one dict of unconstrained initial values per chain, found by ``initialize_model``.
+
+        On JAX the search first runs on NumPy copies of the model's arguments:
+        ``initialize_model`` runs the model eagerly, and eager JAX compiles
+        every new operation, which takes seconds, against milliseconds on
+        NumPy. The values found move to JAX. A model that does not run on
+        NumPy is initialised on JAX.
+        """
+        from ._util import initialize_model
+
+        options = {} if self.init_strategy is None else {"init_strategy": self.init_strategy}
+        keys = dx.random.split(key, num_chains)
+        if backend_name(keys) == "jax":
+            numpy_args, numpy_kwargs = dx.tree_map(_to_numpy, (model_args, model_kwargs))
+            try:
+                found = [
+                    initialize_model(
+                        dx.asarray(np.asarray(keys[c]), backend="numpy"), model, numpy_args, numpy_kwargs, **options
+                    ).params
+                    for c in range(num_chains)
+                ]
+                return [dx.tree_map(lambda v: dx.asarray(v, backend="jax"), params) for params in found]
+            except (TypeError, ValueError, AttributeError, RuntimeError):
+                pass  # the model needs JAX (or fails on NumPy): search on JAX, which reports any error itself
+        return [initialize_model(keys[c], model, model_args, model_kwargs, **options).params for c in range(num_chains)]
 
     @staticmethod
     def _split_chains(init_params: Any, num_chains: int) -> list[Any]:
@@ -240,26 +276,25 @@ class HMC:
     def init_state(self, key: Any, z: Any) -> HMCState:
         """Return the chain state at ``z`` before the first iteration.
 
-        The initial step size search (with ``adapt_step_size``) happens at
-        the start of the first iteration, inside the compiled loop.
+        The state holds no potential energy or gradient yet (zeros): the first
+        iteration evaluates them, and searches the initial step size with
+        ``adapt_step_size``, inside the compiled loop.
         """
-        potential_and_grad, adapter = self._prepared()
-        potential_energy, z_grad = potential_and_grad(z)
+        _, adapter = self._prepared()
         inverse_mass = self._initial_inverse_mass_matrix(z)
-        step_size = dx.full_like(potential_energy, self.step_size)
-        zero = dx.zeros_like(potential_energy)
+        zero = dx.zeros_like(z[0])
         backend = backend_name(z)
         return HMCState(
             i=dx.asarray(0, dtype=dx.int32, backend=backend),
             z=z,
-            z_grad=z_grad,
-            potential_energy=potential_energy,
-            energy=potential_energy,
+            z_grad=dx.zeros_like(z),
+            potential_energy=zero,
+            energy=zero,
             num_steps=dx.asarray(0, dtype=dx.int32, backend=backend),
             accept_prob=zero,
             mean_accept_prob=zero,
             diverging=dx.asarray(False, backend=backend),
-            adapt_state=adapter.init(z, step_size, inverse_mass),
+            adapt_state=adapter.init(z, zero + self.step_size, inverse_mass),
             rng_key=key,
         )
 
@@ -291,7 +326,7 @@ class HMC:
         potential_and_grad, adapter = self._prepared()
         key, key_transition, key_search = dx.random.split(state.rng_key, 3)
         start = IntegratorState(state.z, state.z, state.potential_energy, state.z_grad)
-        adapt = adapter.search_step_size(i, state.adapt_state, key_search, start, potential_and_grad)
+        adapt, start = adapter.refresh(i, state.adapt_state, key_search, start, potential_and_grad)
         move = self.transition(
             key_transition, start, adapt.step_size, adapt.inverse_mass_matrix, adapt.mass_matrix_sqrt
         )
@@ -354,7 +389,9 @@ class HMC:
         """Prepare one chain and return its initial state (``MCMC`` does this for you)."""
         key_setup, key_state = dx.random.split(rng_key)
         z = self.setup(key_setup, num_warmup, 1, init_params, model_args, model_kwargs or {})[0]
-        return self.init_state(key_state, z)
+        state = self.init_state(key_state, z)
+        potential_energy, z_grad = self._prepared()[0](z)
+        return state._replace(z_grad=z_grad, potential_energy=potential_energy, energy=potential_energy)
 
     def sample(self, state: HMCState, model_args: tuple[Any, ...] = (), model_kwargs: Any = None) -> HMCState:
         """Run the next iteration from ``state``; the model arguments are those given to :meth:`init`."""

@@ -14,6 +14,7 @@ and the same code runs as Python loops.
 from __future__ import annotations
 
 import math
+import time
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -73,7 +74,9 @@ class MCMC:
             ``"vectorized"``.
         progress_bar: show a tqdm bar, updated between chunks of iterations.
         chunk_size: iterations per compiled call; default about 1/20 of the
-            run with a progress bar and the whole run without.
+            run with a progress bar and the whole run without. Warm-up and
+            sampling are never in one call, so ``warmup_time`` (compilation
+            included) and ``sampling_time`` report each phase's seconds.
 
     Examples:
         >>> import difflux.core as dx
@@ -118,6 +121,9 @@ class MCMC:
         self.progress_bar = progress_bar
         self.chunk_size = chunk_size
         self.last_state: HMCState | None = None
+        # Seconds spent in warm-up (compilation included) and in sampling by the last run.
+        self.warmup_time = 0.0
+        self.sampling_time = 0.0
         self._draws: dict[str, Any] | None = None
         self._samples: Any = None
         self._extra_fields: tuple[str, ...] = ()
@@ -146,6 +152,8 @@ class MCMC:
             raise ValueError(f"MCMC.run: unknown extra_fields {unknown}; choose from {list(EXTRA_FIELDS)}")
         self._extra_fields = tuple(extra_fields)
 
+        self.warmup_time = 0.0
+        self.sampling_time = 0.0
         key_setup, key_init = dx.random.split(rng_key)
         z_init = self.sampler.setup(key_setup, self.num_warmup, self.num_chains, init_params, args, kwargs)
         backend = backend_name(z_init)
@@ -187,20 +195,28 @@ class MCMC:
         pieces: list[dict[str, Any]] = []
         start = 0
         while start < total:
-            length = min(chunk, total - start)
+            # No chunk straddles the end of warm-up, so each phase is timed on its own.
+            end = self.num_warmup if start < self.num_warmup else total
+            length = min(chunk, end - start)
+            began = time.perf_counter()
             state, buffers = run_chunk(
                 state,
                 dx.asarray(start, dtype=dx.int32, backend=backend),
                 dx.asarray(length, dtype=dx.int32, backend=backend),
             )
+            np.asarray(buffers["i"])  # wait for the chunk: JAX runs asynchronously
+            elapsed = time.perf_counter() - began
+            if start < self.num_warmup:
+                self.warmup_time += elapsed
+            else:
+                self.sampling_time += elapsed
             pieces.append({name: _take_first(buf, length, batched) for name, buf in buffers.items()})
             start += length
             if bar is not None:
                 bar.update(length)
                 if start >= self.num_warmup:
                     bar.set_description(f"{label} sample".strip())
-                if "accept_prob" in buffers:
-                    bar.set_postfix(step_size=_mean_last(buffers["step_size"], length, batched))
+                bar.set_postfix(step_size=_mean_last(buffers["step_size"], length, batched))
         if bar is not None:
             bar.close()
         axis = 1 if batched else 0
