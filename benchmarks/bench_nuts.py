@@ -164,11 +164,11 @@ def run_numpyro(
     """Time a plain ``MCMC.run`` (wall time), then NumPyro's compiled sampling step alone (ESS/s).
 
     NumPyro compiles again on every ``run`` call, even from a post-warm-up
-    state, so its sampling speed is measured on the adapted kernel directly:
-    ``kernel.sample`` in a compiled ``lax.scan`` of ``num_samples`` steps
-    (over the batch of chains for ``"vectorized"``, where NumPyro's kernel
-    is vmapped, and chain after chain otherwise), timed after a first call
-    that compiles it.
+    state, so its sampling speed is measured on the adapted kernel directly.
+    A compiled ``lax.scan`` runs ``kernel.sample`` for ``num_samples`` steps,
+    on the batch of chains for ``"vectorized"`` (where NumPyro's kernel is
+    vmapped) and chain after chain otherwise. The timed call follows a first
+    call that compiles it.
     """
     import jax
     from numpyro.infer import MCMC, NUTS

@@ -19,9 +19,9 @@ _SAMPLE_STATS = {
 def to_arviz(mcmc: Any, coords: dict[str, Any] | None = None, dims: dict[str, list[str]] | None = None) -> Any:
     """Return the draws and sampler statistics of a finished ``MCMC`` run as ``arviz.InferenceData``.
 
-    The ``posterior`` group holds the samples (constrained sites and
+    The ``posterior`` group contains the samples (constrained sites and
     deterministic values for a model, the parameters for ``potential_fn``)
-    with dimensions ``(chain, draw, ...)``. The ``sample_stats`` group holds
+    with dimensions ``(chain, draw, ...)``. The ``sample_stats`` group contains
     ``diverging``, ``energy``, ``acceptance_rate``, ``step_size``,
     ``n_steps`` and ``lp`` (the log density, minus the potential energy).
 

@@ -15,7 +15,7 @@ assessing convergence of MCMC" (Bayesian Analysis, 2021):
   the smaller ESS of the indicators ``x <= q05`` and ``x <= q95``;
 * the ESS combines the chains' autocorrelations with the multi-chain
   variance estimate and truncates the sum by Geyer's initial monotone
-  sequence, as Stan does; its autocorrelation time is floored at
+  sequence, as Stan does. Its autocorrelation time is floored at
   ``1 / log10(S)``, which caps the ESS at ``S * log10(S)`` for antithetic
   chains.
 
@@ -88,7 +88,7 @@ def autocorrelation(x: Any, axis: int = -1) -> np.ndarray:
 
 
 def _ess_chains(chains: np.ndarray) -> float:
-    """The multi-chain ESS of one scalar quantity, ``chains`` of shape ``(num_chains, num_draws)``."""
+    """Return the multi-chain ESS of one scalar quantity, ``chains`` of shape ``(num_chains, num_draws)``."""
     num_chains, num_draws = chains.shape
     if not np.all(np.isfinite(chains)):
         return float("nan")

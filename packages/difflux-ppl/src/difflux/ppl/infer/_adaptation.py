@@ -163,8 +163,8 @@ def find_reasonable_step_size(
         delta = energy - (new.potential_energy + kinetic_energy(new.r, inverse_mass_matrix))
         return dx.where(dx.isnan(delta), -dx.inf, delta)
 
-    # One loop holds the only leapfrog call, so compiled code traces the potential once:
-    # the first pass evaluates step_size and picks the direction, later passes double or halve.
+    # The loop contains the only leapfrog call, so compiled code traces the potential once.
+    # The first pass evaluates step_size and picks the direction; later passes double or halve.
     log_two = math.log(2.0)
 
     def keep_going(carry: tuple[Any, Any, Any, Any]) -> Any:

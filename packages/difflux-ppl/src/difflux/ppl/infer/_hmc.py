@@ -49,7 +49,7 @@ class HMCState(NamedTuple):
 
 
 class Transition(NamedTuple):
-    """What one transition of a kernel produces, before adaptation."""
+    """The result of one kernel transition, before adaptation."""
 
     state: IntegratorState
     energy: Any
@@ -81,7 +81,7 @@ class HMC:
 
     Give either a model (a function calling ``ppl.sample``) or a
     ``potential_fn``, the negative log density of a pytree of unconstrained
-    arrays; with ``potential_fn``, :meth:`MCMC.run` needs ``init_params``.
+    arrays. With ``potential_fn``, :meth:`MCMC.run` needs ``init_params``.
 
     Args:
         model: a model function; its latent sites are sampled in unconstrained space.
@@ -276,9 +276,9 @@ class HMC:
     def init_state(self, key: Any, z: Any) -> HMCState:
         """Return the chain state at ``z`` before the first iteration.
 
-        The state holds no potential energy or gradient yet (zeros): the first
-        iteration evaluates them, and searches the initial step size with
-        ``adapt_step_size``, inside the compiled loop.
+        The state contains zeros in place of the potential energy and its
+        gradient. The first iteration evaluates them inside the compiled loop,
+        and with ``adapt_step_size`` it also searches the initial step size.
         """
         _, adapter = self._prepared()
         inverse_mass = self._initial_inverse_mass_matrix(z)

@@ -90,9 +90,9 @@ def leapfrog(
 ) -> IntegratorState:
     """Advance ``state`` by one velocity Verlet step of ``step_size`` (negative runs backwards in time).
 
-    ``z`` and ``r`` may be pytrees of the same structure; the inverse mass
-    matrix must then be diagonal and broadcast against every leaf, or the
-    leaves must be single vectors.
+    ``z`` and ``r`` may be pytrees of the same structure. The inverse mass
+    matrix must then be diagonal and broadcast against every leaf, unless
+    the leaves are single vectors.
     """
     half = 0.5 * step_size
     r_half = dx.tree_map(lambda r, g: r - half * g, state.r, state.z_grad)

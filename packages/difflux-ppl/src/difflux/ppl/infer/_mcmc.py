@@ -30,7 +30,7 @@ _CHAIN_METHODS = ("sequential", "vectorized", "parallel")
 
 
 def _collect(state: HMCState) -> dict[str, Any]:
-    """The per-iteration values kept in the draw buffers."""
+    """Return the per-iteration values that the draw buffers store."""
     return {
         "z": state.z,
         "diverging": state.diverging,
@@ -67,9 +67,9 @@ class MCMC:
         num_samples: draws kept per chain (before thinning).
         num_chains: the number of independent chains.
         thinning: keep every ``thinning``-th draw.
-        chain_method: ``"sequential"`` runs chains one after another (one
-            compilation serves all of them); ``"vectorized"`` batches them
-            with ``dx.vmap``; ``"parallel"`` also shards the batch across
+        chain_method: ``"sequential"`` runs chains one after another, and one
+            compilation serves all of them. ``"vectorized"`` batches them
+            with ``dx.vmap``. ``"parallel"`` also shards the batch across
             JAX devices when there are several, and otherwise acts like
             ``"vectorized"``.
         progress_bar: show a tqdm bar, updated between chunks of iterations.

@@ -74,7 +74,7 @@ class _Trajectory(NamedTuple):
 
 
 def _turned(v_minus: Any, v_plus: Any, rho: Any) -> Any:
-    """The generalised no-U-turn test on the last axis (batched over leading axes)."""
+    """Apply the generalised no-U-turn test along the last axis (batched over leading axes)."""
     return (dx.sum(v_minus * rho, axis=-1) <= 0.0) | (dx.sum(v_plus * rho, axis=-1) <= 0.0)
 
 
