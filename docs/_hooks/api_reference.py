@@ -3,7 +3,9 @@
 A page line ``<!-- api-members: difflux.core -->`` becomes one section per
 private module of the package (``_api``, ``_ops_elementwise``, ...), each
 listing the public names that the package re-exports from that module, plus a
-section per public submodule (``testing``). The reference therefore covers
+section per public submodule (``testing``). A name that the package
+re-exports from a public submodule (``ppl.NUTS`` from ``ppl.infer``) appears
+only in that submodule's section. The reference therefore covers
 every public name without a hand-kept list going stale as operations are
 added. Section titles come from ``SECTION_TITLES``. A module missing from it
 gets a title made from its name, after the known sections.
@@ -33,6 +35,9 @@ SECTION_TITLES = {
     "_ops_index": "Indexing and index updates",
     "_ops_matmul": "Matrix products",
     "_core": "Extending difflux: primitives and tracers",
+    "_primitives": "Modelling primitives",
+    "_module_prior": "Priors over modules",
+    "_arviz": "ArviZ export",
 }
 
 
@@ -46,6 +51,13 @@ def _title_of(module_name: str) -> str:
 def _sections(package_name: str) -> dict[str, list[str]]:
     """Group the public names of ``package_name`` by the private module defining them."""
     package = importlib.import_module(package_name)
+    public_submodules = {
+        name
+        for name, value in vars(package).items()
+        if isinstance(value, types.ModuleType)
+        and not name.startswith("_")
+        and value.__name__ == f"{package_name}.{name}"
+    }
     groups: dict[str, list[str]] = defaultdict(list)
     for name in sorted(vars(package)):
         if name.startswith("_"):
@@ -58,7 +70,10 @@ def _sections(package_name: str) -> dict[str, list[str]]:
         module = getattr(value, "__module__", None) or ""
         if not module.startswith(f"{package_name}."):
             continue  # re-exported from another library, such as numpy
-        groups[module.removeprefix(f"{package_name}.")].append(name)
+        module_name = module.removeprefix(f"{package_name}.")
+        if module_name.split(".")[0] in public_submodules:
+            continue  # re-exported from a public submodule, whose section documents it
+        groups[module_name].append(name)
     return groups
 
 

@@ -87,12 +87,12 @@ class Distribution:
         batch_shape: the shape of the batch of independent distributions.
         event_shape: the shape of one draw.
         validate_args: whether to check parameters and observations, where
-            ``None`` follows :func:`enable_validation`.
+            ``None`` follows `enable_validation`.
 
-    Attributes:
-        arg_constraints: the constraint of each parameter, by name.
-        support: the constraint that samples satisfy.
-        reparametrized_params: the parameters samples are differentiable in.
+    Subclasses declare three class attributes: ``arg_constraints`` (the
+    constraint of each parameter, by name), ``support`` (the constraint that
+    samples satisfy) and ``reparametrized_params`` (the parameters that
+    samples are differentiable in).
     """
 
     arg_constraints: ClassVar[dict[str, constraints.Constraint]] = {}
