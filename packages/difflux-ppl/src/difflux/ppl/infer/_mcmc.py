@@ -176,8 +176,8 @@ class MCMC:
             self.last_state = dx.tree_map(lambda *leaves: dx.stack(leaves), *states)
             self._draws = {name: dx.stack([d[name] for d in draws]) for name in draws[0]}
         else:
-            # Initial states are cheap (one potential gradient each), so they are computed
-            # eagerly rather than compiled.
+            # Initial states only assemble arrays (the first iteration evaluates the
+            # potential), so they are built eagerly and stacked along the chain axis.
             per_chain = [self.sampler.init_state(init_keys[c], z_init[c]) for c in range(self.num_chains)]
             states = dx.tree_map(lambda *leaves: dx.stack(leaves), *per_chain)
             if self.chain_method == "parallel":
