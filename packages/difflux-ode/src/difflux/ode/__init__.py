@@ -3,7 +3,7 @@
 ``from difflux import ode`` gives :func:`solve`, the explicit Runge-Kutta
 solvers (fixed step: :class:`Euler`, :class:`Heun`, :class:`Midpoint`,
 :class:`Ralston`, :class:`RK4`; adaptive: :class:`Bosh3`, :class:`Dopri5`,
-:class:`Tsit5`), step-size controllers, :class:`SaveAt` and :class:`Solution`.
+:class:`Tsit5`, :class:`Vern7`, :class:`Dopri8`), step-size controllers, :class:`SaveAt` and :class:`Solution`.
 """
 
 from ._auto_switch import AutoSwitch
@@ -27,6 +27,7 @@ from ._solution import ODESolveError, Solution, Status
 from ._solve import solve
 from ._solver_bosh3 import Bosh3
 from ._solver_dopri5 import Dopri5
+from ._solver_dopri8 import Dopri8
 from ._solver_euler import Euler
 from ._solver_euler_maruyama import EulerMaruyama
 from ._solver_heun import Heun
@@ -41,6 +42,7 @@ from ._solver_rk4 import RK4
 from ._solver_rodas5p import Rodas5P
 from ._solver_rosenbrock23 import Rosenbrock23
 from ._solver_tsit5 import Tsit5
+from ._solver_vern7 import Vern7
 from ._tableau import ButcherTableau
 
 __all__ = [
@@ -55,6 +57,7 @@ __all__ = [
     "ButcherTableau",
     "ConstantStepSize",
     "Dopri5",
+    "Dopri8",
     "Event",
     "EventRecord",
     "ESDIRKTableau",
@@ -81,6 +84,7 @@ __all__ = [
     "Solution",
     "Status",
     "Tsit5",
+    "Vern7",
     "choose_sensitivity",
     "solve",
     "solve_sde",
