@@ -320,7 +320,9 @@ class Vern7(AbstractRungeKutta):
             extension on every step (15 evaluations per step instead of
             10). With ``False`` the
             interpolant is the cubic Hermite one, of order 3 only. Only
-            ``SaveAt(ts=...)``, ``SaveAt(dense=True)`` and events use it.
+            ``SaveAt(ts=...)``, ``SaveAt(dense=True)``, events and
+            :class:`InterpolatingAdjoint` (which reads the forward solution
+            from it) use the interpolant.
     """
 
     dense: bool = True
