@@ -30,6 +30,8 @@ from ._tree import tree_flatten, tree_unflatten
 
 
 def _is_float_leaf(x: Any) -> bool:
+    if (type(x) is np.ndarray or isinstance(x, np.generic)) and x.dtype.kind in "fc":
+        return True  # the common case, without np.issubdtype's cost
     if isinstance(x, Tracer):
         return np.issubdtype(x.dtype, np.inexact)
     if isinstance(x, float):
@@ -68,6 +70,9 @@ class _Recorded:
 
     def __init__(self, trace: ReverseTrace, out: Any, inputs: list[Any]) -> None:
         self.trace = trace
+        # The nodes in creation order: the backward pass walks them instead
+        # of sorting the nodes reachable from the outputs.
+        self.tape = trace.take_tape()
         self.out_leaves, self.out_def = tree_flatten(out)
         self.inputs = inputs  # input tracers (or None for non-float leaves)
 
@@ -89,7 +94,7 @@ class _Recorded:
             if type(out) is ReverseTracer and out._trace is self.trace and ct is not None:
                 roots.append(out)
                 cts.append(ct)
-        grads = backward(roots, cts) if roots else {}
+        grads = backward(roots, cts, self.tape) if roots else {}
         result = []
         for leaf in self.inputs:
             if leaf is None:
@@ -110,7 +115,7 @@ def _record(
     f: Callable[..., Any], args: tuple[Any, ...], diff_positions: tuple[int, ...]
 ) -> tuple[_Recorded, list[Any]]:
     """Run ``f(*args)`` with the float leaves of ``args[diff_positions]`` traced."""
-    trace = ReverseTrace()
+    trace = ReverseTrace(keep_tape=True)
     traced_args = list(args)
     input_tracers: list[Any] = []
     input_defs = []

@@ -29,14 +29,17 @@ program.
 
 Performance notes: a reverse tracer is its own tape node (no separate node
 object), pullback rules are called only for arguments that need a cotangent,
-and nodes reference only their parents, never their children, so the tape has
-no reference cycles and is freed by reference counting.
+and nodes reference only their parents, never their children. The list of
+nodes in creation order that ``grad`` records is handed over to its caller
+when recording ends, so the tape has no reference cycles and is freed by
+reference counting. When the cotangent and a node's arguments are plain NumPy
+values, nothing can be recorded, and the backward pass calls the primitive's
+NumPy pullbacks, which skip the dispatch of one difflux operation per step.
 """
 
 from __future__ import annotations
 
 import itertools
-import operator
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -70,6 +73,12 @@ class Primitive:
             receiving every tangent (``None`` where zero) and returning the
             output tangent. Use it for operations such as ``concat`` whose
             tangent is the operation applied to all tangents at once.
+        numpy_pullbacks: optional rules with the signature of ``pullbacks``
+            that compute the same cotangents with NumPy directly. The backward
+            pass uses them when the cotangent and every argument are plain
+            NumPy values, so that nothing needs recording and the dispatch of
+            each difflux operation inside the rule can be skipped. ``None``
+            in place of a rule falls back to the ``pullbacks`` rule.
         multiple_results: whether ``impl`` returns a tuple of arrays. Pullback
             rules then receive a tuple of cotangents (zeros filled in), and a
             ``jvp`` rule returns a tuple of tangents.
@@ -78,7 +87,17 @@ class Primitive:
             the arguments is unwrapped and the result is a plain array.
     """
 
-    __slots__ = ("name", "impl", "numpy_impl", "pullbacks", "jvps", "jvp", "multiple_results", "differentiable")
+    __slots__ = (
+        "name",
+        "impl",
+        "numpy_impl",
+        "pullbacks",
+        "numpy_pullbacks",
+        "jvps",
+        "jvp",
+        "multiple_results",
+        "differentiable",
+    )
 
     def __init__(
         self,
@@ -88,6 +107,7 @@ class Primitive:
         pullbacks: Sequence[PullbackRule | None] | None = None,
         jvps: Sequence[JVPRule | None] | None = None,
         jvp: JVPRule | None = None,
+        numpy_pullbacks: Sequence[PullbackRule | None] | None = None,
         multiple_results: bool = False,
         differentiable: bool = True,
     ) -> None:
@@ -96,6 +116,15 @@ class Primitive:
         # Set by make_impl: the NumPy function, for bind's fast path.
         self.numpy_impl = getattr(impl, "numpy_impl", None)
         self.pullbacks = tuple(pullbacks) if pullbacks is not None else None
+        self.numpy_pullbacks = None
+        if numpy_pullbacks is not None:
+            generic = self.pullbacks or ()
+            merged = []
+            for i, fast in enumerate(numpy_pullbacks):
+                if fast is None and i < len(generic):
+                    fast = generic[i]
+                merged.append(fast)
+            self.numpy_pullbacks = tuple(merged)
         self.jvps = tuple(jvps) if jvps is not None else None
         self.jvp = jvp
         self.multiple_results = multiple_results
@@ -297,6 +326,9 @@ def value_of(x: Any) -> Any:
 
 
 _NUMPY_SCALARS = frozenset(_backend._SCALAR_TYPES)
+_NUMPY_TYPES = frozenset(_backend._NUMPY_TYPES)
+# The stack behind _backend.default_backend(), read directly on the hot path.
+_default_backends = _backend._default_stack
 
 # Control flow (``_control.py``) sets this while it runs a loop or branch body:
 # a function that rewrites the arguments of every primitive call, to find the
@@ -313,26 +345,24 @@ def bind(prim: Primitive, args: tuple[Any, ...], params: dict[str, Any]) -> Any:
     level = 0
     # The eager NumPy case is the hot path of the engine. When every argument
     # is a NumPy array or a Python/NumPy scalar, and at least one is an array
-    # (so the default backend plays no part), the NumPy function is called
-    # without the generic backend dispatch.
+    # or the default backend is NumPy (so the dispatch would pick NumPy), the
+    # NumPy function is called without the generic backend dispatch.
     numpy_only = True
     has_array = False
     for arg in args:
         kind = type(arg)
         if kind is np.ndarray:
             has_array = True
-        elif kind in _NUMPY_SCALARS:
-            continue
         elif isinstance(arg, Tracer):
             trace = arg._trace
             if trace.level > level:
                 top = trace
                 level = trace.level
-        else:
+        elif kind not in _NUMPY_SCALARS:
             numpy_only = False
     if top is None:
-        if numpy_only and has_array and prim.numpy_impl is not None:
-            return prim.numpy_impl(*args, **params)
+        if numpy_only and (has_array or _default_backends[-1] == "numpy") and prim.numpy_impl is not None:
+            return prim.numpy_impl(*args, **params) if params else prim.numpy_impl(*args)
         return prim.impl(*args, **params)
     if not prim.differentiable and not top.batching:
         # Derivative tracers are dropped; a batch tracer (dx.vmap) below them
@@ -361,18 +391,21 @@ class ReverseTracer(Tracer):
     ``prim is None`` marks an input of the differentiated function (a leaf),
     and ``prim is _SELECT`` marks one output of a multiple-result primitive
     (``args`` then contains the shared :class:`_MultiNode` and the index).
+    ``plain`` records that every argument was a plain NumPy value, so the
+    backward pass may use the primitive's NumPy pullbacks.
     """
 
-    __slots__ = ("value", "prim", "args", "params", "parents", "seq")
+    __slots__ = ("value", "prim", "args", "params", "parents", "plain")
 
     def __init__(
         self,
-        trace: Trace,
+        trace: ReverseTrace,
         value: Any,
         prim: Any,
         args: Any,
         params: Any,
         parents: Any,
+        plain: bool = False,
     ) -> None:
         self._trace = trace
         self.value = value
@@ -380,42 +413,81 @@ class ReverseTracer(Tracer):
         self.args = args
         self.params = params
         self.parents = parents
-        self.seq = next(_node_counter)
+        self.plain = plain
+        tape = trace.tape
+        if tape is not None and prim is not None:
+            if prim is _SELECT:
+                multi = args[0]
+                if not multi.taped:
+                    multi.taped = True
+                    tape.append(multi)
+            tape.append(self)
 
     @property
     def primal(self) -> Any:
         return self.value
 
+    # The recorded value is usually a NumPy array, whose shape is cheaper to
+    # read directly than through the generic property.
+    @property
+    def shape(self) -> tuple[int, ...]:
+        value = self.value
+        if type(value) is np.ndarray:
+            return value.shape
+        return Tracer.shape.fget(self)  # type: ignore[attr-defined]
+
 
 _SELECT = object()
-# Creation order of tape nodes. A node is created after its parents, so
-# sorting by decreasing ``seq`` visits every node after all its consumers.
-_node_counter = itertools.count()
+_new_object = object.__new__
 
 
 class _MultiNode:
     """The shared node of a primitive with several outputs."""
 
-    __slots__ = ("prim", "args", "params", "outs", "parents", "cotangents", "seq")
+    __slots__ = ("prim", "args", "params", "outs", "parents", "cotangents", "taped")
 
     def __init__(self, prim: Primitive, args: Any, params: Any, outs: Any, parents: Any) -> None:
-        self.seq = next(_node_counter)
         self.prim = prim
         self.args = args
         self.params = params
         self.outs = outs
         self.parents = parents
         self.cotangents: list[Any] = [None] * len(outs)
+        # Whether the node is on its trace's tape, where it goes just before
+        # its first output tracer.
+        self.taped = False
 
 
 class ReverseTrace(Trace):
-    __slots__ = ()
+    """A reverse-mode transformation.
+
+    Args:
+        keep_tape: whether to list every recorded node in creation order in
+            ``tape``, which is a topological order, so that :func:`backward`
+            can walk it instead of sorting the reachable nodes. The caller
+            takes the tape with ``take_tape`` when recording ends, because
+            the nodes refer to the trace, and a trace that kept its tape
+            would form a reference cycle.
+    """
+
+    __slots__ = ("tape",)
+
+    def __init__(self, keep_tape: bool = False) -> None:
+        super().__init__()
+        self.tape: list[Any] | None = [] if keep_tape else None
+
+    def take_tape(self) -> list[Any] | None:
+        """Return the recorded nodes in creation order and stop recording them."""
+        tape, self.tape = self.tape, None
+        return tape
 
     def process(self, prim: Primitive, args: tuple[Any, ...], params: dict[str, Any]) -> Any:
         values = []
         parents = []
-        # Whether every value is NumPy, with an array among them: then the
-        # NumPy function runs directly (see bind), the common eager case.
+        # Whether every value is NumPy, with an array among them or NumPy as
+        # the default backend: then the NumPy function runs directly (see
+        # bind), the common eager case, and the backward pass may call the
+        # NumPy pullbacks.
         numpy_only = True
         has_array = False
         for arg in args:
@@ -431,14 +503,28 @@ class ReverseTrace(Trace):
                 has_array = True
             elif kind not in _NUMPY_SCALARS:
                 numpy_only = False
-        if numpy_only and has_array and prim.numpy_impl is not None and bind_hook is None:
-            out = prim.numpy_impl(*values, **params)
+        plain = numpy_only and (has_array or _default_backends[-1] == "numpy")
+        if plain and prim.numpy_impl is not None and bind_hook is None:
+            out = prim.numpy_impl(*values, **params) if params else prim.numpy_impl(*values)
         else:
             out = bind(prim, tuple(values), params)
         if prim.multiple_results:
             node = _MultiNode(prim, values, params, out, parents)
             return tuple(ReverseTracer(self, o, _SELECT, (node, i), None, (node,)) for i, o in enumerate(out))
-        return ReverseTracer(self, out, prim, values, params, parents)
+        # This does what ReverseTracer(...) does without calling __init__,
+        # which costs about a third of creating the tracer, once per operation.
+        tracer = _new_object(ReverseTracer)
+        tracer._trace = self
+        tracer.value = out
+        tracer.prim = prim
+        tracer.args = values
+        tracer.params = params
+        tracer.parents = parents
+        tracer.plain = plain
+        tape = self.tape
+        if tape is not None:
+            tape.append(tracer)
+        return tracer
 
     def leaf(self, value: Any) -> ReverseTracer:
         return ReverseTracer(self, value, None, None, None, ())
@@ -447,24 +533,35 @@ class ReverseTrace(Trace):
 def _toposort(roots: Sequence[Any]) -> list[Any]:
     """Return the nodes reachable from ``roots``, each after all its consumers.
 
-    Nodes are numbered as they are created, after their parents, so the
-    reverse creation order is a topological order. Collecting the reachable
-    nodes and sorting them is cheaper than a depth-first ordering in Python.
+    An iterative depth-first search lists every node after its parents
+    (post-order); the reverse of that list is the order the backward pass
+    needs. Recording with a tape (see :class:`ReverseTrace`) avoids this walk.
     """
-    reachable: dict[int, Any] = {}
-    stack = list(roots)
-    while stack:
-        node = stack.pop()
-        if id(node) in reachable:
+    order: list[Any] = []
+    visited: set[int] = set()
+    for root in roots:
+        if id(root) in visited:
             continue
-        reachable[id(node)] = node
-        for parent in node.parents:
-            if parent is not None and id(parent) not in reachable:
-                stack.append(parent)
-    return sorted(reachable.values(), key=_SEQ_OF, reverse=True)
+        visited.add(id(root))
+        stack = [(root, iter(root.parents))]
+        while stack:
+            node, parents = stack[-1]
+            for parent in parents:
+                if parent is not None and id(parent) not in visited:
+                    visited.add(id(parent))
+                    stack.append((parent, iter(parent.parents)))
+                    break
+            else:
+                stack.pop()
+                order.append(node)
+    order.reverse()
+    return order
 
 
-_SEQ_OF = operator.attrgetter("seq")
+# Cotangent types for which the backward pass calls NumPy pullbacks: NumPy
+# arrays and NumPy scalars. A Python number is left to the generic rules,
+# which turn it into an array of the default backend.
+_PLAIN_TYPES = frozenset(t for t in _backend._NUMPY_TYPES if t is np.ndarray or issubclass(t, np.generic))
 
 
 def add_cotangents(a: Any, b: Any) -> Any:
@@ -472,6 +569,9 @@ def add_cotangents(a: Any, b: Any) -> Any:
         return b
     if b is None:
         return a
+    if (type(a) is np.ndarray or type(b) is np.ndarray) and type(a) in _NUMPY_TYPES and type(b) in _NUMPY_TYPES:
+        # What the add primitive computes on these values, without its dispatch.
+        return np.add(a, b)
     return _add(a, b)
 
 
@@ -489,8 +589,15 @@ def _add(a: Any, b: Any) -> Any:
     return _add_op(a, b)
 
 
-def backward(outputs: Sequence[ReverseTracer], cotangents: Sequence[Any]) -> dict[int, Any]:
-    """Run the backward pass; return cotangents keyed by ``id`` of each node."""
+def backward(
+    outputs: Sequence[ReverseTracer], cotangents: Sequence[Any], tape: Sequence[Any] | None = None
+) -> dict[int, Any]:
+    """Run the backward pass; return cotangents keyed by ``id`` of each node.
+
+    ``tape``, when given, lists the trace's nodes in creation order (see
+    :class:`ReverseTrace`); otherwise the nodes reachable from ``outputs`` are
+    sorted first.
+    """
     grads: dict[int, Any] = {}
     for out, ct in zip(outputs, cotangents):
         grads[id(out)] = add_cotangents(grads.get(id(out)), ct)
@@ -498,21 +605,29 @@ def backward(outputs: Sequence[ReverseTracer], cotangents: Sequence[Any]) -> dic
     # engine's hot path, one iteration per recorded operation.
     pop = grads.pop
     get = grads.get
-    for node in _toposort(outputs):
-        ct = pop(id(node), None)
+    plain_types = _PLAIN_TYPES
+    # Leaves are never on a tape; the sorted nodes include them, and the
+    # loop keeps their cotangents for the caller.
+    nodes = reversed(tape) if tape is not None else _toposort(outputs)
+    for node in nodes:
         if type(node) is _MultiNode:
             _backward_multi(node, grads)
             continue
+        ct = pop(id(node), None)
+        if ct is None:
+            continue
         prim = node.prim
-        if ct is None or prim is None:
-            if prim is None and ct is not None:
-                grads[id(node)] = ct  # keep the leaf's cotangent for the caller
+        if prim is None:
+            grads[id(node)] = ct  # keep the leaf's cotangent for the caller
             continue
         if prim is _SELECT:
             multi, index = node.args
             multi.cotangents[index] = add_cotangents(multi.cotangents[index], ct)
             continue
         rules = prim.pullbacks
+        if node.plain and type(ct) in plain_types and prim.numpy_pullbacks is not None:
+            rules = prim.numpy_pullbacks
+        params = node.params
         for i, parent in enumerate(node.parents):
             if parent is not None:
                 try:
@@ -521,7 +636,10 @@ def backward(outputs: Sequence[ReverseTracer], cotangents: Sequence[Any]) -> dic
                     rule = None
                 if rule is None:
                     raise _missing_rule(prim, "pullback", i)
-                grad = rule(ct, node.value, *node.args, **node.params)
+                if params:
+                    grad = rule(ct, node.value, *node.args, **params)
+                else:
+                    grad = rule(ct, node.value, *node.args)
                 key = id(parent)
                 previous = get(key)
                 grads[key] = grad if previous is None else add_cotangents(previous, grad)

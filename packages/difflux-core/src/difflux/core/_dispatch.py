@@ -59,23 +59,47 @@ def shape_of(x: Any) -> tuple[int, ...]:
     return tuple(shape) if shape is not None else ()
 
 
+def _broadcast_axes(g_shape: tuple[int, ...], shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Return the axes of ``g_shape`` along which ``shape`` was broadcast to it."""
+    extra = len(g_shape) - len(shape)
+    return tuple(range(extra)) + tuple(
+        i + extra for i, size in enumerate(shape) if size == 1 and g_shape[i + extra] != 1
+    )
+
+
 def unbroadcast(g: Any, shape: tuple[int, ...]) -> Any:
     """Sum a cotangent over the axes along which its input was broadcast."""
     g_shape = shape_of(g)
     if g_shape == shape:
         return g
-    from . import _ops_reduction, _ops_shape
-
-    extra = len(g_shape) - len(shape)
-    axes = tuple(range(extra)) + tuple(
-        i + extra for i, size in enumerate(shape) if size == 1 and g_shape[i + extra] != 1
-    )
     if type(g) is np.ndarray:
         # A plain NumPy cotangent is not being recorded: reduce it directly.
-        return np.sum(g, axis=axes).reshape(shape) if axes else g.reshape(shape)
+        return sum_to_shape(g, shape)
+    from . import _ops_reduction, _ops_shape
+
+    axes = _broadcast_axes(g_shape, shape)
     if axes:
         g = _ops_reduction.sum(g, axis=axes)
     return _ops_shape.reshape(g, shape)
+
+
+def sum_to_shape(g: Any, shape: tuple[int, ...]) -> Any:
+    """Sum a plain NumPy cotangent (an array or a NumPy scalar) to ``shape``, as ``unbroadcast`` does."""
+    g_shape = g.shape if type(g) is np.ndarray else np.shape(g)
+    if g_shape == shape:
+        return g
+    axes = _broadcast_axes(g_shape, shape)
+    # The methods, not np.sum and np.reshape: on small arrays the Python
+    # wrappers of the functions cost more than the arithmetic.
+    return g.sum(axis=axes).reshape(shape) if axes else g.reshape(shape)
+
+
+def sum_like(g: Any, x: Any) -> Any:
+    """Reduce a plain NumPy cotangent ``g`` (an array or a NumPy scalar) to the shape of ``x``."""
+    shape = x.shape if type(x) is np.ndarray else np.shape(x)
+    if g.shape == shape:
+        return g
+    return sum_to_shape(g, shape)
 
 
 def broadcast_tangent(t: Any, out: Any) -> Any:

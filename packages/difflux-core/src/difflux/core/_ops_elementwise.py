@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from ._core import Primitive, bind
-from ._dispatch import broadcast_tangent, make_impl, shape_of, unbroadcast
+from ._dispatch import broadcast_tangent, make_impl, shape_of, sum_like, unbroadcast
 
 # The parameters of every call here: none. bind() only reads them.
 _NO_PARAMS: dict[str, Any] = {}
@@ -30,20 +30,16 @@ def _unary(
     domain: tuple[float, float] = (-2.0, 2.0),
     numpy_fn: Callable[..., Any] | None = None,
     jax_fn: Any = None,
-    numpy_derivative: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
+    numpy_pullback: Callable[[Any, Any, Any], Any] | None = None,
 ) -> Primitive:
     def pullback(g: Any, out: Any, x: Any) -> Any:
-        # With plain NumPy arrays nothing is being recorded, so the same
-        # derivative computed by NumPy directly is exact and saves the
-        # dispatch of each difflux operation (the eager hot path).
-        if numpy_derivative is not None and type(g) is np.ndarray and type(x) is np.ndarray:
-            return g * numpy_derivative(x, out)
         return multiply(g, derivative(x, out))
 
     prim = Primitive(
         name,
         make_impl(name, numpy_fn, jax_fn),
         pullbacks=(pullback,),
+        numpy_pullbacks=None if numpy_pullback is None else (numpy_pullback,),
         jvps=(lambda t, out, x: multiply(t, derivative(x, out)),),
     )
     UNARY_DOMAINS[name] = domain
@@ -56,6 +52,30 @@ def _nondiff(name: str, numpy_fn: Callable[..., Any] | None = None, jax_fn: Any 
 
 # -- arithmetic ----------------------------------------------------------------
 
+# NumPy pullbacks (see Primitive) compute the same cotangents as the rules
+# next to them with NumPy directly. The backward pass calls them only on plain
+# NumPy values. Those of add and multiply run for most operations of a program,
+# so they test the common same-shape case before calling sum_like.
+
+
+def _add_numpy_pullback_x(g: Any, out: Any, x: Any, y: Any) -> Any:
+    return g if g.shape == getattr(x, "shape", None) else sum_like(g, x)
+
+
+def _add_numpy_pullback_y(g: Any, out: Any, x: Any, y: Any) -> Any:
+    return g if g.shape == getattr(y, "shape", None) else sum_like(g, y)
+
+
+def _multiply_numpy_pullback_x(g: Any, out: Any, x: Any, y: Any) -> Any:
+    product = g * y
+    return product if product.shape == getattr(x, "shape", None) else sum_like(product, x)
+
+
+def _multiply_numpy_pullback_y(g: Any, out: Any, x: Any, y: Any) -> Any:
+    product = g * x
+    return product if product.shape == getattr(y, "shape", None) else sum_like(product, y)
+
+
 add_p = Primitive(
     "add",
     make_impl("add"),
@@ -63,6 +83,7 @@ add_p = Primitive(
         lambda g, out, x, y: unbroadcast(g, shape_of(x)),
         lambda g, out, x, y: unbroadcast(g, shape_of(y)),
     ),
+    numpy_pullbacks=(_add_numpy_pullback_x, _add_numpy_pullback_y),
     jvps=(
         lambda t, out, x, y: broadcast_tangent(t, out),
         lambda t, out, x, y: broadcast_tangent(t, out),
@@ -75,31 +96,25 @@ subtract_p = Primitive(
         lambda g, out, x, y: unbroadcast(g, shape_of(x)),
         lambda g, out, x, y: unbroadcast(negative(g), shape_of(y)),
     ),
+    numpy_pullbacks=(
+        lambda g, out, x, y: sum_like(g, x),
+        # Negating after the reduction touches fewer elements; IEEE rounding
+        # is symmetric, so the result equals reducing -g.
+        lambda g, out, x, y: -sum_like(g, y),
+    ),
     jvps=(
         lambda t, out, x, y: broadcast_tangent(t, out),
         lambda t, out, x, y: broadcast_tangent(negative(t), out),
     ),
 )
-_PLAIN_NUMBERS = (np.ndarray, float, int)
-
-
-def _multiply_pullback(g: Any, other: Any, target: Any) -> Any:
-    """Return the cotangent ``g * other`` of ``target``, reduced to its shape."""
-    if type(g) is np.ndarray and type(other) in _PLAIN_NUMBERS:
-        # Plain NumPy values: nothing is recorded, so NumPy computes the
-        # product directly (the eager hot path).
-        product = g * other
-        return product if product.shape == np.shape(target) else unbroadcast(product, shape_of(target))
-    return unbroadcast(multiply(g, other), shape_of(target))
-
-
 multiply_p = Primitive(
     "multiply",
     make_impl("multiply"),
     pullbacks=(
-        lambda g, out, x, y: _multiply_pullback(g, y, x),
-        lambda g, out, x, y: _multiply_pullback(g, x, y),
+        lambda g, out, x, y: unbroadcast(multiply(g, y), shape_of(x)),
+        lambda g, out, x, y: unbroadcast(multiply(g, x), shape_of(y)),
     ),
+    numpy_pullbacks=(_multiply_numpy_pullback_x, _multiply_numpy_pullback_y),
     jvps=(
         lambda t, out, x, y: broadcast_tangent(multiply(t, y), out),
         lambda t, out, x, y: broadcast_tangent(multiply(x, t), out),
@@ -111,6 +126,10 @@ divide_p = Primitive(
     pullbacks=(
         lambda g, out, x, y: unbroadcast(divide(g, y), shape_of(x)),
         lambda g, out, x, y: unbroadcast(negative(multiply(g, divide(out, y))), shape_of(y)),
+    ),
+    numpy_pullbacks=(
+        lambda g, out, x, y: sum_like(g / y, x),
+        lambda g, out, x, y: sum_like(-(g * (out / y)), y),
     ),
     jvps=(
         lambda t, out, x, y: broadcast_tangent(divide(t, y), out),
@@ -155,6 +174,7 @@ negative_p = Primitive(
     "negative",
     make_impl("negative"),
     pullbacks=(lambda g, out, x: negative(g),),
+    numpy_pullbacks=(lambda g, out, x: -g,),
     jvps=(lambda t, out, x: negative(t),),
 )
 positive_p = Primitive(
@@ -170,16 +190,6 @@ def _select_pullback(g: Any, out: Any, x: Any, y: Any, pick_x: bool) -> Any:
     # where y wins and 1/2 at ties, so max(x, x) has derivative 1 overall.
     # The masks are multiplied in g's dtype, which on NumPy is about three
     # times faster than where() on the same arrays and keeps float32.
-    if type(g) is np.ndarray and type(out) is np.ndarray and type(x) is np.ndarray:
-        # Plain NumPy values (nothing recorded): the same mask, computed
-        # directly, with the tie correction only when a tie exists.
-        won = out == (x if pick_x else y)
-        tie = x == y
-        mask = won.astype(g.dtype)
-        if tie.any():
-            mask = mask - 0.5 * tie.astype(g.dtype)
-        return g * mask
-
     from ._ops_dtype import astype
 
     dtype = getattr(g, "dtype", None) or np.result_type(g)
@@ -190,12 +200,29 @@ def _select_pullback(g: Any, out: Any, x: Any, y: Any, pick_x: bool) -> Any:
     return multiply(g, mask)
 
 
+def _select_pullback_numpy(g: Any, out: Any, x: Any, y: Any, pick_x: bool) -> Any:
+    # The mask of _select_pullback, with the tie correction only when a tie exists.
+    dtype = g.dtype
+    mask = (out == (x if pick_x else y)).astype(dtype)
+    tie = x == y
+    if tie.any():
+        mask = mask - 0.5 * tie.astype(dtype)
+    if type(mask) is np.ndarray and mask.shape == np.shape(g):
+        mask *= g  # the mask is a new array of g's dtype and shape, so it is reused
+        return mask
+    return g * mask
+
+
 maximum_p = Primitive(
     "maximum",
     make_impl("maximum"),
     pullbacks=(
         lambda g, out, x, y: unbroadcast(_select_pullback(g, out, x, y, True), shape_of(x)),
         lambda g, out, x, y: unbroadcast(_select_pullback(g, out, x, y, False), shape_of(y)),
+    ),
+    numpy_pullbacks=(
+        lambda g, out, x, y: sum_like(_select_pullback_numpy(g, out, x, y, True), x),
+        lambda g, out, x, y: sum_like(_select_pullback_numpy(g, out, x, y, False), y),
     ),
     jvps=(
         lambda t, out, x, y: _select_pullback(broadcast_tangent(t, out), out, x, y, True),
@@ -206,6 +233,7 @@ minimum_p = Primitive(
     "minimum",
     make_impl("minimum"),
     pullbacks=maximum_p.pullbacks,
+    numpy_pullbacks=maximum_p.numpy_pullbacks,
     jvps=maximum_p.jvps,
 )
 
@@ -284,16 +312,16 @@ def _sqrt_derivative(x: Any, out: Any) -> Any:
     return divide(0.5, maximum(out, finfo_tiny(out)))
 
 
-exp_p = _unary("exp", lambda x, out: out, numpy_derivative=lambda x, out: out)
+exp_p = _unary("exp", lambda x, out: out, numpy_pullback=lambda g, out, x: g * out)
 expm1_p = _unary("expm1", lambda x, out: add(out, 1.0))
-log_p = _unary("log", lambda x, out: reciprocal(x), (0.1, 3.0), numpy_derivative=lambda x, out: 1 / x)
+log_p = _unary("log", lambda x, out: reciprocal(x), (0.1, 3.0), numpy_pullback=lambda g, out, x: g * (1 / x))
 log1p_p = _unary("log1p", lambda x, out: reciprocal(add(x, 1.0)), (-0.9, 3.0))
 log2_p = _unary("log2", lambda x, out: reciprocal(multiply(x, float(np.log(2.0)))), (0.1, 3.0))
 log10_p = _unary("log10", lambda x, out: reciprocal(multiply(x, float(np.log(10.0)))), (0.1, 3.0))
 sqrt_p = _unary("sqrt", _sqrt_derivative, (0.1, 3.0))
-square_p = _unary("square", lambda x, out: multiply(2.0, x), numpy_derivative=lambda x, out: 2 * x)
-sin_p = _unary("sin", lambda x, out: cos(x), numpy_derivative=lambda x, out: np.cos(x))
-cos_p = _unary("cos", lambda x, out: negative(sin(x)), numpy_derivative=lambda x, out: -np.sin(x))
+square_p = _unary("square", lambda x, out: multiply(2.0, x), numpy_pullback=lambda g, out, x: g * (2 * x))
+sin_p = _unary("sin", lambda x, out: cos(x), numpy_pullback=lambda g, out, x: g * np.cos(x))
+cos_p = _unary("cos", lambda x, out: negative(sin(x)), numpy_pullback=lambda g, out, x: g * -np.sin(x))
 tan_p = _unary("tan", lambda x, out: add(1.0, square(out)), (-1.2, 1.2))
 asin_p = _unary(
     "asin", lambda x, out: reciprocal(sqrt(subtract(1.0, square(x)))), (-0.9, 0.9), np.arcsin, "jax.numpy.arcsin"
@@ -308,7 +336,7 @@ acos_p = _unary(
 atan_p = _unary("atan", lambda x, out: reciprocal(add(1.0, square(x))), (-2.0, 2.0), np.arctan, "jax.numpy.arctan")
 sinh_p = _unary("sinh", lambda x, out: cosh(x))
 cosh_p = _unary("cosh", lambda x, out: sinh(x))
-tanh_p = _unary("tanh", lambda x, out: subtract(1.0, square(out)), numpy_derivative=lambda x, out: 1 - out * out)
+tanh_p = _unary("tanh", lambda x, out: subtract(1.0, square(out)), numpy_pullback=lambda g, out, x: g * (1 - out * out))
 asinh_p = _unary(
     "asinh", lambda x, out: reciprocal(sqrt(add(square(x), 1.0))), (-2.0, 2.0), np.arcsinh, "jax.numpy.arcsinh"
 )

@@ -5,9 +5,12 @@ from __future__ import annotations
 import string
 from typing import Any
 
-from ._core import Primitive
-from ._dispatch import make_impl, shape_of, unbroadcast
+from ._core import Primitive, bind
+from ._dispatch import make_impl, shape_of, sum_to_shape, unbroadcast
 from ._ops_shape import expand_dims, matrix_transpose, reshape
+
+# The parameters of a matmul call: none. bind() only reads them.
+_NO_PARAMS: dict[str, Any] = {}
 
 
 def _as_matrices(g: Any, x: Any, y: Any) -> tuple[Any, Any, Any]:
@@ -63,10 +66,23 @@ def _matmul_pullback_y(g: Any, out: Any, x: Any, y: Any) -> Any:
     return reshape(unbroadcast(gy, shape_of(y2)), shape_of(y))
 
 
+def _matmul_numpy_pullback_x(g: Any, out: Any, x: Any, y: Any) -> Any:
+    if x.ndim < 2 or y.ndim < 2:
+        return _matmul_pullback_x(g, out, x, y)
+    return sum_to_shape(g @ y.mT, x.shape)
+
+
+def _matmul_numpy_pullback_y(g: Any, out: Any, x: Any, y: Any) -> Any:
+    if x.ndim < 2 or y.ndim < 2:
+        return _matmul_pullback_y(g, out, x, y)
+    return sum_to_shape(x.mT @ g, y.shape)
+
+
 matmul_p = Primitive(
     "matmul",
     make_impl("matmul"),
     pullbacks=(_matmul_pullback_x, _matmul_pullback_y),
+    numpy_pullbacks=(_matmul_numpy_pullback_x, _matmul_numpy_pullback_y),
     jvps=(lambda t, out, x, y: matmul(t, y), lambda t, out, x, y: matmul(x, t)),
 )
 
@@ -84,7 +100,7 @@ def matmul(x1: Any, x2: Any, /) -> Any:
             f"matmul shape mismatch: {s1} @ {s2}; the last axis of the first operand ({k1}) "
             f"must equal the {'second-to-last' if len(s2) > 1 else 'only'} axis of the second ({k2})"
         )
-    return matmul_p(x1, x2)
+    return bind(matmul_p, (x1, x2), _NO_PARAMS)
 
 
 def tensordot(x1: Any, x2: Any, /, *, axes: int | tuple[Any, Any] = 2) -> Any:

@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 
 from ._backend import backend_of, namespace
-from ._core import Primitive, value_of
-from ._dispatch import make_impl, shape_of, unbroadcast
+from ._core import Primitive, bind, value_of
+from ._dispatch import make_impl, shape_of, sum_like, unbroadcast
 from ._ops_creation import full, zeros_like
 from ._ops_dtype import astype
 from ._ops_elementwise import add, divide, equal, exp, multiply, sqrt, square, subtract, where
@@ -40,6 +40,24 @@ def _expand_to_input(g: Any, x: Any, axis: tuple[int, ...]) -> Any:
     return broadcast_to(reshape(g, _keepdims_shape(shape, axis)), shape)
 
 
+# Up to this many elements, the NumPy pullbacks of reductions return a
+# broadcast cotangent as a new array, because filling it costs less than
+# np.broadcast_to's Python code (about 5 us measured on a 2-core EPYC).
+# Larger ones stay views.
+_COPY_BROADCAST_MAX_SIZE = 1 << 16
+
+
+def _expand_to_input_numpy(g: Any, x: Any, axis: tuple[int, ...]) -> Any:
+    """Broadcast a reduced plain NumPy cotangent back to the shape of ``x``."""
+    shape = x.shape if type(x) is np.ndarray else np.shape(x)
+    g_keepdims = g.reshape(_keepdims_shape(shape, axis))
+    if math.prod(shape) > _COPY_BROADCAST_MAX_SIZE:
+        return np.broadcast_to(g_keepdims, shape)
+    expanded = np.empty(shape, g_keepdims.dtype)
+    expanded[...] = g_keepdims
+    return expanded
+
+
 def _dtype_of(x: Any) -> Any:
     value = value_of(x)
     dtype = getattr(value, "dtype", None)
@@ -52,10 +70,20 @@ def _reduced_size(shape: tuple[int, ...], axes: tuple[int, ...]) -> int:
 
 # -- sum and mean -------------------------------------------------------------
 
+
+def _numpy_sum(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+    # ndarray.sum, not np.sum, whose Python wrapper costs more than summing
+    # a small array.
+    if type(x) is np.ndarray:
+        return x.sum(axis=axis, keepdims=keepdims)
+    return np.sum(x, axis=axis, keepdims=keepdims)
+
+
 sum_p = Primitive(
     "sum",
-    make_impl("sum"),
+    make_impl("sum", _numpy_sum),
     pullbacks=(lambda g, out, x, axis, keepdims: _expand_to_input(g, x, axis),),
+    numpy_pullbacks=(lambda g, out, x, axis, keepdims: _expand_to_input_numpy(g, x, axis),),
     jvps=(lambda t, out, x, axis, keepdims: sum(t, axis=axis, keepdims=keepdims),),
 )
 
@@ -63,7 +91,7 @@ sum_p = Primitive(
 def sum(x: Any, /, *, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Any:  # noqa: A001
     """Sum of ``x`` over ``axis`` (all axes when ``None``)."""
     axis = _normalize_axes(axis, len(shape_of(x)))
-    return sum_p(x, axis=axis, keepdims=keepdims)
+    return bind(sum_p, (x,), {"axis": axis, "keepdims": keepdims})
 
 
 def mean(x: Any, /, *, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Any:
@@ -71,7 +99,8 @@ def mean(x: Any, /, *, axis: int | tuple[int, ...] | None = None, keepdims: bool
     shape = shape_of(x)
     axes = _normalize_axes(axis, len(shape))
     count = _reduced_size(shape, axes)
-    return divide(sum(x, axis=axes, keepdims=keepdims), float(count))
+    total = bind(sum_p, (x,), {"axis": axes, "keepdims": keepdims})
+    return divide(total, float(count))
 
 
 # -- var and std ----------------------------------------------------------------
@@ -370,6 +399,24 @@ def prod(x: Any, /, *, axis: int | tuple[int, ...] | None = None, keepdims: bool
 
 def _logsumexp_impl(x: Any, *weights: Any, axis: tuple[int, ...], keepdims: bool) -> Any:
     xp = namespace(backend_of((x, *weights), "logsumexp"))
+    return _logsumexp_with(xp, x, *weights, axis=axis, keepdims=keepdims)
+
+
+def _logsumexp_numpy(x: Any, *weights: Any, axis: tuple[int, ...], keepdims: bool) -> Any:
+    if type(x) is np.ndarray and x.dtype.kind == "f" and not weights:
+        # The common case, with array methods (cheaper than the functions
+        # on small arrays). With a finite maximum the sum is at least 1, so
+        # the logarithm cannot warn and needs no errstate.
+        shift = x.max(axis=axis, keepdims=True, initial=-np.inf)
+        if np.isfinite(shift).all():
+            out = np.log(np.exp(x - shift).sum(axis=axis, keepdims=True)) + shift
+            if not keepdims:
+                out = out.reshape(tuple(s for i, s in enumerate(out.shape) if i not in axis))
+            return out
+    return _logsumexp_with(np, x, *weights, axis=axis, keepdims=keepdims)
+
+
+def _logsumexp_with(xp: Any, x: Any, *weights: Any, axis: tuple[int, ...], keepdims: bool) -> Any:
     x = xp.asarray(x)
     if not xp.issubdtype(x.dtype, xp.inexact):
         x = x.astype(xp.result_type(float))
@@ -386,6 +433,10 @@ def _logsumexp_impl(x: Any, *weights: Any, axis: tuple[int, ...], keepdims: bool
     if not keepdims:
         out = xp.reshape(out, tuple(s for i, s in enumerate(out.shape) if i not in axis))
     return out
+
+
+# bind() calls this directly when every argument is a NumPy value.
+_logsumexp_impl.numpy_impl = _logsumexp_numpy  # type: ignore[attr-defined]
 
 
 def _softmax_weights(x: Any, out: Any, axis: tuple[int, ...]) -> Any:
@@ -424,10 +475,37 @@ def _logsumexp_jvp_b(t: Any, out: Any, x: Any, b: Any, *, axis: tuple[int, ...],
     return sum(multiply(broadcast_to(t, shape_of(x)), w), axis=axis, keepdims=keepdims)
 
 
+def _softmax_weights_numpy(x: Any, out: Any, axis: tuple[int, ...]) -> Any | None:
+    """Return the softmax weights of plain NumPy values, or ``None`` when a slice is empty."""
+    out_kept = out.reshape(_keepdims_shape(np.shape(x), axis))
+    if (out_kept == -np.inf).any():
+        return None  # the rare case: the generic rule handles the empty slices
+    return np.exp(x - out_kept)
+
+
+def _logsumexp_numpy_pullback_x(g: Any, out: Any, x: Any, *weights: Any, axis: tuple[int, ...], keepdims: bool) -> Any:
+    w = _softmax_weights_numpy(x, out, axis)
+    if w is None:
+        return _logsumexp_pullback_x(g, out, x, *weights, axis=axis, keepdims=keepdims)
+    if weights:
+        w = w * weights[0]
+    # The reduced cotangent broadcasts against the weights, which have x's
+    # shape, so it need not be expanded first.
+    return np.reshape(g, _keepdims_shape(np.shape(x), axis)) * w
+
+
+def _logsumexp_numpy_pullback_b(g: Any, out: Any, x: Any, b: Any, *, axis: tuple[int, ...], keepdims: bool) -> Any:
+    w = _softmax_weights_numpy(x, out, axis)
+    if w is None:
+        return _logsumexp_pullback_b(g, out, x, b, axis=axis, keepdims=keepdims)
+    return sum_like(_expand_to_input_numpy(g, x, axis) * w, b)
+
+
 logsumexp_p = Primitive(
     "logsumexp",
     _logsumexp_impl,
     pullbacks=(_logsumexp_pullback_x, _logsumexp_pullback_b),
+    numpy_pullbacks=(_logsumexp_numpy_pullback_x, _logsumexp_numpy_pullback_b),
     jvps=(_logsumexp_jvp_x, _logsumexp_jvp_b),
 )
 
@@ -465,7 +543,7 @@ def logsumexp(
     shape = shape_of(x)
     axes = _normalize_axes(axis, len(shape))
     if b is None:
-        return logsumexp_p(x, axis=axes, keepdims=keepdims)
+        return bind(logsumexp_p, (x,), {"axis": axes, "keepdims": keepdims})
     try:
         joint = np.broadcast_shapes(shape, shape_of(b))
     except ValueError:

@@ -15,6 +15,8 @@ from ._dispatch import make_impl, shape_of
 def _normalize_axes(axes: Any, ndim: int) -> tuple[int, ...]:
     if axes is None:
         return tuple(range(ndim))
+    if type(axes) is int and -ndim <= axes < ndim:  # the common case, checked cheaply
+        return (axes % ndim,)
     if isinstance(axes, int | np.integer):
         axes = (axes,)
     normalized = []

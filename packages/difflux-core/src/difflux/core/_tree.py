@@ -21,6 +21,8 @@ from collections.abc import Callable, Hashable, Iterable
 from types import ModuleType
 from typing import Any, NamedTuple
 
+import numpy as np
+
 
 class _NodeType(NamedTuple):
     flatten: Callable[[Any], tuple[Iterable[Any], Hashable]]
@@ -219,19 +221,32 @@ def tree_flatten(tree: Any, is_leaf: Callable[[Any], bool] | None = None) -> tup
 
 
 def _flatten(tree: Any, leaves: list[Any], is_leaf: Callable[[Any], bool] | None) -> TreeDef:
+    kind = type(tree)
+    if kind is np.ndarray and is_leaf is None:  # the most common leaf, without the registry lookup
+        leaves.append(tree)
+        return _LEAF
     node = None if is_leaf is not None and is_leaf(tree) else _node_type(tree)
     if node is None:
         leaves.append(tree)
         return _LEAF
     children, aux = node.flatten(tree)
-    kind = type(tree)
-    return TreeDef(kind, aux, tuple(_flatten(c, leaves, is_leaf) for c in children))
+    defs = []
+    for child in children:
+        if type(child) is np.ndarray and is_leaf is None:
+            leaves.append(child)
+            defs.append(_LEAF)
+        else:
+            defs.append(_flatten(child, leaves, is_leaf))
+    return TreeDef(kind, aux, tuple(defs))
 
 
 def tree_unflatten(treedef: TreeDef, leaves: Iterable[Any]) -> Any:
     """Rebuild a structure from its ``treedef`` and leaves."""
     iterator = iter(leaves)
-    tree = _unflatten(treedef, iterator)
+    try:
+        tree = _unflatten(treedef, iterator)
+    except StopIteration:
+        raise ValueError("too few leaves for the structure") from None
     if next(iterator, _SENTINEL) is not _SENTINEL:
         raise ValueError(f"too many leaves for structure {treedef!r}")
     return tree
@@ -241,12 +256,12 @@ _SENTINEL = object()
 
 
 def _unflatten(treedef: TreeDef, leaves: Any) -> Any:
+    # Raises StopIteration when the leaves run out; tree_unflatten reports it.
     if treedef.kind is None:
-        leaf = next(leaves, _SENTINEL)
-        if leaf is _SENTINEL:
-            raise ValueError("too few leaves for the structure")
-        return leaf
-    children = [_unflatten(c, leaves) for c in treedef.children]
+        return next(leaves)
+    children = [next(leaves) if c.kind is None else _unflatten(c, leaves) for c in treedef.children]
+    if treedef.kind is tuple:  # the most common container, without the registry lookup
+        return tuple(children)
     node = _registry.get(treedef.kind)
     if node is None:  # a named tuple
         return treedef.kind(*children)
