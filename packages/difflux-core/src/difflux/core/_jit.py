@@ -89,6 +89,7 @@ class _Entry:
         self.out_def: Any = None
         self.out_mask: list[bool] = []
         self.out_static: list[Any] = []
+        self.out_direct = False
         self.compiled = jax.jit(self._traced)
 
     def _traced(self, arrays: list[Any]) -> list[Any]:
@@ -112,6 +113,11 @@ class _Entry:
         self.out_def = out_def
         self.out_mask = [is_array(leaf) for leaf in out_leaves]
         self.out_static = [leaf for leaf, keep in zip(out_leaves, self.out_mask) if not keep]
+        # With only array leaves, jax.jit returns the structure itself and
+        # rebuilds it in C++, which is faster than __call__ below.
+        self.out_direct = all(self.out_mask)
+        if self.out_direct:
+            return out
         return [leaf for leaf, keep in zip(out_leaves, self.out_mask) if keep]
 
     def __call__(self, arrays: list[Any]) -> Any:
@@ -119,22 +125,35 @@ class _Entry:
             out_arrays = self.compiled(arrays)
         except _jax_conversion_errors() as error:
             raise TracerConversionError(f"{type(error).__name__} inside dx.jit. {_ADVICE}") from error
+        if self.out_direct:
+            return out_arrays
         assert self.out_def is not None
         arrays_iter, static_iter = iter(out_arrays), iter(self.out_static)
         leaves = [next(arrays_iter) if keep else next(static_iter) for keep in self.out_mask]
         return self.out_def.unflatten(leaves)
 
 
-_ARRAY_TYPES: dict[type, bool] = {}
+# The kind of each type of argument leaf for dx.jit. is_array and the backend
+# of a value depend only on its type, so the kind is cached per type.
+_STATIC, _NUMPY, _JAX, _TRACER = 1, 2, 3, 4
+_LEAF_KINDS: dict[type, int] = {}
 
 
-def _is_array_fast(x: Any) -> bool:
-    """Return ``is_array(x)``, cached per type because the result depends only on the type."""
-    kind = type(x)
-    known = _ARRAY_TYPES.get(kind)
-    if known is None:
-        known = _ARRAY_TYPES[kind] = is_array(x)
-    return known
+def _leaf_kind(x: Any) -> int:
+    kind = _LEAF_KINDS.get(type(x))
+    if kind is None:
+        if isinstance(x, Tracer):
+            kind = _TRACER
+        elif not is_array(x):
+            kind = _STATIC
+        elif _backend.backend_of_value(x) == "jax":
+            kind = _JAX
+        else:
+            kind = _NUMPY
+        # The backend of a type is only known for certain once JAX is
+        # imported, which it is whenever this runs (see JitFunction.__call__).
+        _LEAF_KINDS[type(x)] = kind
+    return kind
 
 
 def _array_signature(x: Any) -> tuple[Any, ...]:
@@ -215,16 +234,28 @@ class JitFunction:
         # _tree.py), and JAX's C++ flatten is about ten times faster than
         # ours, which matters on this per-call path.
         leaves, treedef = jax.tree_util.tree_flatten((dynamic_args, dynamic_kwargs))
-        if not self._uses_jax(leaves):
+        kinds = [_LEAF_KINDS.get(type(leaf)) or _leaf_kind(leaf) for leaf in leaves]
+        if _TRACER in kinds:
+            return self._fun(*args, **kwargs)  # difflux tracers cannot cross jax.jit; run unchanged
+        if _JAX not in kinds and (_NUMPY in kinds or _backend.default_backend() != "jax"):
+            # Compile only with a JAX array among the leaves, or with no
+            # array at all and JAX as the default backend.
             return self._fun(*args, **kwargs)
 
-        mask = tuple(map(_is_array_fast, leaves))
-        if all(mask):
-            arrays = leaves
-            static_leaves = []
-        else:
-            arrays = [leaf for leaf, keep in zip(leaves, mask) if keep]
-            static_leaves = [leaf for leaf, keep in zip(leaves, mask) if not keep]
+        if _STATIC not in kinds and not static_args and not static_kwargs:
+            # Every leaf is an array, the common case: a shorter key, which
+            # cannot equal a key of the general form below.
+            key: tuple[Any, ...] = (treedef, tuple([(leaf.shape, leaf.dtype) for leaf in leaves]))
+            entry = self._cache.get(key)
+            if entry is None:
+                mask = (True,) * len(leaves)
+                entry = _Entry(self._fun, treedef, mask, [], {}, {}, num_args)
+                self._cache[key] = entry
+            return entry(leaves)
+
+        mask = tuple([kind != _STATIC for kind in kinds])
+        arrays = [leaf for leaf, keep in zip(leaves, mask) if keep]
+        static_leaves = [leaf for leaf, keep in zip(leaves, mask) if not keep]
         key = (
             treedef,
             mask,
@@ -239,19 +270,6 @@ class JitFunction:
             entry = _Entry(self._fun, treedef, mask, static_leaves, static_args, static_kwargs, num_args)
             self._cache[key] = entry
         return entry(arrays)
-
-    @staticmethod
-    def _uses_jax(leaves: list[Any]) -> bool:
-        """Return whether to compile: a JAX array among the leaves, or no array and a JAX default."""
-        has_array = False
-        for leaf in leaves:
-            if isinstance(leaf, Tracer):
-                return False  # difflux tracers cannot cross jax.jit; run unchanged
-            if is_array(leaf):
-                if _backend.backend_of_value(leaf) == "jax":
-                    return True
-                has_array = True
-        return not has_array and _backend.default_backend() == "jax"
 
     def clear_cache(self) -> None:
         """Forget every compiled specialisation."""
