@@ -102,6 +102,8 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=5000)
     parser.add_argument("--chains", type=int, default=4)
     parser.add_argument("--seed", type=int, default=20261205)
+    parser.add_argument("--chain-method", choices=["sequential", "vectorized"], default="vectorized")
+    parser.add_argument("--out", type=Path, default=HERE / "reference_posterior.csv")
     arguments = parser.parse_args()
 
     years, counts = load_data()
@@ -111,7 +113,7 @@ def main() -> None:
         num_warmup=arguments.warmup,
         num_samples=arguments.draws,
         num_chains=arguments.chains,
-        chain_method="sequential",
+        chain_method=arguments.chain_method,
         progress_bar=False,
     )
     start = time.perf_counter()
@@ -135,7 +137,7 @@ def main() -> None:
                 "ess_bulk": row["ess_bulk"],
             }
         )
-    out = HERE / "reference_posterior.csv"
+    out = arguments.out
     with out.open("w", newline="") as file:
         writer = csv.DictWriter(file, fieldnames=list(rows[0]))
         writer.writeheader()
