@@ -4,8 +4,14 @@
 state, the step size, ``f(t, y)``, the controller's ratios, counters, the
 status, the solver's own state, the output buffers and the events' entries.
 ``make_step`` returns the body. It tries one step and, where the step is
-accepted, writes the saved values with ``dx.where`` masks. So the same code
+accepted, writes the saved values into the output buffers. So the same code
 runs as a Python loop on NumPy and as ``jax.lax.while_loop`` under ``jit``.
+
+The cost of a step does not grow with the number of save times. The carry
+contains the index of the next time to save, and the step interpolates only
+at the times it passed, writing each row with a functional index update.
+Under ``dx.vmap`` the examples' indices differ, so rows are written with
+masks there instead.
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ import numpy as np
 
 import difflux.core as dx
 from difflux.core._backend import backend_of_value
+from difflux.core._control import is_jax_tracer
+from difflux.core._control_batched import batch_trace_active
 from difflux.core._core import value_of
 
 from ._events import EventTracker
@@ -57,6 +65,8 @@ def initial_state(
     if ts_save is not None:
         at_start = (ts_save == t0)[:, None]
         state["ys_at_ts"] = dx.where(at_start, y0[None, :], _constant(y0, np.full((ts_save.shape[0], d), nan)))
+        # The times equal to t0 come first (ts is ordered) and are saved already.
+        state["save_index"] = dx.astype(dx.sum(dx.astype(at_start[:, 0], dx.int32)), dx.int32)
     if saveat.steps or saveat.dense:
         inf_times = _constant(t0, np.full(max_steps + 1, np.inf))
         state["step_ts"] = dx.where(_first_row(max_steps + 1, t0), t0, inf_times * dx.where(h0 >= 0, 1.0, -1.0))
@@ -92,6 +102,14 @@ def make_step(
     progress_bar: ProgressBar | None = None,
 ) -> Callable[[dict[str, Any]], dict[str, Any]]:
     error_order = (solver.embedded_order or solver.order) + 1
+    # Constants of every step, computed once: the rounding resolution of the
+    # time and the save times followed by one that is never reached, so that
+    # reading the next time to save needs no bounds check.
+    eps = 100 * float(dx.finfo(t1.dtype).eps)
+    abs_t1 = dx.abs(t1)
+    ts_next = None
+    if ts_save is not None:
+        ts_next = dx.concat([ts_save, dx.reshape(direction * float("inf"), (1,))])
 
     def step(s: dict[str, Any]) -> dict[str, Any]:
         t, y, f0, h = s["t"], s["y"], s["f"], s["h"]
@@ -101,7 +119,7 @@ def make_step(
         # step that falls short of t1 only by rounding (ten steps of 0.1
         # from 0 reach 0.9999999999999999) also becomes the last one.
         remaining = (t1 - t) * direction
-        resolution = 100 * float(dx.finfo(y.dtype).eps) * dx.maximum(dx.abs(t), dx.abs(t1))
+        resolution = eps * dx.maximum(dx.abs(t), abs_t1)
         last = dx.abs(h) >= remaining - resolution
         h_step = dx.where(last, t1 - t, h)
         y1, y_error, ks, f1, solver_state = solver.step_with_state(f, t, y, f0, h_step, s["solver_state"])
@@ -151,25 +169,115 @@ def make_step(
             t_end = tracker.update(new, s, (t, y, f0, t_new, y1, f1, h_step, ks), accepted)
 
         # Save: values at the requested times this step passed, then the step itself.
-        if ts_save is not None:
-            passed = accepted & ((ts_save - t) * direction > 0) & ((ts_save - t_end) * direction <= 0)
-            theta = ((ts_save - t) / h_step)[:, None]
-            values = solver.interpolate(y[None], y1[None], f0[None], f1[None], h_step, ks[None], theta)
-            values = dx.where((ts_save == t_new)[:, None], y1[None, :], values)
-            new["ys_at_ts"] = dx.where(passed[:, None], values, s["ys_at_ts"])
+        if ts_next is not None:
+            step_data = (t, y, f0, t_new, y1, f1, h_step, ks)
+            new["save_index"], new["ys_at_ts"] = _save_passed_times(
+                solver, ts_next, direction, step_data, t_end, accepted, s["save_index"], s["ys_at_ts"]
+            )
         if saveat.steps or saveat.dense:
-            row = accepted & (positions(s["step_ts"]) == new["num_accepted"])
-            new["step_ts"] = dx.where(row, t_new, s["step_ts"])
-            new["step_ys"] = dx.where(row[:, None], y1[None, :], s["step_ys"])
+            # A rejected step writes the current state again into its own
+            # row, so the write needs no mask. Its stages go to the next free
+            # row as zeros, which that row contains already.
+            row = new["num_accepted"]
+            new["step_ts"] = write_row(s["step_ts"], row, new["t"])
+            new["step_ys"] = write_row(s["step_ys"], row, new["y"])
             if saveat.dense:
-                new["step_fs"] = dx.where(row[:, None], f1[None, :], s["step_fs"])
-                k_row = accepted & (positions(s["step_ks"][:, 0, 0]) == s["num_accepted"])
-                new["step_ks"] = dx.where(k_row[:, None, None], ks[None], s["step_ks"])
+                new["step_fs"] = write_row(s["step_fs"], row, new["f"])
+                new["step_ks"] = write_row(s["step_ks"], s["num_accepted"], dx.where(accepted, ks, 0.0))
         if progress_bar is not None:
             progress_bar.update(t_end)
         return new
 
     return step
+
+
+def _save_passed_times(
+    solver: AbstractRungeKutta,
+    ts_next: Any,
+    direction: Any,
+    step_data: tuple[Any, ...],
+    t_end: Any,
+    accepted: Any,
+    index: Any,
+    ys_at_ts: Any,
+) -> tuple[Any, Any]:
+    """Write the interpolated values at the save times that a step passed, from ``ts_next[index]`` on.
+
+    Returns:
+        The index of the next time to save and the updated buffer ``ys_at_ts``.
+    """
+    t, y, f0, t_new, y1, f1, h_step, ks = step_data
+    num_times = ys_at_ts.shape[0]
+
+    def due(carry: tuple[Any, Any]) -> Any:
+        return accepted & ((read_entry(ts_next, carry[0]) - t_end) * direction <= 0)
+
+    def interpolate_row(row: Any) -> Any:
+        # ``row`` is at most num_times - 1, so theta stays finite and a value
+        # that a mask discards cannot send nan into the gradients.
+        t_save = read_entry(ts_next, row)
+        theta = dx.reshape((t_save - t) / h_step, (1, 1))
+        value = solver.interpolate(y[None], y1[None], f0[None], f1[None], h_step, ks[None], theta)[0]
+        return dx.where(t_save == t_new, y1, value)
+
+    def save_one(carry: tuple[Any, Any]) -> tuple[Any, Any]:
+        i, buffer = carry
+        return i + 1, write_row(buffer, i, interpolate_row(dx.minimum(i, num_times - 1)))
+
+    carry = (index, ys_at_ts)
+    if not batch_trace_active() and not is_jax_tracer(value_of(accepted)):
+        # Concrete values (NumPy, or JAX outside jit) allow a Python loop, so
+        # a step that passes no save time costs one comparison. Under dx.grad
+        # the operations of the saves that run are recorded as usual.
+        if not bool(value_of(accepted)):
+            return carry
+        times = value_of(ts_next)
+        end = value_of(t_end) * value_of(direction)
+        sign = value_of(direction)
+        while times[int(value_of(carry[0]))] * sign <= end:
+            carry = save_one(carry)
+        return carry
+    if batch_trace_active():
+        return dx.while_loop(due, save_one, carry, max_steps=num_times)
+    # Traced by JAX: one masked save runs in every step, and a step that
+    # passes more save times takes a branch that interpolates at all of them
+    # at once. With no nested loop, reverse mode pulls back through the
+    # branch only in the steps that take it.
+    i, buffer = carry
+    now = due(carry)
+    row = dx.astype(dx.minimum(i, num_times - 1), dx.int32)
+    value = dx.where(now, interpolate_row(row), buffer[row])
+    carry = (i + dx.astype(now, dx.int32), write_row(buffer, row, value))
+
+    def save_all(partial: tuple[Any, Any]) -> tuple[Any, Any]:
+        ts_save = ts_next[:num_times]
+        passed = (ts_save - t_end) * direction <= 0
+        theta = ((ts_save - t) / h_step)[:, None]
+        values = solver.interpolate(y[None], y1[None], f0[None], f1[None], h_step, ks[None], theta)
+        values = dx.where((ts_save == t_new)[:, None], y1[None, :], values)
+        # This also writes the row saved above again, with the same value.
+        ready = passed & ((ts_save - t) * direction > 0)
+        count = dx.astype(dx.sum(dx.astype(passed, dx.int32)), dx.int32)
+        return count, dx.where(ready[:, None], values, partial[1])
+
+    return dx.cond(due(carry), save_all, lambda unchanged: unchanged, carry)
+
+
+def read_entry(values: Any, index: Any) -> Any:
+    """Return ``values[index]`` for a 1-D ``values`` and a scalar integer ``index``."""
+    if batch_trace_active():
+        # Under dx.vmap the index may differ between examples.
+        return dx.sum(dx.where(positions(values) == index, values, 0.0))
+    return values[index]
+
+
+def write_row(buffer: Any, index: Any, value: Any) -> Any:
+    """Return ``buffer`` with row ``index`` (a scalar integer) replaced by ``value``."""
+    if batch_trace_active():
+        # Under dx.vmap the index may differ between examples, so the write is masked.
+        mask = dx.reshape(positions(buffer) == index, (-1,) + (1,) * (buffer.ndim - 1))
+        return dx.where(mask, value[None], buffer)
+    return dx.index_update(buffer, index, value)
 
 
 def positions(like: Any) -> Any:
