@@ -11,7 +11,12 @@ changes. Two private primitives carry this:
 * ``lu_solve(a, lu, piv, b)`` returns ``a^{-1} b`` from the factors. Its
   derivative rules are those of ``dx.linalg.solve`` (``dx = a^{-1} (db -
   da x)``) and solve with the same factors, so gradients flow to ``a``
-  and ``b`` without refactoring.
+  and ``b`` without refactoring. The factors are a function of ``a``, so
+  the rule for ``a`` carries their whole derivative and the rules for
+  ``lu`` give zero. Factors carried through ``dx.cond`` or
+  ``dx.while_loop`` come back as tracers, and a zero rule keeps such a
+  tracer from raising ``MissingRuleError``. The integer pivots have no
+  derivative.
 """
 
 from __future__ import annotations
@@ -72,18 +77,27 @@ def _lu_solve_tangent_a(t: Any, out: Any, a: Any, lu: Any, piv: Any, b: Any, *, 
     return -lu_solve_p(a, lu, piv, t @ out, trans=trans)
 
 
+def _lu_solve_cotangent_factor(g: Any, out: Any, a: Any, lu: Any, piv: Any, b: Any, *, trans: bool) -> Any:
+    # lu contains the factors of a, and the rule for a already carries their derivative.
+    return dx.zeros_like(lu)
+
+
+def _lu_solve_tangent_factor(t: Any, out: Any, a: Any, lu: Any, piv: Any, b: Any, *, trans: bool) -> Any:
+    return dx.zeros_like(out)
+
+
 lu_solve_p = Primitive(
     "lu_solve",
     make_impl("lu_solve", _lu_solve_numpy, _lu_solve_jax),
     pullbacks=(
         _lu_solve_cotangent_a,
-        None,
-        None,
+        _lu_solve_cotangent_factor,
+        None,  # the pivots are integers
         lambda g, out, a, lu, piv, b, *, trans: lu_solve_p(a, lu, piv, g, trans=not trans),
     ),
     jvps=(
         _lu_solve_tangent_a,
-        None,
+        _lu_solve_tangent_factor,
         None,
         lambda t, out, a, lu, piv, b, *, trans: lu_solve_p(a, lu, piv, t, trans=trans),
     ),
