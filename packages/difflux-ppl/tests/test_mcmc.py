@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -184,3 +186,30 @@ def test_numpyro_extra_field_names() -> None:
     assert set(extra) == set(fields)
     np.testing.assert_array_equal(np.asarray(extra["i"]), np.arange(11, 16))
     assert np.all(np.asarray(extra["potential_energy"]) <= np.asarray(extra["energy"]))
+
+
+PARALLEL_SCRIPT = """
+import os
+os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
+import jax
+jax.config.update("jax_enable_x64", True)
+import numpy as np
+import difflux.core as dx
+from difflux import ppl
+draws = {}
+for method in ("parallel", "vectorized"):
+    mcmc = ppl.MCMC(ppl.NUTS(potential_fn=lambda z: 0.5 * dx.sum(z**2)), num_warmup=20, num_samples=10,
+                    num_chains=2, chain_method=method, progress_bar=False)
+    mcmc.run(dx.random.key(0, backend="jax"), init_params=dx.zeros((2, 3), backend="jax"))
+    draws[method] = np.asarray(mcmc.get_samples(group_by_chain=True))
+    if method == "parallel":
+        assert len(mcmc.last_state.z.sharding.device_set) == 2, mcmc.last_state.z.sharding
+np.testing.assert_allclose(draws["parallel"], draws["vectorized"], rtol=1e-8, atol=1e-10)
+"""
+
+
+@pytest.mark.slow
+def test_parallel_shards_chains_across_devices() -> None:
+    pytest.importorskip("jax")
+    # The device count must be set before JAX starts, so the check runs in a fresh interpreter.
+    subprocess.run([sys.executable, "-c", PARALLEL_SCRIPT], check=True)
