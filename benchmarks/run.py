@@ -1,6 +1,6 @@
 """Run the difflux-core benchmarks side by side with the peers, in one process.
 
-Usage: ``python benchmarks/run.py [--quick] [--only mlp,chain,adam] [--json PATH]``
+Usage: ``python benchmarks/run.py [--quick] [--only mlp,chain,adam] [--clock wall|cpu] [--json PATH]``
 
 Prints a Markdown table of times and of the ratios that the targets in
 ``docs/benchmarks.md`` refer to. BLAS, PyTorch and XLA are pinned to one
@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import bench_adam  # noqa: E402
 import bench_chain  # noqa: E402
 import bench_mlp  # noqa: E402
-from _timing import time_interleaved  # noqa: E402
+from _timing import set_clock, time_interleaved  # noqa: E402
 
 
 def _version(package: str) -> str:
@@ -56,7 +56,14 @@ def main() -> None:
     parser.add_argument(
         "--only", default="mlp,chain,adam", help="comma-separated workloads to run (default: mlp,chain,adam)"
     )
+    parser.add_argument(
+        "--clock",
+        choices=("wall", "cpu"),
+        default="wall",
+        help="wall time, or the process's CPU time for a machine that other jobs load (default: wall)",
+    )
     args = parser.parse_args()
+    set_clock(args.clock)
     workloads = set(args.only.split(","))
     scale = 0.1 if args.quick else 1.0
 
