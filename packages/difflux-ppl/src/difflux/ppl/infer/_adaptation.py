@@ -124,7 +124,8 @@ def welford_covariance(state: WelfordState) -> Any:
 
 def backend_name(x: Any) -> str:
     """Return ``"numpy"`` for NumPy values and ``"jax"`` for JAX arrays and tracers."""
-    return "numpy" if isinstance(x, np.ndarray | np.generic | float | int) else "jax"
+    # dx.backend_of sees through tracers, dx.vmap's batches included.
+    return dx.backend_of(x) or "numpy"
 
 
 def mass_matrix_sqrt_of(inverse_mass_matrix: Any) -> Any:
