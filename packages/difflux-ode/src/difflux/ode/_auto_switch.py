@@ -66,10 +66,18 @@ class AutoSwitch(AbstractRungeKutta):
 
     Both solvers are of order 5 with embedded order 4, so the step-size
     controller carries over. The switch has costs on problems known to be
-    non-stiff: under ``jit`` both solvers are compiled (about 4 times
-    Tsit5's compile time on a 2-state problem), and eager steps carry the
-    stiff solver's state. Pass ``solver=Tsit5()`` there. ``Solution.stats["num_stiff_steps"]`` counts
-    the steps taken by the stiff solver.
+    non-stiff: under ``jit`` both solvers are compiled, and eager steps
+    carry the stiff solver's state. Pass ``solver=Tsit5()`` there.
+    ``Solution.stats["num_stiff_steps"]`` counts the steps taken by the
+    stiff solver.
+
+    On a 2-state linear problem, tracing and compiling took about 5.3 s
+    against Tsit5's 1.4 s (estimate: ``jax.jit(...).lower`` then
+    ``.compile``, JAX 0.10.2, a shared 2-core CPU machine). XLA's compile
+    of the implicit step takes most of the difference. Each solver's step
+    is traced once, and compiling ImplicitEuler, whose step has one Newton
+    loop where Kvaerno5 has six, took 2.2 s against Kvaerno5's 2.9 s, so
+    one loop over the stages would save little.
 
     Attributes:
         nonstiff: the explicit solver, :class:`Tsit5`.
