@@ -270,3 +270,19 @@ def test_typed_jax_keys_accepted():
     children = dx.random.split(typed, 3)
     assert children.shape == (3,)
     assert jax.dtypes.issubdtype(children.dtype, jax.dtypes.prng_key)
+
+
+def test_samplers_batch_over_keys_under_vmap_on_numpy():
+    # Each key of the batch gives what it gives alone, and the mapped function runs once, not per key.
+    keys = dx.random.split(dx.random.key(3, backend="numpy"), 4)
+    calls = []
+
+    def draw(k):
+        calls.append(1)
+        a, b = dx.random.split(k)
+        return dx.random.uniform(a, (3,)) + dx.random.normal(b, (3,))
+
+    batched = dx.vmap(draw)(keys)
+    assert len(calls) == 1
+    expected = np.stack([draw(k) for k in keys])
+    np.testing.assert_array_equal(batched, expected)

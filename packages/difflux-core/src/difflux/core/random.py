@@ -32,14 +32,16 @@ are differentiable with respect to that array. Other parameters (``p``,
 
 from __future__ import annotations
 
+import functools
 import math
 import operator
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
 from ._backend import backend_of_value, default_backend, jax_module
+from ._batching import BatchTracer
 from ._core import Primitive, Tracer, value_of
 
 Shape = int | Sequence[int]
@@ -125,6 +127,28 @@ def _invalid_key(function: str, value: Any) -> Exception:
     )
 
 
+def _per_key(sampler: Callable[..., Any]) -> Callable[..., Any]:
+    """Let ``sampler`` take a batch of keys from ``dx.vmap``: it runs once per key and the results are stacked.
+
+    Without this, reading a batched key's array would make ``dx.vmap`` fall
+    back to running the whole mapped function once per example (see
+    ``_batching``), which turns NUTS with vectorised chains on NumPy into a
+    loop over the chains. Only the key may be batched; a traced argument
+    besides the key takes the unbatched path as before.
+    """
+
+    @functools.wraps(sampler)
+    def wrapper(k: Any, *args: Any, **kwargs: Any) -> Any:
+        if type(k) is not BatchTracer or any(isinstance(a, Tracer) for a in (*args, *kwargs.values())):
+            return sampler(k, *args, **kwargs)
+        keys = k.value
+        draws = [sampler(keys[i], *args, **kwargs) for i in range(keys.shape[0])]
+        xp = np if isinstance(draws[0], np.ndarray | np.generic) else jax_module().numpy
+        return k._trace.wrap(xp.stack(draws))
+
+    return wrapper
+
+
 def _is_typed(k: Any) -> bool:
     """Return whether ``k`` is a typed JAX key (from ``jax.random.key``) rather than raw key data."""
     value = value_of(k)
@@ -139,6 +163,7 @@ def _numpy_child_keys(k: np.ndarray, request: tuple[int, int], count: int) -> np
     return sequence.generate_state(2 * count, np.uint32).reshape(count, 2)
 
 
+@_per_key
 def split(k: Any, num: int = 2) -> Any:
     """Derive ``num`` new independent keys from ``k``; returns an array of shape ``(num, 2)``.
 
@@ -161,6 +186,7 @@ def split(k: Any, num: int = 2) -> Any:
     return _numpy_child_keys(unpacked, (_SPLIT, num), num)
 
 
+@_per_key
 def fold_in(k: Any, data: int) -> Any:
     """Derive a new key from ``k`` and an integer (a step or example index, say).
 
@@ -216,6 +242,7 @@ def _as_array(x: Any, backend: str) -> Any:
 # --------------------------------------------------------------------------
 
 
+@_per_key
 def normal(k: Any, shape: Shape = (), dtype: Any = None) -> Any:
     """Sample standard normal values of the given shape.
 
@@ -234,6 +261,7 @@ def normal(k: Any, shape: Shape = (), dtype: Any = None) -> Any:
     return np.asarray(sample, dtype=dtype)
 
 
+@_per_key
 def uniform(k: Any, shape: Shape = (), dtype: Any = None, minval: Any = 0.0, maxval: Any = 1.0) -> Any:
     """Sample values uniformly from ``[minval, maxval)``.
 
@@ -267,6 +295,7 @@ def uniform(k: Any, shape: Shape = (), dtype: Any = None, minval: Any = 0.0, max
     return add(minval, multiply(subtract(maxval, minval), unit))
 
 
+@_per_key
 def exponential(k: Any, shape: Shape = (), dtype: Any = None) -> Any:
     """Sample standard exponential values (rate 1)."""
     backend, unpacked = _unpack(k, "exponential")
@@ -421,6 +450,7 @@ def _broadcast(x: Any, shape: tuple[int, ...]) -> Any:
 # --------------------------------------------------------------------------
 
 
+@_per_key
 def bernoulli(k: Any, p: Any = 0.5, shape: Shape | None = None) -> Any:
     """Sample booleans that are ``True`` with probability ``p``.
 
@@ -435,6 +465,7 @@ def bernoulli(k: Any, p: Any = 0.5, shape: Shape | None = None) -> Any:
     return _generator(unpacked).random(shape) < np.asarray(p)
 
 
+@_per_key
 def randint(k: Any, shape: Shape, minval: Any, maxval: Any, dtype: Any = None) -> Any:
     """Sample integers uniformly from ``[minval, maxval)``."""
     backend, unpacked = _unpack(k, "randint")
