@@ -36,7 +36,7 @@ from ._solution import Status
 
 def _constant(like: Any, values: Any) -> Any:
     """Convert NumPy ``values`` to an array on the backend and dtype of ``like``."""
-    return dx.asarray(np.asarray(values), dtype=like.dtype, backend=backend_of_value(value_of(like)) or "numpy")
+    return dx.asarray(np.asarray(values), dtype=like.dtype, backend=dx.backend_of(like) or "numpy")
 
 
 def initial_state(

@@ -58,7 +58,7 @@ class FlatProblem:
         leaves, self._params_def = dx.tree_flatten((vector_field, args), is_leaf=_is_none)
         self._float_positions = [i for i, leaf in enumerate(leaves) if _is_float_leaf(leaf)]
         self._leaves = list(leaves)
-        backend = backend_of_value(value_of(self.y0)) or "numpy"
+        backend = dx.backend_of(self.y0) or "numpy"  # not the array, which dx.vmap may batch
         # Python floats become arrays, so each parameter has a shape and a cotangent.
         self.theta = [
             leaves[i] if dx.is_array(leaves[i]) else dx.asarray(leaves[i], dtype=self.y0.dtype, backend=backend)

@@ -25,8 +25,6 @@ from typing import Any, NamedTuple
 import numpy as np
 
 import difflux.core as dx
-from difflux.core._backend import backend_of_value
-from difflux.core._core import value_of
 
 from .._messenger import Message, Messenger
 from ..dist import biject_to
@@ -52,7 +50,7 @@ def backend_scope(tree: Any) -> contextlib.AbstractContextManager[Any]:
     JAX without setting ``DIFFLUX_BACKEND``.
     """
     for leaf in dx.tree_leaves(tree):
-        name = backend_of_value(value_of(leaf))
+        name = dx.backend_of(leaf)  # not the array: a dx.vmap batch must not be read
         if name in ("numpy", "jax") and dx.is_array(leaf):
             return dx.backend(name)
     return contextlib.nullcontext()
