@@ -109,7 +109,7 @@ def make_step(
     abs_t1 = dx.abs(t1)
     ts_next = None
     if ts_save is not None:
-        ts_next = dx.concat([ts_save, dx.reshape(direction * float("inf"), (1,))])
+        ts_next = dx.concat([ts_save, dx.reshape(dx.stop_gradient(direction) * float("inf"), (1,))])
 
     def step(s: dict[str, Any]) -> dict[str, Any]:
         t, y, f0, h = s["t"], s["y"], s["f"], s["h"]
@@ -225,10 +225,11 @@ def _save_passed_times(
         return i + 1, write_row(buffer, i, interpolate_row(dx.minimum(i, num_times - 1)))
 
     carry = (index, ys_at_ts)
-    if not batch_trace_active() and not is_jax_tracer(value_of(accepted)):
-        # Concrete values (NumPy, or JAX outside jit) allow a Python loop, so
-        # a step that passes no save time costs one comparison. Under dx.grad
-        # the operations of the saves that run are recorded as usual.
+    if _plain(accepted, t_end, index, ys_at_ts, ts_next, direction, *step_data):
+        # Plain values allow a Python loop, so a step that passes no save
+        # time costs one comparison. With tracers the loop would bind the
+        # values it closes over in some steps only, which dx.while_loop's
+        # discovery of closed-over values cannot follow.
         if not bool(value_of(accepted)):
             return carry
         times = value_of(ts_next)
@@ -239,7 +240,7 @@ def _save_passed_times(
         return carry
     if batch_trace_active():
         return dx.while_loop(due, save_one, carry, max_steps=num_times)
-    # Traced by JAX: one masked save runs in every step, and a step that
+    # With tracers: one masked save runs in every step, and a step that
     # passes more save times takes a branch that interpolates at all of them
     # at once. With no nested loop, reverse mode pulls back through the
     # branch only in the steps that take it.
@@ -261,6 +262,11 @@ def _save_passed_times(
         return count, dx.where(ready[:, None], values, partial[1])
 
     return dx.cond(due(carry), save_all, lambda unchanged: unchanged, carry)
+
+
+def _plain(*values: Any) -> bool:
+    """Return whether no value is a difflux tracer or a value traced by JAX."""
+    return not any(isinstance(value, dx.Tracer) or is_jax_tracer(value) for value in values)
 
 
 def read_entry(values: Any, index: Any) -> Any:

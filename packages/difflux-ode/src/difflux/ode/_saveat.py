@@ -13,7 +13,8 @@ class SaveAt:
     ``Solution.ts`` and ``Solution.ys`` hold, in this order, ``t0`` (if
     ``t0``), the times ``ts``, every accepted step (if ``steps``) and ``t1``
     (if ``t1``). Values at ``ts`` come from the solver's interpolant, so the
-    step size never has to hit them.
+    step size never has to hit them. Each step interpolates only at the
+    times it passes, so the cost of a step does not grow with ``len(ts)``.
 
     Attributes:
         t0: save the initial value.
