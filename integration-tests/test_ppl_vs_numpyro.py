@@ -213,14 +213,7 @@ def _moment(distribution: Any, name: str) -> np.ndarray | None:
 UNDEFINED_MOMENTS = {("StudentT-heavy", "mean"): np.array([np.nan, -1.0])}
 
 # Known differences from NumPyro that are defects in difflux.
-MOMENT_DEFECTS = {
-    (
-        "Cauchy",
-        "variance",
-    ): "variance is inf, but it is undefined: NumPyro, SciPy and difflux's StudentT(df=1) give NaN",
-    ("MixtureGeneral", "variance"): "MixtureGeneral has no variance",
-    ("Mixture", "variance"): "Mixture of a list of components has no variance",
-}
+MOMENT_DEFECTS: dict[tuple[str, str], str] = {}
 
 
 def _moment_params() -> list[Any]:

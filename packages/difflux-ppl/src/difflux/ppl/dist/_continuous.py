@@ -250,8 +250,8 @@ class Uniform(Distribution):
 class Cauchy(Distribution):
     r"""The Cauchy distribution, :math:`p(x) = \frac{1}{\pi\gamma\,(1 + ((x - x_0)/\gamma)^2)}`.
 
-    Its mean and variance do not exist and are returned as NaN and infinity,
-    as NumPyro does.
+    Its mean and variance do not exist and are returned as NaN, as NumPyro
+    and SciPy do.
 
     Args:
         loc: the median :math:`x_0`.
@@ -294,7 +294,7 @@ class Cauchy(Distribution):
 
     @property
     def variance(self) -> Any:
-        return dx.full_like(broadcast_to_batch(self.loc + 0.0 * self.scale, self.batch_shape), math.inf)
+        return dx.full_like(broadcast_to_batch(self.loc + 0.0 * self.scale, self.batch_shape), math.nan)
 
 
 class HalfCauchy(Distribution):

@@ -182,14 +182,28 @@ class MixtureGeneral(Distribution):
 
     @property
     def mean(self) -> Any:
-        means = dx.stack(
-            [dx.broadcast_to(c.mean, self.batch_shape + self.event_shape) for c in self.component_distributions],
-            axis=-1,
-        )
+        return dx.sum(self._stacked("mean") * self._weights(), axis=-1)
+
+    @property
+    def variance(self) -> Any:
+        # The law of total variance: E[Var] + Var[E] over the components.
+        means = self._stacked("mean")
+        weights = self._weights()
+        second_moment = dx.sum(weights * (self._stacked("variance") + means * means), axis=-1)
+        overall = dx.sum(weights * means, axis=-1)
+        return second_moment - overall * overall
+
+    def _stacked(self, moment: str) -> Any:
+        """Stack one moment of every component on a new last axis."""
+        shape = self.batch_shape + self.event_shape
+        return dx.stack([dx.broadcast_to(getattr(c, moment), shape) for c in self.component_distributions], axis=-1)
+
+    def _weights(self) -> Any:
+        """Return the mixing probabilities with axes to broadcast against the event."""
         weights = self.mixing_distribution.probs
         for _ in range(self.event_dim):
             weights = dx.expand_dims(weights, axis=-2)
-        return dx.sum(means * weights, axis=-1)
+        return weights
 
 
 def Mixture(  # noqa: N802 (NumPyro's name)
