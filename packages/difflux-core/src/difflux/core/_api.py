@@ -409,10 +409,12 @@ def stop_gradient(x: Any) -> Any:
 def _stopped(x: Any) -> Any:
     # Derivative tracers are stripped; a dx.vmap batch tracer is kept, with
     # the derivative tracers under it stripped in turn.
-    from ._batching import BatchTracer
+    from ._batching import BatchTrace, BatchTracer
 
     while isinstance(x, Tracer):
         if type(x) is BatchTracer:
-            return BatchTracer(x._trace, _stopped(x.value))
+            trace = x._trace
+            assert isinstance(trace, BatchTrace)
+            return BatchTracer(trace, _stopped(x.value))
         x = x.primal
     return x

@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from ._backend import backend_of_value, default_backend, jax_module
-from ._batching import BatchTracer
+from ._batching import BatchTrace, BatchTracer
 from ._core import Primitive, Tracer, value_of
 
 Shape = int | Sequence[int]
@@ -144,7 +144,9 @@ def _per_key(sampler: Callable[..., Any]) -> Callable[..., Any]:
         keys = k.value
         draws = [sampler(keys[i], *args, **kwargs) for i in range(keys.shape[0])]
         xp = np if isinstance(draws[0], np.ndarray | np.generic) else jax_module().numpy
-        return k._trace.wrap(xp.stack(draws))
+        trace = k._trace
+        assert isinstance(trace, BatchTrace)
+        return trace.wrap(xp.stack(draws))
 
     return wrapper
 
