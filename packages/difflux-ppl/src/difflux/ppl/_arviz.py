@@ -34,7 +34,8 @@ def to_arviz(mcmc: Any, coords: dict[str, Any] | None = None, dims: dict[str, li
         ImportError: ArviZ is not installed; install the ``arviz`` extra.
     """
     try:
-        import arviz
+        # ArviZ is an optional extra, absent from the lint environment.
+        import arviz  # pyright: ignore[reportMissingImports]
     except ImportError as error:
         raise ImportError(
             "ppl.to_arviz needs ArviZ, which is not installed; install it with "
