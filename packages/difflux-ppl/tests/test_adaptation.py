@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -111,6 +112,31 @@ def test_step_size_search_halves_from_nan(backend: str) -> None:
         dx.random.key(1, backend=backend), IntegratorState(z, z, pe, grad), 8.0, ones, ones, potential_and_grad
     )
     assert float(eps) < 8.0
+
+
+def test_step_size_search_overflow_is_silent(backend: str) -> None:
+    # A trial step of 1000 throws z to about -1e5, where exp(-z) overflows. The
+    # search rejects that step without a RuntimeWarning and halves from it.
+    def potential(z):
+        return dx.sum(dx.exp(z) + dx.exp(-z))
+
+    potential_and_grad = make_potential_and_grad(potential)
+    z = dx.asarray(np.array([0.1, 0.1]), backend=backend)
+    pe, grad = potential_and_grad(z)
+    ones = dx.ones_like(z)
+    state = IntegratorState(z, z, pe, grad)
+    if backend == "numpy":
+        # The oracle for the trigger: the same leapfrog step warns when nothing silences it.
+        with pytest.warns(RuntimeWarning, match="overflow"):
+            leapfrog(state, 1000.0, ones, potential_and_grad)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        eps = find_reasonable_step_size(
+            dx.random.key(2, backend=backend), state, 1000.0, ones, ones, potential_and_grad
+        )
+    assert math.isfinite(float(eps))
+    assert float(eps) < 1.0
 
 
 def test_adapter_updates_metric_at_window_end() -> None:

@@ -160,8 +160,12 @@ def find_reasonable_step_size(
     energy = state.potential_energy + kinetic_energy(r, inverse_mass_matrix)
 
     def log_ratio(eps: Any) -> Any:
-        new = leapfrog(start, eps, inverse_mass_matrix, potential_and_grad)
-        delta = energy - (new.potential_energy + kinetic_energy(new.r, inverse_mass_matrix))
+        # A step far too large may overflow (exp of a constraining transform, the
+        # kinetic energy), and the search counts its infinite or NaN energy as a
+        # rejection, so NumPy's floating-point warnings are noise here.
+        with np.errstate(all="ignore"):
+            new = leapfrog(start, eps, inverse_mass_matrix, potential_and_grad)
+            delta = energy - (new.potential_energy + kinetic_energy(new.r, inverse_mass_matrix))
         return dx.where(dx.isnan(delta), -dx.inf, delta)
 
     # The loop contains the only leapfrog call, so compiled code traces the potential once.
