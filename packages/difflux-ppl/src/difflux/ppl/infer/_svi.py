@@ -55,7 +55,7 @@ class SVIState(NamedTuple):
 
 
 class SVIRunResult(NamedTuple):
-    """What ``SVI.run`` returns: constrained ``params``, the final ``state`` and the ``losses`` of every step."""
+    """Result of ``SVI.run``: constrained ``params``, the final ``state`` and the ``losses`` of every step."""
 
     params: dict[str, Any]
     state: SVIState

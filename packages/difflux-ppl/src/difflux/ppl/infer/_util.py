@@ -218,7 +218,7 @@ def constrain_fn(
 
 
 class ModelInfo(NamedTuple):
-    """What ``initialize_model`` returns.
+    """Result of ``initialize_model``.
 
     Attributes:
         params: a dict from latent site name to its initial unconstrained value.

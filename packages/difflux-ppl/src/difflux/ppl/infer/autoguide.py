@@ -46,7 +46,7 @@ __all__ = ["AutoDelta", "AutoGuide", "AutoLaplaceApproximation", "AutoMultivaria
 
 
 class _Site:
-    """What a guide needs of one latent site: its transform and shapes."""
+    """One latent site of the model, with the support, transform, initial value and shapes a guide needs."""
 
     def __init__(self, name: str, value: Any, support: Any, event_ndim: int) -> None:
         self.name = name
