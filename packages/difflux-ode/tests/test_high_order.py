@@ -15,6 +15,7 @@ import scipy.linalg
 import difflux.core as dx
 from difflux import ode
 from difflux.ode import _solver_dopri8, _solver_vern7
+from difflux.ode._extended_runge_kutta import dense_row
 from difflux.ode._tableau import order_condition_residuals, rooted_trees
 
 SOLVERS = [ode.Dopri8, ode.Vern7]
@@ -98,7 +99,7 @@ def square(rows, size):
 
 
 def sparse_rows(rows, size):
-    return [_solver_dopri8._dense_row(row, size) for row in rows]
+    return [dense_row(row, size) for row in rows]
 
 
 @pytest.mark.parametrize("solver", SOLVERS, ids=lambda s: s.__name__)
@@ -164,7 +165,7 @@ def vern7_extension():
     """Return Verner's 16-stage matrix and his continuous weights ``w(theta)``, in fractions."""
     module = _solver_vern7
     tableau = ode.Vern7.tableau
-    a = square([*tableau.a, tableau.b, *[module._dense_row(row, 16) for row in module._EXTRA_A]], 16)
+    a = square([*tableau.a, tableau.b, *sparse_rows(module._EXTRA_A, 16)], 16)
     polynomials = {i: [Fraction(w) for w in digits] for i, digits in module._DENSE.items()}
 
     def weights(theta):

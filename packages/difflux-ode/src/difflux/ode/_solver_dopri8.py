@@ -16,7 +16,8 @@ from typing import Any
 
 import difflux.core as dx
 
-from ._runge_kutta import AbstractRungeKutta, VectorField, hermite_cubic
+from ._extended_runge_kutta import AbstractExtendedRungeKutta, dense_row, linear_combination
+from ._runge_kutta import VectorField
 from ._tableau import ButcherTableau
 
 # Row i lists the (stage index, coefficient) pairs of a[i]. The other entries are 0.
@@ -217,32 +218,17 @@ _DENSE = [
 ]
 
 
-def _dense_row(entries: list[tuple[int, str]], length: int) -> list[Fraction]:
-    row = [Fraction(0)] * length
-    for index, digits in entries:
-        row[index] = Fraction(digits)
-    return row
-
-
 _STAGES = 12
-_B = _dense_row(_SPARSE_B, _STAGES)
-_ERROR5 = _dense_row(_SPARSE_ERROR5, _STAGES)
-_B_HAT3 = _dense_row(_SPARSE_B_HAT3, _STAGES)
+_B = dense_row(_SPARSE_B, _STAGES)
+_ERROR5 = dense_row(_SPARSE_ERROR5, _STAGES)
+_B_HAT3 = dense_row(_SPARSE_B_HAT3, _STAGES)
 
 # Weight of the third-order estimate in the combined norm ERR5^2 / sqrt(ERR5^2 + 0.01 ERR3^2).
 _ERROR3_WEIGHT = 0.01
 
 
-def _linear_combination(terms: list[tuple[float, Any]]) -> Any:
-    total = None
-    for weight, value in terms:
-        term = weight * value
-        total = term if total is None else total + term
-    return total
-
-
 @dataclasses.dataclass(frozen=True)
-class Dopri8(AbstractRungeKutta):
+class Dopri8(AbstractExtendedRungeKutta):
     """DOP853, the explicit Runge-Kutta method of order 8 by Dormand, Prince, Hairer and Wanner.
 
     Order 8, 12 stages plus ``f(t + h, y1)``, which the next step reuses as
@@ -270,8 +256,6 @@ class Dopri8(AbstractRungeKutta):
             from it) use the interpolant.
     """
 
-    dense: bool = True
-
     tableau = ButcherTableau.build(
         c=[
             0,
@@ -287,37 +271,15 @@ class Dopri8(AbstractRungeKutta):
             "6/7",
             1,
         ],
-        a=[_dense_row(row, i) for i, row in enumerate(_SPARSE_A)],
+        a=[dense_row(row, i) for i, row in enumerate(_SPARSE_A)],
         b=_B,
         b_error=_ERROR5,
         tolerance=1e-25,
     )
     order = 8
     embedded_order = 7
-
-    @property
-    def dense_stages(self) -> int:
-        return _STAGES + len(_EXTRA_C) if self.dense else _STAGES
-
-    @property
-    def function_evaluations_per_step(self) -> int:
-        return self.dense_stages
-
-    def step(self, f: VectorField, t: Any, y: Any, f0: Any, h: Any) -> tuple[Any, Any, Any, Any]:
-        """Take one step as :meth:`AbstractRungeKutta.step` does, adding the dense-output stages.
-
-        The error estimate returned here is the fifth-order one alone, because
-        the combined norm needs the tolerances: :meth:`step_with_state` applies it.
-        """
-        y1, y_error, ks, f1 = super().step(f, t, y, f0, h)
-        if not self.dense:
-            return y1, y_error, ks, f1
-
-        stages = [ks[i] for i in range(_STAGES)] + [f1]
-        for c, row in zip(_EXTRA_C, _EXTRA_A):
-            increment = _linear_combination([(float(Fraction(w)), stages[j]) for j, w in row])
-            stages.append(f(t + float(c) * h, y + h * increment))
-        return y1, y_error, dx.stack(stages[:_STAGES] + stages[_STAGES + 1 :]), f1
+    extra_c = _EXTRA_C
+    extra_a = _EXTRA_A
 
     def init_state(self, f: VectorField, t0: Any, y0: Any, f0: Any, rtol: float, atol: float) -> dict[str, Any]:
         # The combined error norm needs the tolerances inside the step.
@@ -327,9 +289,13 @@ class Dopri8(AbstractRungeKutta):
     def step_with_state(
         self, f: VectorField, t: Any, y: Any, f0: Any, h: Any, state: dict[str, Any]
     ) -> tuple[Any, Any, Any, Any, dict[str, Any]]:
-        """Take one step and rescale the error estimate so that its RMS norm is DOP853's combined norm."""
+        """Take one step and rescale the error estimate so that its RMS norm is DOP853's combined norm.
+
+        :meth:`step` returns the fifth-order estimate alone, because the
+        combined norm needs the tolerances.
+        """
         y1, error5, ks, f1 = self.step(f, t, y, f0, h)
-        error3 = (y1 - y) - h * _linear_combination([(float(Fraction(w)), ks[i]) for i, w in _SPARSE_B_HAT3])
+        error3 = (y1 - y) - h * linear_combination([(float(Fraction(w)), ks[i]) for i, w in _SPARSE_B_HAT3])
         scale = state["atol"] + state["rtol"] * dx.maximum(dx.abs(y), dx.abs(y1))
         norm5 = dx.mean((error5 / scale) ** 2)
         norm3 = dx.mean((error3 / scale) ** 2)
@@ -338,18 +304,13 @@ class Dopri8(AbstractRungeKutta):
         factor = dx.sqrt(norm5 / denominator)
         return y1, error5 * factor, ks, f1, state
 
-    def interpolate(self, y0: Any, y1: Any, f0: Any, f1: Any, h: Any, ks: Any, theta: Any) -> Any:
-        if not self.dense:
-            return hermite_cubic(y0, y1, f0, f1, h, theta)
+    def interpolate_dense(self, y0: Any, y1: Any, f0: Any, f1: Any, h: Any, stages: list[Any], theta: Any) -> Any:
         # Hairer's form: y(theta) = r1 + theta (r2 + (1 - theta) (r3 + theta (r4 + (1 - theta)
         # (r5 + theta (r6 + (1 - theta) (r7 + theta r8)))))).
         r2 = y1 - y0
         r3 = h * f0 - r2
         r4 = r2 - h * f1 - r3
-        stage_rows = [ks[..., i, :] for i in range(_STAGES)] + [f1] + [ks[..., _STAGES + i, :] for i in range(3)]
-        r5, r6, r7, r8 = (
-            h * _linear_combination([(float(Fraction(w)), stage_rows[j]) for j, w in row]) for row in _DENSE
-        )
+        r5, r6, r7, r8 = (h * linear_combination([(float(Fraction(w)), stages[j]) for j, w in row]) for row in _DENSE)
         one_minus = 1.0 - theta
         inner = r5 + theta * (r6 + one_minus * (r7 + theta * r8))
         return y0 + theta * (r2 + one_minus * (r3 + theta * (r4 + one_minus * inner)))

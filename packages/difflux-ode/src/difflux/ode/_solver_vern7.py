@@ -16,9 +16,7 @@ import dataclasses
 from fractions import Fraction
 from typing import Any
 
-import difflux.core as dx
-
-from ._runge_kutta import AbstractRungeKutta, VectorField, hermite_cubic
+from ._extended_runge_kutta import AbstractExtendedRungeKutta, dense_row, linear_combination
 from ._tableau import ButcherTableau
 
 # Row i lists the (stage index, coefficient) pairs of a[i]. The other entries are 0.
@@ -279,28 +277,13 @@ _DENSE: dict[int, list[str]] = {
 }
 
 
-def _dense_row(entries: list[tuple[int, str]], length: int) -> list[Fraction]:
-    row = [Fraction(0)] * length
-    for index, digits in entries:
-        row[index] = Fraction(digits)
-    return row
-
-
 _STAGES = 10
-_B = _dense_row(_SPARSE_B, _STAGES)
-_B_HAT = _dense_row(_SPARSE_B_HAT, _STAGES)
-
-
-def _linear_combination(terms: list[tuple[Any, Any]]) -> Any:
-    total = None
-    for weight, value in terms:
-        term = weight * value
-        total = term if total is None else total + term
-    return total
+_B = dense_row(_SPARSE_B, _STAGES)
+_B_HAT = dense_row(_SPARSE_B_HAT, _STAGES)
 
 
 @dataclasses.dataclass(frozen=True)
-class Vern7(AbstractRungeKutta):
+class Vern7(AbstractExtendedRungeKutta):
     """Verner's "most efficient" 7(6) pair, RKV76.IIa, with his continuous extension.
 
     Order 7, embedded order 6, 10 stages plus ``f(t + h, y1)``, which the
@@ -325,8 +308,6 @@ class Vern7(AbstractRungeKutta):
             from it) use the interpolant.
     """
 
-    dense: bool = True
-
     tableau = ButcherTableau.build(
         c=[
             0,
@@ -340,43 +321,22 @@ class Vern7(AbstractRungeKutta):
             1,
             1,
         ],
-        a=[_dense_row(row, i) for i, row in enumerate(_SPARSE_A)],
+        a=[dense_row(row, i) for i, row in enumerate(_SPARSE_A)],
         b=_B,
         b_error=[b - b_hat for b, b_hat in zip(_B, _B_HAT)],
         tolerance=1e-30,
     )
     order = 7
     embedded_order = 6
+    extra_c = _EXTRA_C
+    extra_a = _EXTRA_A
 
-    @property
-    def dense_stages(self) -> int:
-        return _STAGES + len(_EXTRA_C) if self.dense else _STAGES
-
-    @property
-    def function_evaluations_per_step(self) -> int:
-        return self.dense_stages
-
-    def step(self, f: VectorField, t: Any, y: Any, f0: Any, h: Any) -> tuple[Any, Any, Any, Any]:
-        """Take one step as :meth:`AbstractRungeKutta.step` does, adding the dense-output stages."""
-        y1, y_error, ks, f1 = super().step(f, t, y, f0, h)
-        if not self.dense:
-            return y1, y_error, ks, f1
-
-        stages = [ks[i] for i in range(_STAGES)] + [f1]
-        for c, row in zip(_EXTRA_C, _EXTRA_A):
-            increment = _linear_combination([(float(Fraction(w)), stages[j]) for j, w in row])
-            stages.append(f(t + float(c) * h, y + h * increment))
-        return y1, y_error, dx.stack(stages[:_STAGES] + stages[_STAGES + 1 :]), f1
-
-    def interpolate(self, y0: Any, y1: Any, f0: Any, f1: Any, h: Any, ks: Any, theta: Any) -> Any:
-        if not self.dense:
-            return hermite_cubic(y0, y1, f0, f1, h, theta)
+    def interpolate_dense(self, y0: Any, y1: Any, f0: Any, f1: Any, h: Any, stages: list[Any], theta: Any) -> Any:
         terms = []
         for i, digits in _DENSE.items():
             # Horner's rule for sum_j w_j theta^(j + 1).
             weight = None
             for w in reversed(digits):
                 weight = float(Fraction(w)) if weight is None else weight * theta + float(Fraction(w))
-            stage = f1 if i == _STAGES else ks[..., i if i < _STAGES else i - 1, :]
-            terms.append((weight * theta, stage))
-        return y0 + h * _linear_combination(terms)
+            terms.append((weight * theta, stages[i]))
+        return y0 + h * linear_combination(terms)
