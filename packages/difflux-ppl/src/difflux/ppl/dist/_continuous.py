@@ -48,7 +48,70 @@ def _open_unit_uniform(key: Any, like: Any, shape: Shape) -> Any:
     return dx.clip(u, tiny, 1.0 - float(dx.finfo(u.dtype).eps) / 2)
 
 
-class Normal(Distribution):
+class _LocationScale(Distribution):
+    """Base class of the distributions of ``loc + scale * Z`` for a fixed standard variable ``Z``.
+
+    A subclass gives ``Z``'s log-density, cdf and quantile function
+    (``_standard_log_prob``, ``_standard_cdf``, ``_standard_icdf``) and its
+    entropy and variance (``_standard_entropy``, ``_standard_variance``).
+    ``_standard_sample`` draws ``Z`` by inversion of open-interval uniforms
+    unless the subclass overrides it.
+    """
+
+    arg_constraints: ClassVar[dict[str, constraints.Constraint]] = {
+        "loc": constraints.real,
+        "scale": constraints.positive,
+    }
+    support = constraints.real
+    reparametrized_params: tuple[str, ...] = ("loc", "scale")
+    _standard_entropy: ClassVar[float]
+    _standard_variance: ClassVar[float]
+
+    def __init__(self, loc: Any = 0.0, scale: Any = 1.0, *, validate_args: bool | None = None) -> None:
+        self.loc, self.scale = as_params(loc, scale)
+        super().__init__(broadcast_shapes(shape_of(self.loc), shape_of(self.scale)), validate_args=validate_args)
+
+    def _standard_sample(self, key: Any, shape: Shape) -> Any:
+        return self._standard_icdf(_open_unit_uniform(key, self.loc, shape))
+
+    def _standard_log_prob(self, z: Any) -> Any:
+        raise NotImplementedError
+
+    def _standard_cdf(self, z: Any) -> Any:
+        raise NotImplementedError
+
+    def _standard_icdf(self, q: Any) -> Any:
+        raise NotImplementedError
+
+    def sample(self, key: Any, sample_shape: Shape = ()) -> Any:
+        eps = self._standard_sample(key, _sample_shape(self, sample_shape))
+        return self.loc + self.scale * eps
+
+    def log_prob(self, value: Any) -> Any:
+        if self._validate_args:
+            self._validate_sample(value)
+        z = (value - self.loc) / self.scale
+        return self._standard_log_prob(z) - dx.log(self.scale)
+
+    def cdf(self, value: Any) -> Any:
+        return self._standard_cdf((value - self.loc) / self.scale)
+
+    def icdf(self, q: Any) -> Any:
+        return self.loc + self.scale * self._standard_icdf(q)
+
+    def entropy(self) -> Any:
+        return broadcast_to_batch(self._standard_entropy + dx.log(self.scale), self.batch_shape)
+
+    @property
+    def mean(self) -> Any:
+        return broadcast_to_batch(self.loc, self.batch_shape)
+
+    @property
+    def variance(self) -> Any:
+        return broadcast_to_batch(self.scale * self.scale * self._standard_variance, self.batch_shape)
+
+
+class Normal(_LocationScale):
     r"""The normal distribution.
 
     .. math:: p(x) = \frac{1}{\sigma\sqrt{2\pi}} \exp\left(-\frac{(x - \mu)^2}{2\sigma^2}\right)
@@ -65,43 +128,20 @@ class Normal(Distribution):
         -0.918939
     """
 
-    arg_constraints: ClassVar[dict[str, constraints.Constraint]] = {
-        "loc": constraints.real,
-        "scale": constraints.positive,
-    }
-    support = constraints.real
-    reparametrized_params: tuple[str, ...] = ("loc", "scale")
+    _standard_entropy = 0.5 + 0.5 * _LOG_2PI
+    _standard_variance = 1.0
 
-    def __init__(self, loc: Any = 0.0, scale: Any = 1.0, *, validate_args: bool | None = None) -> None:
-        self.loc, self.scale = as_params(loc, scale)
-        super().__init__(broadcast_shapes(shape_of(self.loc), shape_of(self.scale)), validate_args=validate_args)
+    def _standard_sample(self, key: Any, shape: Shape) -> Any:
+        return _noise(key, self.loc, shape)
 
-    def sample(self, key: Any, sample_shape: Shape = ()) -> Any:
-        eps = _noise(key, self.loc, _sample_shape(self, sample_shape))
-        return self.loc + self.scale * eps
+    def _standard_log_prob(self, z: Any) -> Any:
+        return -0.5 * z * z - 0.5 * _LOG_2PI
 
-    def log_prob(self, value: Any) -> Any:
-        if self._validate_args:
-            self._validate_sample(value)
-        z = (value - self.loc) / self.scale
-        return -0.5 * z * z - dx.log(self.scale) - 0.5 * _LOG_2PI
+    def _standard_cdf(self, z: Any) -> Any:
+        return dx.ndtr(z)
 
-    def cdf(self, value: Any) -> Any:
-        return dx.ndtr((value - self.loc) / self.scale)
-
-    def icdf(self, q: Any) -> Any:
-        return self.loc + self.scale * dx.ndtri(q)
-
-    def entropy(self) -> Any:
-        return broadcast_to_batch(0.5 + 0.5 * _LOG_2PI + dx.log(self.scale), self.batch_shape)
-
-    @property
-    def mean(self) -> Any:
-        return broadcast_to_batch(self.loc, self.batch_shape)
-
-    @property
-    def variance(self) -> Any:
-        return broadcast_to_batch(self.scale * self.scale, self.batch_shape)
+    def _standard_icdf(self, q: Any) -> Any:
+        return dx.ndtri(q)
 
 
 class HalfNormal(Distribution):
@@ -247,7 +287,7 @@ class Uniform(Distribution):
         return width * width / 12.0
 
 
-class Cauchy(Distribution):
+class Cauchy(_LocationScale):
     r"""The Cauchy distribution, :math:`p(x) = \frac{1}{\pi\gamma\,(1 + ((x - x_0)/\gamma)^2)}`.
 
     Its mean and variance do not exist and are returned as NaN, as NumPyro
@@ -258,35 +298,16 @@ class Cauchy(Distribution):
         scale: the half width :math:`\gamma > 0`.
     """
 
-    arg_constraints: ClassVar[dict[str, constraints.Constraint]] = {
-        "loc": constraints.real,
-        "scale": constraints.positive,
-    }
-    support = constraints.real
-    reparametrized_params: tuple[str, ...] = ("loc", "scale")
+    _standard_entropy = math.log(4.0 * math.pi)
 
-    def __init__(self, loc: Any = 0.0, scale: Any = 1.0, *, validate_args: bool | None = None) -> None:
-        self.loc, self.scale = as_params(loc, scale)
-        super().__init__(broadcast_shapes(shape_of(self.loc), shape_of(self.scale)), validate_args=validate_args)
+    def _standard_log_prob(self, z: Any) -> Any:
+        return -_LOG_PI - dx.log1p(z * z)
 
-    def sample(self, key: Any, sample_shape: Shape = ()) -> Any:
-        u = _open_unit_uniform(key, self.loc, _sample_shape(self, sample_shape))
-        return self.loc + self.scale * dx.tan(math.pi * (u - 0.5))
+    def _standard_cdf(self, z: Any) -> Any:
+        return 0.5 + dx.atan(z) / math.pi
 
-    def log_prob(self, value: Any) -> Any:
-        if self._validate_args:
-            self._validate_sample(value)
-        z = (value - self.loc) / self.scale
-        return -_LOG_PI - dx.log(self.scale) - dx.log1p(z * z)
-
-    def cdf(self, value: Any) -> Any:
-        return 0.5 + dx.atan((value - self.loc) / self.scale) / math.pi
-
-    def icdf(self, q: Any) -> Any:
-        return self.loc + self.scale * dx.tan(math.pi * (q - 0.5))
-
-    def entropy(self) -> Any:
-        return broadcast_to_batch(math.log(4.0 * math.pi) + dx.log(self.scale), self.batch_shape)
+    def _standard_icdf(self, q: Any) -> Any:
+        return dx.tan(math.pi * (q - 0.5))
 
     @property
     def mean(self) -> Any:
@@ -339,7 +360,7 @@ class HalfCauchy(Distribution):
         return dx.full_like(self.scale, math.inf)
 
 
-class Laplace(Distribution):
+class Laplace(_LocationScale):
     r"""The Laplace distribution, :math:`p(x) = \frac{1}{2b} e^{-|x - \mu| / b}`.
 
     Args:
@@ -347,85 +368,34 @@ class Laplace(Distribution):
         scale: :math:`b > 0`.
     """
 
-    arg_constraints: ClassVar[dict[str, constraints.Constraint]] = {
-        "loc": constraints.real,
-        "scale": constraints.positive,
-    }
-    support = constraints.real
-    reparametrized_params: tuple[str, ...] = ("loc", "scale")
+    _standard_entropy = 1.0 + math.log(2.0)
+    _standard_variance = 2.0
 
-    def __init__(self, loc: Any = 0.0, scale: Any = 1.0, *, validate_args: bool | None = None) -> None:
-        self.loc, self.scale = as_params(loc, scale)
-        super().__init__(broadcast_shapes(shape_of(self.loc), shape_of(self.scale)), validate_args=validate_args)
+    def _standard_log_prob(self, z: Any) -> Any:
+        return -math.log(2.0) - dx.abs(z)
 
-    def sample(self, key: Any, sample_shape: Shape = ()) -> Any:
-        u = _open_unit_uniform(key, self.loc, _sample_shape(self, sample_shape))
-        return self.icdf(u)
-
-    def log_prob(self, value: Any) -> Any:
-        if self._validate_args:
-            self._validate_sample(value)
-        return -math.log(2.0) - dx.log(self.scale) - dx.abs(value - self.loc) / self.scale
-
-    def cdf(self, value: Any) -> Any:
-        z = (value - self.loc) / self.scale
+    def _standard_cdf(self, z: Any) -> Any:
         return 0.5 - 0.5 * dx.sign(z) * dx.expm1(-dx.abs(z))
 
-    def icdf(self, q: Any) -> Any:
+    def _standard_icdf(self, q: Any) -> Any:
         centred = q - 0.5
-        return self.loc - self.scale * dx.sign(centred) * dx.log1p(-2.0 * dx.abs(centred))
-
-    def entropy(self) -> Any:
-        return broadcast_to_batch(1.0 + math.log(2.0) + dx.log(self.scale), self.batch_shape)
-
-    @property
-    def mean(self) -> Any:
-        return broadcast_to_batch(self.loc, self.batch_shape)
-
-    @property
-    def variance(self) -> Any:
-        return broadcast_to_batch(2.0 * self.scale * self.scale, self.batch_shape)
+        return -dx.sign(centred) * dx.log1p(-2.0 * dx.abs(centred))
 
 
-class Logistic(Distribution):
+class Logistic(_LocationScale):
     r"""The logistic distribution, :math:`p(x) = \frac{e^{-z}}{s (1 + e^{-z})^2}` with :math:`z = (x - \mu)/s`."""
 
-    arg_constraints: ClassVar[dict[str, constraints.Constraint]] = {
-        "loc": constraints.real,
-        "scale": constraints.positive,
-    }
-    support = constraints.real
-    reparametrized_params: tuple[str, ...] = ("loc", "scale")
+    _standard_entropy = 2.0
+    _standard_variance = math.pi**2 / 3.0
 
-    def __init__(self, loc: Any = 0.0, scale: Any = 1.0, *, validate_args: bool | None = None) -> None:
-        self.loc, self.scale = as_params(loc, scale)
-        super().__init__(broadcast_shapes(shape_of(self.loc), shape_of(self.scale)), validate_args=validate_args)
+    def _standard_log_prob(self, z: Any) -> Any:
+        return -z - 2.0 * dx.softplus(-z)
 
-    def sample(self, key: Any, sample_shape: Shape = ()) -> Any:
-        return self.icdf(_open_unit_uniform(key, self.loc, _sample_shape(self, sample_shape)))
+    def _standard_cdf(self, z: Any) -> Any:
+        return dx.sigmoid(z)
 
-    def log_prob(self, value: Any) -> Any:
-        if self._validate_args:
-            self._validate_sample(value)
-        z = (value - self.loc) / self.scale
-        return -z - dx.log(self.scale) - 2.0 * dx.softplus(-z)
-
-    def cdf(self, value: Any) -> Any:
-        return dx.sigmoid((value - self.loc) / self.scale)
-
-    def icdf(self, q: Any) -> Any:
-        return self.loc + self.scale * (dx.log(q) - dx.log1p(-q))
-
-    def entropy(self) -> Any:
-        return broadcast_to_batch(dx.log(self.scale) + 2.0, self.batch_shape)
-
-    @property
-    def mean(self) -> Any:
-        return broadcast_to_batch(self.loc, self.batch_shape)
-
-    @property
-    def variance(self) -> Any:
-        return broadcast_to_batch(self.scale * self.scale * math.pi**2 / 3.0, self.batch_shape)
+    def _standard_icdf(self, q: Any) -> Any:
+        return dx.log(q) - dx.log1p(-q)
 
 
 class Weibull(Distribution):
