@@ -22,6 +22,31 @@ def _normalise(x: Any, mean: Any, var: Any, eps: float) -> Any:
     return (x - mean) / dx.sqrt(var + eps)
 
 
+def _normalise_over(x: Any, axes: tuple[int, ...], eps: float) -> Any:
+    """Normalise ``x`` by its own mean and biased variance over ``axes``."""
+    return _normalise(x, dx.mean(x, axis=axes, keepdims=True), dx.var(x, axis=axes, keepdims=True), eps)
+
+
+def _trailing_shape(shape: int | Sequence[int]) -> tuple[int, ...]:
+    return (int(shape),) if isinstance(shape, int) else tuple(int(s) for s in shape)
+
+
+def _trailing_axes(layer: Any, x: Any, shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Return the axes of ``x`` that ``shape`` covers, raising when its trailing axes are not ``shape``."""
+    n = len(shape)
+    if x.ndim < n or tuple(x.shape[x.ndim - n :]) != shape:
+        raise shape_error(layer, f"an input whose trailing axes are {shape}", x)
+    return tuple(range(x.ndim - n, x.ndim))
+
+
+def _channel_affine(y: Any, scale: Any, bias: Any) -> Any:
+    """Apply a per-channel ``scale`` and ``bias`` along axis 1 of ``y``, or return ``y`` when ``scale`` is ``None``."""
+    if scale is None:
+        return y
+    broadcast = (1, scale.shape[0]) + (1,) * (y.ndim - 2)
+    return y * dx.reshape(scale, broadcast) + dx.reshape(bias, broadcast)
+
+
 def _affine_parameters(shape: tuple[int, ...], affine: bool, dtype: Any, backend: str) -> tuple[Any, Any]:
     if not affine:
         return None, None
@@ -145,8 +170,7 @@ class BatchNorm(Layer):
             var = dx.stop_gradient(self.running_var)
 
         y = _normalise(x, dx.reshape(mean, broadcast), dx.reshape(var, broadcast), self.eps)
-        if self.scale is not None:
-            y = y * dx.reshape(self.scale, broadcast) + dx.reshape(self.bias, broadcast)
+        y = _channel_affine(y, self.scale, self.bias)
         return y if self.activation is identity else self.activation(y)
 
     def _update_running_statistics(self, mean: Any, var: Any, count: int) -> None:
@@ -213,17 +237,14 @@ class LayerNorm(Layer):
         dtype: Any = None,
         backend: str | None = None,
     ) -> None:
-        self.shape = (int(shape),) if isinstance(shape, int) else tuple(int(s) for s in shape)
+        self.shape = _trailing_shape(shape)
         self.scale, self.bias = _affine_parameters(self.shape, affine, dtype, _backend(backend))
         self.eps = eps
 
     def __call__(self, x: Any, *, key: Any = None) -> Any:
-        n = len(self.shape)
         _check_backend(self, x, self.scale)
-        if x.ndim < n or tuple(x.shape[x.ndim - n :]) != self.shape:
-            raise shape_error(self, f"an input whose trailing axes are {self.shape}", x)
-        axes = tuple(range(x.ndim - n, x.ndim))
-        y = _normalise(x, dx.mean(x, axis=axes, keepdims=True), dx.var(x, axis=axes, keepdims=True), self.eps)
+        axes = _trailing_axes(self, x, self.shape)
+        y = _normalise_over(x, axes, self.eps)
         if self.scale is not None:
             y = y * self.scale + self.bias
         return y
@@ -282,15 +303,9 @@ class GroupNorm(Layer):
             raise shape_error(self, f"an input of shape (N, {self.num_channels}, *spatial)", x)
         grouped_shape = (x.shape[0], self.num_groups, self.num_channels // self.num_groups) + tuple(x.shape[2:])
         grouped = dx.reshape(x, grouped_shape)
-        axes = tuple(range(2, grouped.ndim))
-        normalised = _normalise(
-            grouped, dx.mean(grouped, axis=axes, keepdims=True), dx.var(grouped, axis=axes, keepdims=True), self.eps
-        )
+        normalised = _normalise_over(grouped, tuple(range(2, grouped.ndim)), self.eps)
         y = dx.reshape(normalised, tuple(x.shape))
-        if self.scale is not None:
-            broadcast = (1, self.num_channels) + (1,) * (x.ndim - 2)
-            y = y * dx.reshape(self.scale, broadcast) + dx.reshape(self.bias, broadcast)
-        return y
+        return _channel_affine(y, self.scale, self.bias)
 
     def __repr__(self) -> str:
         keywords = {"eps": self.eps, "affine": self.scale is not None}
@@ -339,12 +354,8 @@ class InstanceNorm(Layer):
         _check_backend(self, x, self.scale)
         if x.ndim < 3 or x.shape[1] != self.num_features:
             raise shape_error(self, f"an input of shape (N, {self.num_features}, *spatial) with a spatial axis", x)
-        axes = tuple(range(2, x.ndim))
-        y = _normalise(x, dx.mean(x, axis=axes, keepdims=True), dx.var(x, axis=axes, keepdims=True), self.eps)
-        if self.scale is not None:
-            broadcast = (1, self.num_features) + (1,) * (x.ndim - 2)
-            y = y * dx.reshape(self.scale, broadcast) + dx.reshape(self.bias, broadcast)
-        return y
+        y = _normalise_over(x, tuple(range(2, x.ndim)), self.eps)
+        return _channel_affine(y, self.scale, self.bias)
 
     def __repr__(self) -> str:
         keywords = {"eps": self.eps, "affine": self.scale is not None}
@@ -380,16 +391,13 @@ class RMSNorm(Layer):
         dtype: Any = None,
         backend: str | None = None,
     ) -> None:
-        self.shape = (int(shape),) if isinstance(shape, int) else tuple(int(s) for s in shape)
+        self.shape = _trailing_shape(shape)
         self.scale = dx.ones(self.shape, dtype=dtype, backend=_backend(backend)) if affine else None
         self.eps = eps
 
     def __call__(self, x: Any, *, key: Any = None) -> Any:
-        n = len(self.shape)
         _check_backend(self, x, self.scale)
-        if x.ndim < n or tuple(x.shape[x.ndim - n :]) != self.shape:
-            raise shape_error(self, f"an input whose trailing axes are {self.shape}", x)
-        axes = tuple(range(x.ndim - n, x.ndim))
+        axes = _trailing_axes(self, x, self.shape)
         y = x / dx.sqrt(dx.mean(x * x, axis=axes, keepdims=True) + self.eps)
         return y * self.scale if self.scale is not None else y
 
