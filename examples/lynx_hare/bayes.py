@@ -15,6 +15,10 @@ the 1900 counts around the initial state itself.
 
 Gradients of the log density go through ``ode.solve`` (Tsit5, relative and
 absolute tolerance 1e-6).
+
+The ``# --8<-- [start:NAME]`` / ``[end:NAME]`` comments mark the code that
+docs/tutorials/lynx-hare.md includes with pymdownx.snippets. The docs build
+fails if a marker it names is missing.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ RTOL = ATOL = 1e-6
 MAX_STEPS = 1000
 
 
+# --8<-- [start:model]
 def vector_field(t: Any, z: Any, theta: Any) -> Any:
     alpha, beta, gamma, delta = theta[0], theta[1], theta[2], theta[3]
     hare, lynx = z[0], z[1]
@@ -78,6 +83,9 @@ def model(years: Any, counts: Any = None) -> None:
     ppl.sample("counts", dist.LogNormal(dx.log(z), sigma).to_event(2), obs=counts)
 
 
+# --8<-- [end:model]
+
+
 @dataclass
 class Posterior:
     samples: dict[str, np.ndarray]  # each (chains, draws)
@@ -101,6 +109,7 @@ def sample_posterior(
     start = time.perf_counter()
     years_b = dx.asarray(years, backend=backend)
     counts_b = dx.asarray(counts, backend=backend)
+    # --8<-- [start:nuts]
     mcmc = ppl.MCMC(
         ppl.NUTS(model, target_accept_prob=0.9),
         num_warmup=warmup,
@@ -110,6 +119,7 @@ def sample_posterior(
         progress_bar=progress,
     )
     mcmc.run(dx.random.key(seed, backend=backend), years_b, counts_b, extra_fields=("diverging",))
+    # --8<-- [end:nuts]
     grouped = mcmc.get_samples(group_by_chain=True)
     samples = {name: np.asarray(grouped[name]) for name in NAMES}
     divergences = int(np.sum(np.asarray(mcmc.get_extra_fields()["diverging"])))

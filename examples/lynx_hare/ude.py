@@ -12,6 +12,10 @@ with ``S = 50`` (thousand pelts) scaling the populations to order one. The
 per-capita form keeps both populations positive, as the data are. The
 network, the two rates and the initial state are fitted to 1900-1915 with
 Adam and then L-BFGS, and the fitted equation is solved on to 1920.
+
+The ``# --8<-- [start:NAME]`` / ``[end:NAME]`` comments mark the code that
+docs/tutorials/lynx-hare.md includes with pymdownx.snippets. The docs build
+fails if a marker it names is missing.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ SCALE = 50.0
 HIDDEN = 16
 
 
+# --8<-- [start:ude]
 class UDE(dx.Module):
     """Lotka-Volterra growth and death plus a network for the interactions."""
 
@@ -56,6 +61,9 @@ class UDE(dx.Module):
             throw=False,
         )
         return sol.ys
+
+
+# --8<-- [end:ude]
 
 
 def init_ude(counts0: np.ndarray, key: Any, backend: str) -> UDE:
@@ -112,6 +120,7 @@ def train_ude(
     log_counts = dx.asarray(np.log(counts), backend=backend)
     model = init_ude(counts[0], dx.random.key(seed, backend=backend), backend)
 
+    # --8<-- [start:training]
     rule = optim.Adam(optim.warmup_cosine(3e-2, 20, max(adam_steps, 21)))
     state = optim.setup(rule, model)
 
@@ -131,6 +140,7 @@ def train_ude(
     result = optim.minimize(
         fit_loss, model, method="lbfgs", max_iter=lbfgs_iterations, args=(years_b, log_counts), jit=backend == "jax"
     )
+    # --8<-- [end:training]
     return UDEFit(
         model=result.x,
         adam_losses=losses,
