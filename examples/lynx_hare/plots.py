@@ -10,6 +10,7 @@ matplotlib.use("Agg")  # files only; no display needed
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import MultipleLocator
 
 SPECIES = ("hare", "lynx")
 COLOURS = {"hare": "tab:orange", "lynx": "tab:blue"}
@@ -27,6 +28,7 @@ def posterior_predictive(path: Path, years: np.ndarray, counts: np.ndarray, draw
         axis.set_ylabel(f"{name} (thousands)")
         axis.legend(loc="upper left", fontsize=8)
     axes[-1].set_xlabel("year")
+    axes[-1].xaxis.set_major_locator(MultipleLocator(5))  # 1900, 1905, ...: whole years
     figure.suptitle("Lotka-Volterra posterior predictive, Hudson Bay Company pelts")
     figure.tight_layout()
     figure.savefig(path, dpi=120)
@@ -72,6 +74,7 @@ def ude_forecast(
         axis.set_ylabel(f"{name} (thousands)")
         axis.legend(loc="upper left", fontsize=8)
     axes[-1].set_xlabel("year")
+    axes[-1].xaxis.set_major_locator(MultipleLocator(5))  # 1900, 1905, ...: whole years
     figure.suptitle(f"Fitted to {int(years[0])}-{int(train_end)}, forecast to {int(years[-1])}")
     figure.tight_layout()
     figure.savefig(path, dpi=120)
