@@ -144,13 +144,13 @@ class Normal(_LocationScale):
         return dx.ndtri(q)
 
 
-class HalfNormal(Distribution):
-    r"""The half-normal distribution: :math:`|X|` for :math:`X \sim \mathcal{N}(0, \sigma^2)`.
+class _HalfScale(Distribution):
+    """Base class of the distributions of ``scale * Z`` for a fixed standard variable ``Z >= 0``.
 
-    .. math:: p(x) = \frac{\sqrt{2}}{\sigma\sqrt{\pi}} \exp\left(-\frac{x^2}{2\sigma^2}\right), \quad x \ge 0
-
-    Args:
-        scale: :math:`\sigma > 0`.
+    A subclass gives ``Z``'s log-density on ``[0, inf)``, cdf and quantile
+    function (``_standard_log_prob``, ``_standard_cdf``, ``_standard_icdf``).
+    ``_standard_sample`` draws ``Z`` by inversion of open-interval uniforms
+    unless the subclass overrides it.
     """
 
     arg_constraints: ClassVar[dict[str, constraints.Constraint]] = {"scale": constraints.positive}
@@ -161,21 +161,54 @@ class HalfNormal(Distribution):
         (self.scale,) = as_params(scale)
         super().__init__(shape_of(self.scale), validate_args=validate_args)
 
+    def _standard_sample(self, key: Any, shape: Shape) -> Any:
+        return self._standard_icdf(_open_unit_uniform(key, self.scale, shape))
+
+    def _standard_log_prob(self, z: Any) -> Any:
+        raise NotImplementedError
+
+    def _standard_cdf(self, z: Any) -> Any:
+        raise NotImplementedError
+
+    def _standard_icdf(self, q: Any) -> Any:
+        raise NotImplementedError
+
     def sample(self, key: Any, sample_shape: Shape = ()) -> Any:
-        return self.scale * dx.abs(_noise(key, self.scale, _sample_shape(self, sample_shape)))
+        return self.scale * self._standard_sample(key, _sample_shape(self, sample_shape))
 
     def log_prob(self, value: Any) -> Any:
         if self._validate_args:
             self._validate_sample(value)
         z = value / self.scale
-        log_density = 0.5 * math.log(2.0 / math.pi) - dx.log(self.scale) - 0.5 * z * z
-        return dx.where(value >= 0, log_density, -math.inf)
+        return dx.where(value >= 0, self._standard_log_prob(z) - dx.log(self.scale), -math.inf)
 
     def cdf(self, value: Any) -> Any:
-        return dx.erf(dx.clip(value, 0.0, None) / (self.scale * math.sqrt(2.0)))
+        return self._standard_cdf(dx.clip(value, 0.0, None) / self.scale)
 
     def icdf(self, q: Any) -> Any:
-        return self.scale * dx.ndtri((1.0 + q) / 2.0)
+        return self.scale * self._standard_icdf(q)
+
+
+class HalfNormal(_HalfScale):
+    r"""The half-normal distribution: :math:`|X|` for :math:`X \sim \mathcal{N}(0, \sigma^2)`.
+
+    .. math:: p(x) = \frac{\sqrt{2}}{\sigma\sqrt{\pi}} \exp\left(-\frac{x^2}{2\sigma^2}\right), \quad x \ge 0
+
+    Args:
+        scale: :math:`\sigma > 0`.
+    """
+
+    def _standard_sample(self, key: Any, shape: Shape) -> Any:
+        return dx.abs(_noise(key, self.scale, shape))
+
+    def _standard_log_prob(self, z: Any) -> Any:
+        return 0.5 * math.log(2.0 / math.pi) - 0.5 * z * z
+
+    def _standard_cdf(self, z: Any) -> Any:
+        return dx.erf(z / math.sqrt(2.0))
+
+    def _standard_icdf(self, q: Any) -> Any:
+        return dx.ndtri((1.0 + q) / 2.0)
 
     @property
     def mean(self) -> Any:
@@ -318,7 +351,7 @@ class Cauchy(_LocationScale):
         return dx.full_like(broadcast_to_batch(self.loc + 0.0 * self.scale, self.batch_shape), math.nan)
 
 
-class HalfCauchy(Distribution):
+class HalfCauchy(_HalfScale):
     r"""The half-Cauchy distribution: :math:`|X|` for :math:`X \sim \mathrm{Cauchy}(0, \gamma)`.
 
     .. math:: p(x) = \frac{2}{\pi\gamma\,(1 + (x/\gamma)^2)}, \quad x \ge 0
@@ -326,30 +359,14 @@ class HalfCauchy(Distribution):
     Its mean and variance are infinite.
     """
 
-    arg_constraints: ClassVar[dict[str, constraints.Constraint]] = {"scale": constraints.positive}
-    support = constraints.nonnegative
-    reparametrized_params: tuple[str, ...] = ("scale",)
+    def _standard_log_prob(self, z: Any) -> Any:
+        return math.log(2.0) - _LOG_PI - dx.log1p(z * z)
 
-    def __init__(self, scale: Any = 1.0, *, validate_args: bool | None = None) -> None:
-        (self.scale,) = as_params(scale)
-        super().__init__(shape_of(self.scale), validate_args=validate_args)
+    def _standard_cdf(self, z: Any) -> Any:
+        return 2.0 * dx.atan(z) / math.pi
 
-    def sample(self, key: Any, sample_shape: Shape = ()) -> Any:
-        u = _open_unit_uniform(key, self.scale, _sample_shape(self, sample_shape))
-        return self.scale * dx.tan(0.5 * math.pi * u)
-
-    def log_prob(self, value: Any) -> Any:
-        if self._validate_args:
-            self._validate_sample(value)
-        z = value / self.scale
-        log_density = math.log(2.0) - _LOG_PI - dx.log(self.scale) - dx.log1p(z * z)
-        return dx.where(value >= 0, log_density, -math.inf)
-
-    def cdf(self, value: Any) -> Any:
-        return 2.0 * dx.atan(dx.clip(value, 0.0, None) / self.scale) / math.pi
-
-    def icdf(self, q: Any) -> Any:
-        return self.scale * dx.tan(0.5 * math.pi * q)
+    def _standard_icdf(self, q: Any) -> Any:
+        return dx.tan(0.5 * math.pi * q)
 
     @property
     def mean(self) -> Any:

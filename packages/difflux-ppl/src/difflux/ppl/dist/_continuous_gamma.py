@@ -29,15 +29,8 @@ def _standard_gamma(key: Any, concentration: Any, shape: Shape) -> Any:
     return dx.random.gamma(key, concentration, tuple(shape), dtype=dtype)
 
 
-class Gamma(Distribution):
-    r"""The Gamma distribution with shape :math:`\alpha` and rate :math:`\beta`.
-
-    .. math:: p(x) = \frac{\beta^\alpha}{\Gamma(\alpha)} x^{\alpha - 1} e^{-\beta x}, \quad x > 0
-
-    Args:
-        concentration: the shape :math:`\alpha > 0`.
-        rate: the rate :math:`\beta > 0` (SciPy's ``scale`` is ``1 / rate``).
-    """
+class _ConcentrationRate(Distribution):
+    """Base class of the distributions with a positive ``concentration`` and ``rate`` on the positive reals."""
 
     arg_constraints: ClassVar[dict[str, constraints.Constraint]] = {
         "concentration": constraints.positive,
@@ -50,6 +43,17 @@ class Gamma(Distribution):
         self.concentration, self.rate = as_params(concentration, rate)
         shape = broadcast_shapes(shape_of(self.concentration), shape_of(self.rate))
         super().__init__(shape, validate_args=validate_args)
+
+
+class Gamma(_ConcentrationRate):
+    r"""The Gamma distribution with shape :math:`\alpha` and rate :math:`\beta`.
+
+    .. math:: p(x) = \frac{\beta^\alpha}{\Gamma(\alpha)} x^{\alpha - 1} e^{-\beta x}, \quad x > 0
+
+    Args:
+        concentration: the shape :math:`\alpha > 0`.
+        rate: the rate :math:`\beta > 0` (SciPy's ``scale`` is ``1 / rate``).
+    """
 
     def sample(self, key: Any, sample_shape: Shape = ()) -> Any:
         return _standard_gamma(key, self.concentration, self.shape(sample_shape)) / self.rate
@@ -80,7 +84,7 @@ class Gamma(Distribution):
         return broadcast_to_batch(self.concentration / (self.rate * self.rate), self.batch_shape)
 
 
-class InverseGamma(Distribution):
+class InverseGamma(_ConcentrationRate):
     r"""The inverse-Gamma distribution: :math:`1/X` for :math:`X \sim \mathrm{Gamma}(\alpha, \beta)`.
 
     .. math:: p(x) = \frac{\beta^\alpha}{\Gamma(\alpha)} x^{-\alpha - 1} e^{-\beta / x}, \quad x > 0
@@ -89,18 +93,6 @@ class InverseGamma(Distribution):
         concentration: the shape :math:`\alpha > 0`.
         rate: :math:`\beta > 0` (SciPy's ``scale``).
     """
-
-    arg_constraints: ClassVar[dict[str, constraints.Constraint]] = {
-        "concentration": constraints.positive,
-        "rate": constraints.positive,
-    }
-    support = constraints.positive
-    reparametrized_params: tuple[str, ...] = ("concentration", "rate")
-
-    def __init__(self, concentration: Any, rate: Any = 1.0, *, validate_args: bool | None = None) -> None:
-        self.concentration, self.rate = as_params(concentration, rate)
-        shape = broadcast_shapes(shape_of(self.concentration), shape_of(self.rate))
-        super().__init__(shape, validate_args=validate_args)
 
     def sample(self, key: Any, sample_shape: Shape = ()) -> Any:
         return self.rate / _standard_gamma(key, self.concentration, self.shape(sample_shape))
