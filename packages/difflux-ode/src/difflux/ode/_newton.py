@@ -2,9 +2,9 @@
 
 Implicit steps solve systems with the iteration matrix ``W = I - h gamma J``
 many times per factorisation, so the matrix is factored once (LU with
-partial pivoting: SciPy's ``lu_factor`` on NumPy, ``jax.scipy.linalg`` on
-JAX) and the factors are reused until the Jacobian or the step size
-changes. Two private primitives carry this:
+partial pivoting: LAPACK's ``getrf`` through SciPy on NumPy,
+``jax.scipy.linalg`` on JAX) and the factors are reused until the Jacobian
+or the step size changes. Two private primitives carry this:
 
 * ``lu_factor(a) -> (lu, piv)`` has no derivative: the solvers factor a
   matrix held under ``stop_gradient``.
@@ -21,6 +21,8 @@ changes. Two private primitives carry this:
 
 from __future__ import annotations
 
+import functools
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -37,10 +39,21 @@ from difflux.core._dispatch import make_impl
 # --------------------------------------------------------------------------
 
 
-def _lu_factor_numpy(a: Any) -> tuple[Any, Any]:
+@functools.cache
+def _lapack_lu(dtype: np.dtype) -> tuple[Any, Any]:
+    """Return LAPACK's ``getrf`` and ``getrs`` for ``dtype``, as ``scipy.linalg.lu_factor`` and ``lu_solve`` call them."""
     import scipy.linalg
 
-    return scipy.linalg.lu_factor(a, check_finite=False)
+    getrf, getrs = scipy.linalg.get_lapack_funcs(("getrf", "getrs"), dtype=dtype)
+    return getrf, getrs
+
+
+def _lu_factor_numpy(a: Any) -> tuple[Any, Any]:
+    # scipy.linalg.lu_factor returns these same factors, but its argument
+    # checks cost more than factoring a small matrix. A singular matrix
+    # gives non-finite solves, which the Newton iteration rejects.
+    lu, piv, _ = _lapack_lu(a.dtype)[0](a)
+    return lu, piv
 
 
 def _lu_factor_jax(a: Any) -> tuple[Any, Any]:
@@ -50,9 +63,8 @@ def _lu_factor_jax(a: Any) -> tuple[Any, Any]:
 
 
 def _lu_solve_numpy(a: Any, lu: Any, piv: Any, b: Any, *, trans: bool) -> Any:
-    import scipy.linalg
-
-    return scipy.linalg.lu_solve((lu, piv), b, trans=int(trans), check_finite=False)
+    x, _ = _lapack_lu(lu.dtype)[1](lu, piv, b, trans=int(trans))
+    return x
 
 
 def _lu_solve_jax(a: Any, lu: Any, piv: Any, b: Any, *, trans: bool) -> Any:
@@ -106,6 +118,8 @@ lu_solve_p = Primitive(
 
 def lu_factor(a: Any) -> tuple[Any, Any]:
     """Factor the square matrix ``a`` (held without gradient) as ``P L U``; return ``(lu, piv)``."""
+    if type(a) is np.ndarray:
+        return _lu_factor_numpy(a)
     lu, piv = lu_factor_p(dx.stop_gradient(a))
     return lu, piv
 
@@ -117,6 +131,9 @@ def lu_solve(a: Any, factors: tuple[Any, Any], b: Any) -> Any:
     ``a`` (unless it is held under ``stop_gradient``) and ``b``.
     """
     lu, piv = factors
+    if type(a) is np.ndarray and type(lu) is np.ndarray and type(b) is np.ndarray:
+        # Plain NumPy values need no derivative rules, so LAPACK is called directly.
+        return _lu_solve_numpy(a, lu, piv, b, trans=False)
     # Factors carried through dx.while_loop come back as tracers there.
     return lu_solve_p(a, dx.stop_gradient(lu), piv, b, trans=False)
 
@@ -210,20 +227,16 @@ def newton_stage(
         done_now = converged | diverged
         return z_new, norm, iterations, done_now, converged, dx.maximum(rate, theta)
 
-    carry = (z0, zero + 1.0, count, no, no, zero)
     # A diverging iteration may overflow in f before it is detected. Its
     # result is rejected through the isfinite checks, so NumPy's overflow
     # warnings would only be noise.
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        if _plain_numpy(z0, rhs, h_gamma, t_stage):
-            # Concrete NumPy values: a Python loop skips dx.while_loop's
-            # per-iteration checks of the carry, which cost as much as an
-            # evaluation of a small vector field.
-            while not carry[3]:
-                carry = iterate(carry)
-            z, _, iterations, _, converged, rate = carry
-        else:
-            z, _, iterations, _, converged, rate = dx.while_loop(keep_going, iterate, carry, max_steps=max_iterations)
+        if _plain_numpy(z0, rhs, h_gamma, t_stage, scale, *factors) and type(w_matrix) is np.ndarray:
+            result = _newton_numpy(f, t_stage, rhs, h_gamma, z0, factors, scale, kappa, max_iterations)
+            if result is not None:
+                return result
+        carry = (z0, zero + 1.0, count, no, no, zero)
+        z, _, iterations, _, converged, rate = dx.while_loop(keep_going, iterate, carry, max_steps=max_iterations)
 
     if any(isinstance(value, dx.Tracer) for value in (rhs, h_gamma, t_stage, z0)):
         z = _implicit_derivative(f, t_stage, rhs, h_gamma, z, user_jacobian)
@@ -233,6 +246,56 @@ def newton_stage(
 def _plain_numpy(*values: Any) -> bool:
     """Return whether every value is a NumPy array or scalar, not a tracer or a JAX array."""
     return all(isinstance(value, np.ndarray | np.generic | float | int) for value in values)
+
+
+def _newton_numpy(
+    f: Callable[[Any, Any], Any],
+    t_stage: Any,
+    rhs: np.ndarray,
+    h_gamma: Any,
+    z0: np.ndarray,
+    factors: tuple[Any, Any],
+    scale: np.ndarray,
+    kappa: float,
+    max_iterations: int,
+) -> tuple[Any, Any, Any, Any] | None:
+    """Run the iteration of :func:`newton_stage` on concrete NumPy values, in a Python loop with NumPy calls.
+
+    It computes what ``iterate`` computes, in the same order, without the
+    dispatch of difflux operations, which costs more than a small vector
+    field. Returns ``None`` when ``f`` returns something other than a NumPy
+    array (it closes over a traced value, say), for the general loop to run.
+    """
+    lu, piv = factors
+    solve = _lapack_lu(lu.dtype)[1]
+    dtype = np.result_type(h_gamma, z0)
+    size = z0.shape[0]
+    z = z0
+    previous_norm = dtype.type(1.0)
+    iterations = 0
+    rate = dtype.type(0.0)
+    converged = False
+    while True:
+        value = f(t_stage, z)
+        if type(value) is not np.ndarray:
+            return None
+        residual = z - rhs - h_gamma * value
+        dz = -solve(lu, piv, residual)[0]
+        z = z + dz
+        scaled = dz / scale
+        # np.mean is add.reduce divided by the count, without its argument handling.
+        norm = np.sqrt(np.add.reduce(scaled * scaled) / size)
+        theta = norm / np.maximum(previous_norm, 1e-300) if iterations > 0 else dtype.type(0.0)
+        iterations += 1
+        small = norm <= 1e-3 * kappa
+        fast = iterations > 1 and theta < 1.0 and theta / (1.0 - min(theta, 0.999)) * norm <= kappa
+        finite = math.isfinite(norm)
+        converged = finite and bool(small or fast)
+        rate = np.maximum(rate, theta)
+        previous_norm = norm
+        if converged or not finite or (iterations > 1 and theta >= 1.0) or iterations >= max_iterations:
+            break
+    return z, np.bool_(converged), np.int32(iterations), np.asarray(rate, dtype=dtype)[()]
 
 
 def _implicit_derivative(
