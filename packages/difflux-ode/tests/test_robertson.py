@@ -21,8 +21,8 @@ TIMES = np.array([40.0, 1e5])
 # itself; SciPy's Radau agrees with them to 1e-10 (see the test below).
 PUBLISHED_AT_40 = np.array([0.7158270687, 9.185534764e-6, 0.2841637457])
 
-SOLVERS = [ode.Kvaerno5(), ode.Kvaerno4(), ode.Rosenbrock23(), ode.Rodas5P(), None]
-IDS = ["Kvaerno5", "Kvaerno4", "Rosenbrock23", "Rodas5P", "AutoSwitch"]
+SOLVERS = [ode.Kvaerno5(), ode.Kvaerno4(), ode.Rosenbrock23(), ode.Rodas5P(), ode.BDF(), None]
+IDS = ["Kvaerno5", "Kvaerno4", "Rosenbrock23", "Rodas5P", "BDF", "AutoSwitch"]
 
 
 def robertson(t, y, rates):
@@ -88,6 +88,15 @@ def test_robertson_matches_radau(solver, backend):
 def test_kvaerno5_reuses_jacobians():
     _, _, stats = solve_robertson(ode.Kvaerno5(), "numpy")
     assert stats["num_jacobians"] < stats["num_lu"] < stats["num_steps"]
+
+
+def test_bdf_reuses_jacobians_and_factors():
+    # The Jacobian is recomputed only after a failed Newton iteration, and W
+    # is factored again only when the step size or the order changes.
+    _, _, stats = solve_robertson(ode.BDF(), "numpy")
+    assert stats["num_jacobians"] < 20
+    assert stats["num_lu"] < stats["num_steps"] / 3
+    assert stats["num_fevals"] < 3 * stats["num_steps"]
 
 
 @pytest.mark.parametrize("solver", [ode.Rosenbrock23(), ode.Rodas5P()], ids=["Rosenbrock23", "Rodas5P"])

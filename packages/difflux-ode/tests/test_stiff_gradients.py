@@ -68,7 +68,7 @@ def exact_loss(y0, params):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("solver", [ode.Kvaerno5(), None], ids=["Kvaerno5", "AutoSwitch"])
+@pytest.mark.parametrize("solver", [ode.Kvaerno5(), ode.BDF(), None], ids=["Kvaerno5", "BDF", "AutoSwitch"])
 def test_adaptive_gradients_match_exact_derivative(solver, backend, to_backend):
     # Finite differences of an adaptive solve jump with its step sizes, so
     # the oracle is the derivative of the exact solution: central

@@ -33,8 +33,8 @@ JAX = pytest.param("jax", marks=[pytest.mark.slow, pytest.mark.skipif(not HAS_JA
 # dx.jit is the identity on NumPy arrays, so NumPy runs eagerly only.
 RUNS = ["numpy-eager", pytest.param("jax-eager", marks=JAX.marks), pytest.param("jax-jit", marks=JAX.marks)]
 
-SOLVERS = [None, ode.Kvaerno5(), ode.Rodas5P()]
-SOLVER_IDS = ["default", "Kvaerno5", "Rodas5P"]
+SOLVERS = [None, ode.Kvaerno5(), ode.Rodas5P(), ode.BDF()]
+SOLVER_IDS = ["default", "Kvaerno5", "Rodas5P", "BDF"]
 
 
 def linear(t, y, p):

@@ -8,6 +8,7 @@ tests switch the plain paths off and check that the results do not change.
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import scipy.linalg
 
 import difflux.core as dx
@@ -96,3 +97,12 @@ def test_newton_falls_back_when_f_returns_tracer():
     # z = rhs / (1 + h_gamma rate), so dz/drate = -h_gamma rhs / (1 + h_gamma rate)^2.
     np.testing.assert_allclose(np.asarray(value), rhs / 1.2, rtol=1e-12)
     np.testing.assert_allclose(np.asarray(tangent), -h_gamma * rhs / 1.2**2, rtol=1e-10)
+
+
+@pytest.mark.parametrize("max_order", [2, 5])
+def test_bdf_numpy_step_matches_general_step(monkeypatch, max_order):
+    fast_ys, fast_stats = solve_robertson(ode.BDF(max_order=max_order))
+    monkeypatch.setattr(ode.BDF, "_step_numpy", lambda *args: None)
+    general_ys, general_stats = solve_robertson(ode.BDF(max_order=max_order))
+    assert fast_stats == general_stats
+    np.testing.assert_allclose(fast_ys, general_ys, rtol=1e-13, atol=1e-20)

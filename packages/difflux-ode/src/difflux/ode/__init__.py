@@ -25,6 +25,7 @@ from ._sensitivity import (
 )
 from ._solution import ODESolveError, Solution, Status
 from ._solve import solve
+from ._solver_bdf import BDF
 from ._solver_bosh3 import Bosh3
 from ._solver_dopri5 import Dopri5
 from ._solver_dopri8 import Dopri8
@@ -52,6 +53,7 @@ __all__ = [
     "AutoSwitch",
     "AbstractSensitivity",
     "BacksolveAdjoint",
+    "BDF",
     "Bosh3",
     "BrownianPath",
     "ButcherTableau",

@@ -137,7 +137,9 @@ def make_step(
             accepted = finite & (ratio <= 1.0) & f0_finite
             ratio = dx.where(finite, ratio, 1e10)
             previous, before_previous = s["ratios"][0], s["ratios"][1]
-            factor = controller.factor(ratio, previous, before_previous, accepted, error_order)
+            factor = solver.step_size_factor(solver_state, accepted)
+            if factor is None:
+                factor = controller.factor(ratio, previous, before_previous, accepted, error_order)
             h_next = dx.stop_gradient(h_step * factor)
             h_next = dx.where(last & accepted, h, h_next)
             ratios = dx.where(accepted, dx.stack([ratio, previous]), s["ratios"])

@@ -87,6 +87,15 @@ class AbstractRungeKutta:
         """Update the carried state once the step has been accepted or rejected."""
         return state
 
+    def step_size_factor(self, state: dict[str, Any], accepted: Any) -> Any:
+        """Return the solver's own ratio of the next step size to this one, or ``None`` to let the controller choose.
+
+        ``state`` is the state that :meth:`step_with_state` returned for the
+        step just tried. A multistep method with its own order selection
+        (:class:`BDF`) chooses its steps here.
+        """
+        return None
+
     def failed(self, state: dict[str, Any]) -> Any:
         """Return whether the solver cannot continue (a boolean array), or ``None`` if it always can."""
         return None
