@@ -17,6 +17,13 @@ Without an active transformation the loop is a Python ``while`` on NumPy and
   carries are stored at once, against ``max_steps`` for a plain reverse
   sweep, for about one extra forward pass of compute.
 
+When reverse mode is the innermost transformation, the forward sweep is the
+loop itself: it computes the outputs and stores the checkpoints, and the
+recorded node's pullback only runs the backward sweep (``_record_checkpointed``).
+Where the lowered operands are tracers still (an enclosing transformation,
+or the discovery run of an enclosing loop's body), the loop is the ``while``
+primitive instead, whose pullback runs both sweeps, so that trace records them.
+
 Both sweeps are scans of a fixed number of iterations with each step guarded
 by a ``cond``, so steps past the true trip count cost a skipped branch, and
 whole segments past it are skipped at once.
@@ -24,7 +31,7 @@ whole segments past it are skipped at once.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -54,7 +61,8 @@ from ._control import (
 from ._control_batched import batch_trace_active, batched_while
 from ._control_cond import cond_flat
 from ._control_scan import scan_flat
-from ._core import Primitive, ReverseTracer, value_of
+from ._core import Primitive, ReverseTrace, ReverseTracer, value_of
+from ._custom import Outputs, apply_bind_hook, has_tracer, lower, record_node, top_trace
 from ._dispatch import shape_of
 from ._ops_creation import arange, asarray
 from ._tree import tree_flatten
@@ -173,6 +181,191 @@ def _needs_max_steps_error() -> MissingMaxStepsError:
     )
 
 
+class _CheckpointedLoop:
+    """Reverse mode through a bounded loop on flat values: the two sweeps of the module docstring.
+
+    :meth:`forward` runs the loop and stores the carry at the start of each
+    segment. :meth:`backward` pulls the final carry's cotangents back
+    through the steps, segment by segment from the last.
+    """
+
+    def __init__(
+        self,
+        cond_fn: CondFn,
+        body_fn: BodyFn,
+        consts: list[Any],
+        init: list[Any],
+        max_steps: int,
+        checkpoints: int | None,
+        mode: str,
+    ) -> None:
+        self.cond_fn = cond_fn
+        self.body_fn = body_fn
+        self.num_consts = len(consts)
+        self.num_carry = len(init)
+        self.const_float = [is_float(c) for c in consts]
+        self.carry_float = [is_float(c) for c in init]
+        self.float_init = select(init, self.carry_float)
+        self.max_steps = max_steps
+        self.segments, self.segment_length = sqrt_schedule(max_steps, checkpoints)
+        self.mode = mode
+        self.backend = choose_backend(init)
+        self.stats = CheckpointStats(max_steps)
+
+    # Step counters and flags are Python ints and bools in "python" mode and
+    # int32 / bool JAX arrays carried by jax.lax in "lax" mode. Python's
+    # operators (+, <, &) work on both.
+    def counter(self, value: int) -> Any:
+        if self.mode == "python":
+            return value
+        return asarray(value, dtype=_COUNTER_DTYPE, backend=self.backend)
+
+    def flag(self, value: Any) -> Any:
+        return bool(value) if self.mode == "python" else value
+
+    def indices(self, n: int) -> Any:
+        if self.mode == "python":
+            return np.arange(n, dtype=_COUNTER_DTYPE)
+        return arange(n, dtype=_COUNTER_DTYPE, backend=self.backend)
+
+    def keep_carry(self, ops: list[Any]) -> list[Any]:
+        return ops[self.num_consts :]
+
+    def apply_body(self, ops: list[Any]) -> list[Any]:
+        return self.body_fn(ops[: self.num_consts], ops[self.num_consts :])
+
+    def forward(self, consts: list[Any], init: list[Any]) -> tuple[list[Any], list[Any], Any]:
+        """Run the loop; return the final carry, the checkpoints and the number of steps taken.
+
+        The checkpoints are one array per carry leaf, stacked over segments.
+        """
+        num_carry, max_steps, mode = self.num_carry, self.max_steps, self.mode
+
+        def forward_step(c: list[Any], carry: list[Any], _: list[Any]) -> tuple[list[Any], list[Any]]:
+            state, step, running = carry[:num_carry], carry[num_carry], carry[num_carry + 1]
+            go = running & (step < max_steps) & self.flag(self.cond_fn(c, state))
+            new_state = cond_flat(go, [self.keep_carry, self.apply_body], c + state)
+            return new_state + [step + go, go], []
+
+        def run_segment(ops: list[Any]) -> list[Any]:
+            final, _ = scan_flat(
+                forward_step,
+                ops[: self.num_consts],
+                ops[self.num_consts :],
+                [],
+                length=self.segment_length,
+                reverse=False,
+                mode=mode,
+            )
+            return final
+
+        def forward_segment(c: list[Any], carry: list[Any], _: list[Any]) -> tuple[list[Any], list[Any]]:
+            new = cond_flat(carry[num_carry + 1], [self.keep_carry, run_segment], c + carry)
+            return new, carry[:num_carry]
+
+        running = self.flag(asarray(True, backend=self.backend))
+        final, saved = scan_flat(
+            forward_segment,
+            consts,
+            init + [self.counter(0), running],
+            [],
+            length=self.segments,
+            reverse=False,
+            mode=mode,
+        )
+        self.stats.record_checkpoints(saved)
+        return final[:num_carry], saved, final[num_carry]
+
+    def backward(self, consts: list[Any], saved: list[Any], num_steps: Any, cts: Sequence[Any]) -> list[Any]:
+        """Return the cotangents of ``consts`` and of the initial carry, ``None`` where not float.
+
+        ``cts`` contains one cotangent per float leaf of the final carry.
+        """
+        num_consts, num_carry, mode = self.num_consts, self.num_carry, self.mode
+        const_float, carry_float = self.const_float, self.carry_float
+        num_float_carry = len(self.float_init)
+        segment_length = self.segment_length
+
+        def backward_segment(c_all: list[Any], state: list[Any], x: list[Any]) -> tuple[list[Any], list[Any]]:
+            c, steps_taken = c_all[:num_consts], c_all[num_consts]
+            checkpoint, segment = x[:num_carry], x[num_carry]
+            start = segment * segment_length
+
+            def recompute_step(c2: list[Any], carry: list[Any], _: list[Any]) -> tuple[list[Any], list[Any]]:
+                current, j = carry[:num_carry], carry[num_carry]
+                new_state = cond_flat(start + j < steps_taken, [self.keep_carry, self.apply_body], c2 + current)
+                return new_state + [j + 1], current
+
+            def pull_step(c2: list[Any], carry: list[Any], x2: list[Any]) -> tuple[list[Any], list[Any]]:
+                current, j = x2[:num_carry], x2[num_carry]
+
+                def pull_through_body(ops: list[Any]) -> list[Any]:
+                    c3 = ops[:num_consts]
+                    at = ops[num_consts : num_consts + num_carry]
+                    ct_state = ops[num_consts + num_carry : num_consts + num_carry + num_float_carry]
+                    ct_consts = ops[num_consts + num_carry + num_float_carry :]
+                    _, pull = vjp_flat(
+                        lambda leaves: self.body_fn(leaves[:num_consts], leaves[num_consts:]),
+                        c3 + at,
+                        const_float + carry_float,
+                    )
+                    grads = pull(expand(ct_state, carry_float))
+                    d_consts = select(grads[:num_consts], const_float)
+                    d_state = select(grads[num_consts:], carry_float)
+                    return d_state + [match_dtype(a + d, a) for a, d in zip(ct_consts, d_consts)]
+
+                def skip(ops: list[Any]) -> list[Any]:
+                    return ops[num_consts + num_carry :]
+
+                return cond_flat(start + j < steps_taken, [skip, pull_through_body], c2 + current + carry), []
+
+            def pull_segment(ops: list[Any]) -> list[Any]:
+                c2 = ops[:num_consts]
+                ct = ops[num_consts : len(ops) - num_carry]
+                start_state = ops[len(ops) - num_carry :]
+                _, states = scan_flat(
+                    recompute_step,
+                    c2,
+                    start_state + [self.counter(0)],
+                    [],
+                    length=segment_length,
+                    reverse=False,
+                    mode=mode,
+                )
+                self.stats.record_segment(states)
+                final_ct, _ = scan_flat(
+                    pull_step,
+                    c2,
+                    ct,
+                    states + [self.indices(segment_length)],
+                    length=segment_length,
+                    reverse=True,
+                    mode=mode,
+                )
+                return final_ct
+
+            def skip_segment(ops: list[Any]) -> list[Any]:
+                return ops[num_consts : len(ops) - num_carry]
+
+            return cond_flat(start < steps_taken, [skip_segment, pull_segment], c + state + checkpoint), []
+
+        ct_state0 = [match_dtype(ct, like) for ct, like in zip(cts, self.float_init)]
+        ct_consts0 = [instantiate(None, c) for c in select(consts, const_float)]
+        final_ct, _ = scan_flat(
+            backward_segment,
+            consts + [num_steps],
+            ct_state0 + ct_consts0,
+            saved + [self.indices(self.segments)],
+            length=self.segments,
+            reverse=True,
+            mode=mode,
+        )
+        self.stats.publish()
+        d_init = final_ct[:num_float_carry]
+        d_consts = final_ct[num_float_carry:]
+        return expand(d_consts, const_float) + expand(d_init, carry_float)
+
+
 def _while_pullback_all(
     cts: tuple[Any, ...],
     outs: tuple[Any, ...],
@@ -187,129 +380,62 @@ def _while_pullback_all(
     if max_steps is None:
         raise _needs_max_steps_error()
     consts, init = list(args[:num_consts]), list(args[num_consts:])
-    const_float = [is_float(c) for c in consts]
     carry_float = [is_float(c) for c in init]
-    num_carry = len(init)
-    num_float_carry = sum(carry_float)
-    ct_state0 = [match_dtype(ct, c) for ct, c in zip(select(list(cts), carry_float), select(init, carry_float))]
     if max_steps == 0:
-        return [instantiate(None, c) if f else None for c, f in zip(consts, const_float)] + expand(
-            ct_state0, carry_float
-        )
-    segments, segment_length = sqrt_schedule(max_steps, checkpoints)
-    stats = CheckpointStats(max_steps)
-    backend = choose_backend(init)
-
-    # Step counters and flags are Python ints and bools in "python" mode and
-    # int32 / bool JAX arrays carried by jax.lax in "lax" mode. Python's
-    # operators (+, <, &) work on both.
-    if mode == "python":
-        counter: Callable[[int], Any] = int
-        flag: Callable[[Any], Any] = bool
-        indices: Callable[[int], Any] = lambda n: np.arange(n, dtype=_COUNTER_DTYPE)  # noqa: E731
-    else:
-        counter = lambda value: asarray(value, dtype=_COUNTER_DTYPE, backend=backend)  # noqa: E731
-        flag = lambda value: value  # noqa: E731
-        indices = lambda n: arange(n, dtype=_COUNTER_DTYPE, backend=backend)  # noqa: E731
-
-    def keep_carry(ops: list[Any]) -> list[Any]:
-        return ops[num_consts:]
-
-    def apply_body(ops: list[Any]) -> list[Any]:
-        return body_fn(ops[:num_consts], ops[num_consts:])
-
-    # Forward sweep: the state before each segment, and the number of steps.
-    def forward_step(c: list[Any], carry: list[Any], _: list[Any]) -> tuple[list[Any], list[Any]]:
-        state, step, running = carry[:num_carry], carry[num_carry], carry[num_carry + 1]
-        go = running & (step < max_steps) & flag(cond_fn(c, state))
-        new_state = cond_flat(go, [keep_carry, apply_body], c + state)
-        return new_state + [step + go, go], []
-
-    def run_segment(ops: list[Any]) -> list[Any]:
-        final, _ = scan_flat(
-            forward_step, ops[:num_consts], ops[num_consts:], [], length=segment_length, reverse=False, mode=mode
-        )
-        return final
-
-    def forward_segment(c: list[Any], carry: list[Any], _: list[Any]) -> tuple[list[Any], list[Any]]:
-        new = cond_flat(carry[num_carry + 1], [keep_carry, run_segment], c + carry)
-        return new, carry[:num_carry]
-
-    running0 = flag(asarray(True, backend=backend))
-    final, saved = scan_flat(
-        forward_segment, consts, init + [counter(0), running0], [], length=segments, reverse=False, mode=mode
-    )
-    stats.record_checkpoints(saved)
-    num_steps = final[num_carry]
-
-    # Backward sweep, one segment at a time from the last.
-    def backward_segment(c_all: list[Any], state: list[Any], x: list[Any]) -> tuple[list[Any], list[Any]]:
-        c, steps_taken = c_all[:num_consts], c_all[num_consts]
-        checkpoint, segment = x[:num_carry], x[num_carry]
-        start = segment * segment_length
-
-        def recompute_step(c2: list[Any], carry: list[Any], _: list[Any]) -> tuple[list[Any], list[Any]]:
-            current, j = carry[:num_carry], carry[num_carry]
-            new_state = cond_flat(start + j < steps_taken, [keep_carry, apply_body], c2 + current)
-            return new_state + [j + 1], current
-
-        def pull_step(c2: list[Any], carry: list[Any], x2: list[Any]) -> tuple[list[Any], list[Any]]:
-            current, j = x2[:num_carry], x2[num_carry]
-
-            def pull_through_body(ops: list[Any]) -> list[Any]:
-                c3 = ops[:num_consts]
-                at = ops[num_consts : num_consts + num_carry]
-                ct_state = ops[num_consts + num_carry : num_consts + num_carry + num_float_carry]
-                ct_consts = ops[num_consts + num_carry + num_float_carry :]
-                _, pull = vjp_flat(
-                    lambda leaves: body_fn(leaves[:num_consts], leaves[num_consts:]), c3 + at, const_float + carry_float
-                )
-                grads = pull(expand(ct_state, carry_float))
-                d_consts = select(grads[:num_consts], const_float)
-                d_state = select(grads[num_consts:], carry_float)
-                return d_state + [match_dtype(a + d, a) for a, d in zip(ct_consts, d_consts)]
-
-            def skip(ops: list[Any]) -> list[Any]:
-                return ops[num_consts + num_carry :]
-
-            return cond_flat(start + j < steps_taken, [skip, pull_through_body], c2 + current + carry), []
-
-        def pull_segment(ops: list[Any]) -> list[Any]:
-            c2 = ops[:num_consts]
-            ct = ops[num_consts : len(ops) - num_carry]
-            start_state = ops[len(ops) - num_carry :]
-            _, states = scan_flat(
-                recompute_step, c2, start_state + [counter(0)], [], length=segment_length, reverse=False, mode=mode
-            )
-            stats.record_segment(states)
-            final_ct, _ = scan_flat(
-                pull_step, c2, ct, states + [indices(segment_length)], length=segment_length, reverse=True, mode=mode
-            )
-            return final_ct
-
-        def skip_segment(ops: list[Any]) -> list[Any]:
-            return ops[num_consts : len(ops) - num_carry]
-
-        return cond_flat(start < steps_taken, [skip_segment, pull_segment], c + state + checkpoint), []
-
-    ct_consts0 = [instantiate(None, c) for c in select(consts, const_float)]
-    final_ct, _ = scan_flat(
-        backward_segment,
-        consts + [num_steps],
-        ct_state0 + ct_consts0,
-        saved + [indices(segments)],
-        length=segments,
-        reverse=True,
-        mode=mode,
-    )
-    stats.publish()
-    d_init = final_ct[:num_float_carry]
-    d_consts = final_ct[num_float_carry:]
-    return expand(d_consts, const_float) + expand(d_init, carry_float)
+        ct_state0 = [match_dtype(ct, c) for ct, c in zip(select(list(cts), carry_float), select(init, carry_float))]
+        return [instantiate(None, c) if is_float(c) else None for c in consts] + expand(ct_state0, carry_float)
+    # The primitive records the loop only where _record_checkpointed cannot,
+    # because the lowered operands are tracers. The forward sweep runs here,
+    # in the pullback, so that the enclosing trace records it.
+    loop = _CheckpointedLoop(cond_fn, body_fn, consts, init, max_steps, checkpoints, mode)
+    _, saved, num_steps = loop.forward(consts, init)
+    return loop.backward(consts, saved, num_steps, select(list(cts), carry_float))
 
 
 while_p = Primitive("while_loop", _while_impl, jvp=_while_jvp, multiple_results=True)
 while_p.pullbacks = JointPullback(_while_pullback_all)  # type: ignore[assignment]
+
+
+def _record_checkpointed(
+    cond_fn: CondFn,
+    body_fn: BodyFn,
+    consts: list[Any],
+    init: list[Any],
+    max_steps: int,
+    checkpoints: int | None,
+    mode: str,
+) -> list[Any] | None:
+    """Run a loop that reverse mode records, storing the checkpoints on the way.
+
+    The loop's outputs come from the checkpointing forward sweep, so the
+    pullback needs no second pass over the steps. Returns ``None`` (record
+    the primitive instead) unless the innermost transformation is reverse
+    mode and the lowered values are plain arrays: an enclosing
+    transformation (or a loop body being traced) has to see the ``while``
+    primitive, whose own rules it applies.
+    """
+    leaves = apply_bind_hook(consts + init)
+    trace = top_trace(leaves)
+    if type(trace) is not ReverseTrace:
+        return None
+    lowered = lower(leaves, trace)
+    if has_tracer(lowered):
+        return None
+    num_consts = len(consts)
+    lower_consts, lower_init = lowered[:num_consts], lowered[num_consts:]
+    loop = _CheckpointedLoop(cond_fn, body_fn, lower_consts, lower_init, max_steps, checkpoints, mode)
+    final, saved, num_steps = loop.forward(lower_consts, lower_init)
+    outputs = Outputs(final)
+    float_positions = set(outputs.float_positions)
+    parents = [leaf if type(leaf) is ReverseTracer and leaf._trace is trace else None for leaf in leaves]
+
+    def compute(g: tuple[Any, ...]) -> list[Any]:
+        cts = iter(g)
+        final_cts = [next(cts) if i in float_positions else None for i in range(len(final))]
+        floats = select(list(zip(final_cts, final)), loop.carry_float)
+        return loop.backward(lower_consts, saved, num_steps, [instantiate(ct, like) for ct, like in floats])
+
+    return list(record_node(trace, "while_loop", outputs, parents, compute))
 
 
 def while_flat(
@@ -322,6 +448,10 @@ def while_flat(
     checkpoints: int | None,
     mode: str,
 ) -> list[Any]:
+    if max_steps:
+        recorded = _record_checkpointed(cond_fn, body_fn, consts, init, max_steps, checkpoints, mode)
+        if recorded is not None:
+            return recorded
     return list(
         while_p(
             *consts,
@@ -334,6 +464,7 @@ def while_flat(
             mode=mode,
         )
     )
+
 
 
 # --------------------------------------------------------------------------
