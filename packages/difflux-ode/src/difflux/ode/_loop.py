@@ -276,6 +276,9 @@ def read_entry(values: Any, index: Any) -> Any:
     if batch_trace_active():
         # Under dx.vmap the index may differ between examples.
         return dx.sum(dx.where(positions(values) == index, values, 0.0))
+    if isinstance(index, dx.Tracer):
+        # A plain array's own indexing does not accept a difflux tracer.
+        return dx.take(values, index)
     return values[index]
 
 
