@@ -72,6 +72,29 @@ def test_custom_vjp_value_uses_body(backend, to_backend):
     assert float(value) == pytest.approx(float(np.sum(np.sin([0.5, -1.5]))))
 
 
+def test_custom_vjp_under_vmap_runs_fwd_once(backend, to_backend):
+    # Batching does not differentiate, so fwd's output serves as the value:
+    # the body does not run a second time beside fwd.
+    calls = {"body": 0, "fwd": 0}
+
+    @dx.custom_vjp
+    def counted_sin(x):
+        calls["body"] += 1
+        return dx.sin(x)
+
+    def fwd(x):
+        calls["fwd"] += 1
+        return dx.sin(x), x
+
+    counted_sin.defvjp(fwd, lambda x, g: (g * dx.cos(x),))
+    xs = to_backend([[0.5, -1.5], [2.0, 0.1]])
+    values, grads = dx.vmap(dx.value_and_grad(lambda x: dx.sum(counted_sin(x))))(xs)
+    np.testing.assert_allclose(np.asarray(values), np.sum(np.sin(np.asarray(xs)), axis=1), rtol=1e-12)
+    np.testing.assert_allclose(np.asarray(grads), np.cos(np.asarray(xs)), rtol=1e-12)
+    assert calls["body"] == 0
+    assert calls["fwd"] == 1
+
+
 def test_custom_vjp_forward_mode_transposes_bwd(backend, to_backend):
     x = to_backend([0.5, -1.5])
     t = to_backend([1.0, 2.0])

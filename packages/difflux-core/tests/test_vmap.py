@@ -222,6 +222,15 @@ BATCHED_CASES = [
     ("concat_with_constant", lambda x: dx.concat([x, np.ones(2)]), ((4, 3),)),
     ("cumulative_flip_roll", lambda x: dx.roll(dx.flip(dx.cumulative_sum(x)), 1, axis=0), ((4, 3),)),
     ("squeeze_expand", lambda x: dx.squeeze(dx.expand_dims(x, 0), 0) * dx.sign(x), ((4, 3),)),
+    ("integer_cast", lambda x: dx.astype(x > 0, dx.int32) * x + dx.astype(dx.sum(x > 0), dx.int32), ((4, 3),)),
+    ("index_update_row", lambda x: dx.index_update(x, 1, x[0] * 2.0), ((4, 3, 2),)),
+    ("index_add_lower_rank", lambda x: dx.index_add(x, slice(None), x[0]), ((4, 3, 2),)),
+    ("index_add_array_index", lambda x: dx.index_add(x, (slice(None), np.array([0, 0])), x[:, 1:]), ((4, 3, 2),)),
+    ("index_update_constant_array", lambda x: dx.index_update(np.zeros((3, 2)), (2, slice(None)), x), ((4, 2),)),
+    ("einsum_one_batched", lambda x: dx.einsum("ij,jk->ik", x, np.arange(6.0).reshape(3, 2)), ((4, 2, 3),)),
+    ("einsum_both_batched", lambda x: dx.einsum("ij,ij->i", x, x[::-1]), ((4, 2, 3),)),
+    ("grad_through_indexing", lambda x: dx.grad(lambda v: v[1] ** 3 + dx.sum(v[::2]))(x), ((4, 3),)),
+    ("nested_vmap_of_batched_value", lambda x: dx.vmap(lambda row: row * dx.sum(row))(x), ((4, 3, 2),)),
 ]
 
 

@@ -93,3 +93,35 @@ def test_vmap_batch_sizes_on_numpy(batch):
     np.testing.assert_allclose(
         np.asarray(batched[-1]), np.asarray(trajectory(y0s[-1], np.zeros(2), MATRIX)), rtol=1e-10
     )
+
+
+def test_vmap_of_sensitivity_gradients_stays_batched(monkeypatch):
+    # The chains of a vectorised sampler: value and gradient of a solve with
+    # forward sensitivities, per example. The batching rules must cover the
+    # whole computation, so the loop over the examples must not run.
+    from difflux.core import _vmap
+
+    def no_loop(*args, **kwargs):
+        raise AssertionError("dx.vmap fell back to its loop over the examples")
+
+    def loss(params):
+        sol = ode.solve(
+            linear,
+            params[:2],
+            (0.0, 2.0),
+            (MATRIX * params[2], params[3:]),
+            solver=TSIT5,
+            saveat=ode.SaveAt(ts=TS),
+            rtol=1e-8,
+            throw=False,
+            sensitivity=ode.ForwardSensitivity(),
+        )
+        return dx.sum(sol.ys**2) + dx.astype(sol.status, dx.float64)
+
+    batch = np.array([[1.0, 0.0, 1.0, 0.3, 0.0], [0.5, 2.0, 0.8, 0.0, -1.0], [2.0, -1.0, 1.2, 0.1, 0.2]])
+    expected = [dx.value_and_grad(loss)(row) for row in batch]
+    monkeypatch.setattr(_vmap, "_vmap_loop", no_loop)
+    values, grads = dx.vmap(dx.value_and_grad(loss))(batch)
+    for i, (value, grad) in enumerate(expected):
+        np.testing.assert_allclose(float(values[i]), float(value), rtol=1e-12)
+        np.testing.assert_allclose(np.asarray(grads[i]), np.asarray(grad), rtol=1e-10)

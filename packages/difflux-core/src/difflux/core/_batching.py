@@ -192,6 +192,12 @@ def _getitem(prim: Primitive, values: list[Any], batched: list[bool], params: di
     index = params["index"]
     if not isinstance(index, tuple):
         index = (index,)
+    _check_batchable_index(index)
+    return prim(values[0], index=(slice(None), *index))
+
+
+def _check_batchable_index(index: tuple[Any, ...]) -> None:
+    """Raise UnbatchableError for an index whose result axes move once a batch axis is put in front."""
     advanced = [i for i, entry in enumerate(index) if _is_advanced(entry)]
     if advanced:
         for i in advanced:
@@ -201,7 +207,49 @@ def _getitem(prim: Primitive, values: list[Any], batched: list[bool], params: di
         positions = [i for i, entry in enumerate(index) if _is_advanced(entry) or isinstance(entry, int | np.integer)]
         if positions != list(range(positions[0], positions[-1] + 1)):
             raise UnbatchableError("separated advanced indices move the result's axes to the front")
-    return prim(values[0], index=(slice(None), *index))
+
+
+def _indexed_rank(rank: int, index: tuple[Any, ...]) -> int:
+    """Return the rank of ``x[index]`` for an ``x`` of rank ``rank``, from the index alone."""
+    consumed = kept = advanced_rank = 0
+    has_advanced = False
+    for entry in index:
+        if entry is None:
+            kept += 1
+        elif entry is Ellipsis:
+            continue
+        elif isinstance(entry, slice):
+            consumed += 1
+            kept += 1
+        elif isinstance(entry, int | np.integer):
+            consumed += 1
+        else:
+            has_advanced = True
+            entry_rank = len(shape_of(entry))
+            if np.dtype(entry.dtype).kind == "b":
+                consumed += entry_rank
+                advanced_rank = max(advanced_rank, 1)
+            else:
+                consumed += 1
+                advanced_rank = max(advanced_rank, entry_rank)
+    return rank - consumed + kept + (advanced_rank if has_advanced else 0)
+
+
+def _index_update(prim: Primitive, values: list[Any], batched: list[bool], params: dict[str, Any]) -> Any:
+    """Batch ``index_add`` and ``index_update``, whose static index is the same in every example."""
+    index = params["index"]
+    if not isinstance(index, tuple):
+        index = (index,)
+    _check_batchable_index(index)
+    (x, update), (x_batched, update_batched) = values, batched
+    size = shape_of(x if x_batched else update)[0]
+    if not x_batched:
+        x = _broadcast_batch(x, size)
+    if update_batched:
+        # One example's update broadcasts against x[index]; give it that
+        # rank, so that its batch axis lines up with x's.
+        update = _lift_rank(update, _indexed_rank(len(shape_of(x)) - 1, index))
+    return prim(x, update, index=(slice(None), *index))
 
 
 def _concat(prim: Primitive, values: list[Any], batched: list[bool], params: dict[str, Any]) -> Any:
@@ -238,6 +286,17 @@ def _matmul(prim: Primitive, values: list[Any], batched: list[bool], params: dic
     return out
 
 
+def _einsum(prim: Primitive, values: list[Any], batched: list[bool], params: dict[str, Any]) -> Any:
+    """Give the batch axis an unused letter in the batched operands and in front of the output."""
+    from ._ops_einsum import _fresh_letters
+
+    subscripts = params["subscripts"]  # explicit, without "...", as einsum_p receives it
+    inputs, output = subscripts.split("->")
+    (letter,) = _fresh_letters(set(subscripts), 1, subscripts)
+    terms = [letter + term if b else term for term, b in zip(inputs.split(","), batched)]
+    return prim(*values, subscripts=",".join(terms) + "->" + letter + output)
+
+
 # --------------------------------------------------------------------------
 # The rule table
 # --------------------------------------------------------------------------
@@ -269,6 +328,9 @@ _SPECIAL_RULES: dict[tuple[str, str], Rule] = {
     ("_ops_shape", "getitem"): _getitem,
     ("_ops_manipulation", "concat"): _concat,
     ("_ops_matmul", "matmul"): _matmul,
+    ("_ops_index", "index_add"): _index_update,
+    ("_ops_index", "index_update"): _index_update,
+    ("_ops_einsum", "einsum"): _einsum,
 }
 
 _table: dict[Primitive, Rule] = {}

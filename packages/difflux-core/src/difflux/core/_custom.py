@@ -102,6 +102,23 @@ def has_tracer(leaves: Sequence[Any]) -> bool:
     return any(isinstance(leaf, Tracer) for leaf in leaves)
 
 
+def has_derivative_tracer(leaves: Sequence[Any]) -> bool:
+    """Return whether a tracer of a differentiating transformation is among ``leaves``, under any batching ones.
+
+    A rule's ``fwd`` output serves as the primal output unless an enclosing
+    transformation differentiates it. Batching (``dx.vmap`` on NumPy, or
+    inside a difflux transformation) does not, so it needs no second call of
+    the function.
+    """
+    for leaf in leaves:
+        value = leaf
+        while isinstance(value, Tracer):
+            if not value._trace.batching:
+                return True
+            value = value.value  # type: ignore[attr-defined] (batching tracers keep their batch in .value)
+    return False
+
+
 def leaked_tracer(tree: Any, trace: Trace) -> bool:
     """Return whether ``tree`` contains a tracer of ``trace`` or of a trace nested in it.
 
@@ -431,7 +448,7 @@ class _CustomFunction:
             )
         lowered = lower(call.leaves, trace)
         args = call.full_args(lowered)
-        nested = has_tracer(lowered)
+        nested = has_derivative_tracer(lowered)
         parents = [leaf if type(leaf) is ReverseTracer and leaf._trace is trace else None for leaf in call.leaves]
 
         if self._has_vjp():
@@ -532,7 +549,7 @@ class _CustomFunction:
             )
         lowered = lower(call.leaves, trace)
         args = call.full_args(lowered)
-        nested = has_tracer(lowered)
+        nested = has_derivative_tracer(lowered)
         tangents = [leaf.tangent if type(leaf) is JVPTracer and leaf._trace is trace else None for leaf in call.leaves]
 
         if self._has_jvp():

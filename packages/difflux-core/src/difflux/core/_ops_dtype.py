@@ -27,10 +27,13 @@ astype_p = Primitive(
 )
 
 
+# Casting to an integer or boolean type has no derivative. As a primitive it
+# still has a batching rule, so dx.vmap batches code that counts with it.
+astype_discrete_p = Primitive("astype_discrete", _astype_impl, differentiable=False)
+
+
 def astype(x: Any, dtype: Any, /) -> Any:
     """Cast ``x`` to ``dtype``. Casting to an integer or boolean type stops the gradient."""
     if not _is_float(dtype):
-        from ._core import value_of
-
-        return _astype_impl(value_of(x), dtype)
+        return astype_discrete_p(x, dtype=dtype)
     return astype_p(x, dtype=dtype)

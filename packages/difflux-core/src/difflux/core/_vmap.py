@@ -119,7 +119,8 @@ def _check_mapped_leaves(leaves: list[Any], axes: list[Any], axis_size: int | No
                 "but only arrays can be mapped. Pass None for that argument in in_axes, or "
                 "convert it with dx.asarray."
             )
-        shape = tuple(np.shape(value_of(leaf)))
+        # A tracer's shape is that of one example, also for a batch of an outer dx.vmap.
+        shape = shape_of(leaf)
         if not -len(shape) <= axis < len(shape):
             raise ValueError(f"vmap in_axes maps axis {axis} of an array of shape {shape}, which has no such axis.")
         axis %= len(shape)

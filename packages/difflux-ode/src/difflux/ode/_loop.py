@@ -22,7 +22,6 @@ from typing import Any
 import numpy as np
 
 import difflux.core as dx
-from difflux.core._backend import backend_of_value
 from difflux.core._control import is_jax_tracer
 from difflux.core._control_batched import batch_trace_active
 from difflux.core._core import value_of
@@ -84,7 +83,7 @@ def initial_state(
 def _first_row(n: int, like: Any) -> Any:
     mask = np.zeros(n, dtype=bool)
     mask[0] = True
-    return dx.asarray(mask, backend=backend_of_value(value_of(like)) or "numpy")
+    return dx.asarray(mask, backend=dx.backend_of(like) or "numpy")
 
 
 def make_step(
@@ -218,7 +217,12 @@ def _save_passed_times(
         # ``row`` is at most num_times - 1, so theta stays finite and a value
         # that a mask discards cannot send nan into the gradients.
         t_save = read_entry(ts_next, row)
-        theta = dx.reshape((t_save - t) / h_step, (1, 1))
+        step = h_step
+        if batch_trace_active():
+            # Under dx.vmap the examples that have reached t1 run this masked
+            # with a zero step, so a step of 1 keeps their discarded theta finite.
+            step = dx.where(h_step == 0, 1.0, h_step)
+        theta = dx.reshape((t_save - t) / step, (1, 1))
         value = solver.interpolate(y[None], y1[None], f0[None], f1[None], h_step, ks[None], theta)[0]
         return dx.where(t_save == t_new, y1, value)
 
@@ -294,4 +298,4 @@ def write_row(buffer: Any, index: Any, value: Any) -> Any:
 def positions(like: Any) -> Any:
     """Return the row indices ``0, 1, ...`` of ``like`` as an int32 array on its backend."""
     n = like.shape[0]
-    return dx.asarray(np.arange(n, dtype=np.int32), backend=backend_of_value(value_of(like)) or "numpy")
+    return dx.asarray(np.arange(n, dtype=np.int32), backend=dx.backend_of(like) or "numpy")

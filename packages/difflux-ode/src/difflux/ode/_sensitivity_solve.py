@@ -18,8 +18,6 @@ import numpy as np
 
 import difflux.core as dx
 from difflux.core._api import _is_float_leaf
-from difflux.core._backend import backend_of_value
-from difflux.core._core import value_of
 
 from ._saveat import SaveAt
 from ._sensitivity import (
@@ -240,4 +238,4 @@ def zeros_theta(theta: list[Any], like: Any) -> list[Any]:
 
 def constant(like: Any, values: np.ndarray) -> Any:
     """Convert NumPy ``values`` to an array on the backend and dtype of ``like``."""
-    return dx.asarray(values, dtype=like.dtype, backend=backend_of_value(value_of(like)) or "numpy")
+    return dx.asarray(values, dtype=like.dtype, backend=dx.backend_of(like) or "numpy")
