@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from . import _backend
 from ._core import Primitive
 from ._dispatch import make_impl, shape_of
 from ._ops_creation import zeros_like
@@ -85,6 +86,15 @@ def stack(arrays: Sequence[Any], /, *, axis: int = 0) -> Any:
     arrays = list(arrays)
     if not arrays:
         raise ValueError("stack needs at least one array")
+    if _all_plain_numpy(arrays):
+        # np.stack gives what the reshapes and the concat below give, without
+        # dispatching one difflux operation per entry: a vector field that
+        # stacks its components calls this once per evaluation. Invalid
+        # shapes or axes fall through to the checks below for their messages.
+        try:
+            return np.stack(arrays, axis=axis)
+        except ValueError:
+            pass
     shape = shape_of(arrays[0])
     for a in arrays[1:]:
         if shape_of(a) != shape:
@@ -93,6 +103,24 @@ def stack(arrays: Sequence[Any], /, *, axis: int = 0) -> Any:
     axis = _normalize_axes(axis, ndim)[0]
     new_shape = shape[:axis] + (1,) + shape[axis:]
     return concat([reshape(a, new_shape) for a in arrays], axis=axis)
+
+
+_PYTHON_SCALARS = (bool, int, float, complex)
+
+
+def _all_plain_numpy(values: list[Any]) -> bool:
+    """Return whether every value is a NumPy array or scalar, so that the joined array is a NumPy array.
+
+    Python numbers join on the default backend, so they count only when it
+    is NumPy, as in ``bind``.
+    """
+    numpy_default = _backend.default_backend() == "numpy"
+    for value in values:
+        kind = type(value)
+        if kind is np.ndarray or (kind in _backend._SCALAR_TYPES and (numpy_default or kind not in _PYTHON_SCALARS)):
+            continue
+        return False
+    return True
 
 
 def unstack(x: Any, /, *, axis: int = 0) -> tuple[Any, ...]:
