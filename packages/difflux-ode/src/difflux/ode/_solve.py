@@ -25,6 +25,7 @@ from ._auto_switch import AutoSwitch
 from ._controller import ConstantStepSize, PIDController, initial_step_size
 from ._events import Event, EventTracker, as_events
 from ._loop import initial_state, make_step, positions
+from ._loop_numpy import solve_numpy
 from ._progress import ProgressBar
 from ._runge_kutta import AbstractRungeKutta
 from ._saveat import SaveAt
@@ -67,8 +68,18 @@ def _ravel(y0: Any) -> tuple[Any, Callable[[Any], Any], list[tuple[int, ...]], A
 def _flat_vector_field(
     vector_field: Callable[..., Any], args: Any, unravel: Callable[[Any], Any], shapes: list[Any], treedef: Any
 ) -> Callable[[Any, Any], Any]:
+    # A state that is one 1-D array is its own flat vector, so f passes it on
+    # and returns a NumPy result of the right shape and dtype unchanged. The
+    # flattening and its checks cost more than a small vector field.
+    single_vector = len(shapes) == 1 and len(shapes[0]) == 1 and treedef == dx.tree_flatten(np.zeros(1))[1]
+
     def f(t: Any, y: Any) -> Any:
-        out = vector_field(t, unravel(y), args)
+        if single_vector and type(y) is np.ndarray and y.shape == shapes[0]:
+            out = vector_field(t, y, args)
+            if type(out) is np.ndarray and out.shape == shapes[0] and out.dtype == y.dtype:
+                return out
+        else:
+            out = vector_field(t, unravel(y), args)
         leaves, out_def = dx.tree_flatten(out)
         out_shapes = [tuple(dx.asarray(leaf).shape) if not dx.is_array(leaf) else tuple(leaf.shape) for leaf in leaves]
         if out_def != treedef or out_shapes != shapes:
@@ -208,6 +219,25 @@ def solve(
         options = {"solver": solver, "rtol": rtol, "atol": atol, "dt0": dt0, "adaptive": adaptive}
         options.update(controller=controller, max_steps=max_steps, throw=throw, progress=progress)
         return solve_with_sensitivity(sensitivity, vector_field, y0, t_span, args, saveat, options)
+
+    if not events and not progress:
+        solution = solve_numpy(
+            vector_field,
+            y0,
+            t_span,
+            args,
+            solver=solver,
+            saveat=saveat,
+            rtol=rtol,
+            atol=atol,
+            dt0=dt0,
+            adaptive=adaptive,
+            controller=controller,
+            max_steps=max_steps,
+            throw=throw,
+        )
+        if solution is not None:
+            return solution
 
     y_vec, unravel, shapes, treedef = _ravel(y0)
     f = _flat_vector_field(vector_field, args, unravel, shapes, treedef)
