@@ -489,6 +489,12 @@ def avals_of(leaves: Sequence[Any]) -> list[Aval]:
     return [(shape_of(value_of(leaf)), dtype_of(leaf)) for leaf in leaves]
 
 
+# NumPy arrays and scalars, whose .shape and .dtype check_carry reads directly.
+_PLAIN_NUMPY_TYPES = frozenset(
+    {np.ndarray, np.float64, np.float32, np.float16, np.int64, np.int32, np.int8, np.uint8, np.bool_}
+)
+
+
 def _is_python_scalar(x: Any) -> bool:
     # Exact types: NumPy scalars subclass float but carry their own dtype.
     return type(x) in (bool, int, float, complex)
@@ -516,6 +522,11 @@ def check_carry(
         )
     checked = []
     for i, (leaf, (shape, dtype)) in enumerate(zip(out_leaves, init_avals)):
+        # A loop on NumPy checks every leaf on every iteration, so a NumPy
+        # array or scalar that matches is accepted without the general lookups.
+        if type(leaf) in _PLAIN_NUMPY_TYPES and leaf.shape == shape and leaf.dtype == dtype:
+            checked.append(leaf)
+            continue
         if _is_python_scalar(leaf):
             leaf = asarray(leaf, dtype=dtype, backend=backend)
         out_shape, out_dtype = shape_of(value_of(leaf)), dtype_of(leaf)
