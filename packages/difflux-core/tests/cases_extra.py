@@ -1,5 +1,5 @@
-"""Sweep cases for softplus, sigmoid, logit, softmax, segment sums and the
-broadcasting helpers."""
+"""Sweep cases for relu, softplus, sigmoid, logit, softmax, segment sums and
+the broadcasting helpers."""
 
 from __future__ import annotations
 
@@ -11,6 +11,10 @@ from sweep_case import Case, uniform
 SEGMENT_IDS = np.array([2, 0, 2, 1, 2])
 
 CASES = [
+    # Finite differences need points away from the kink at 0, and the fixed
+    # draws of seed 0 keep every argument of relu more than 0.5 from it.
+    Case("relu", dx.relu, uniform((2, 3), low=-3.0, high=3.0)),
+    Case("relu_product", lambda x, y: dx.relu(x * y) * y, uniform((4,), (4,), low=-3.0, high=3.0)),
     Case("softplus", dx.softplus, uniform((2, 3), low=-4.0, high=4.0)),
     Case("softplus_large", dx.softplus, uniform((4,), low=30.0, high=40.0)),
     Case("log_sigmoid", dx.log_sigmoid, uniform((2, 3), low=-4.0, high=4.0)),

@@ -1,4 +1,4 @@
-"""softplus, sigmoid, logit, softmax and segment_sum against SciPy and closed forms."""
+"""relu, softplus, sigmoid, logit, softmax and segment_sum against SciPy and closed forms."""
 
 from __future__ import annotations
 
@@ -66,6 +66,67 @@ def test_segment_sum_matches_loop(to_backend):
     np.testing.assert_array_equal(as_numpy(out), expected)
     inferred = dx.segment_sum(to_backend(data), ids)
     np.testing.assert_array_equal(as_numpy(inferred), expected[:4])
+
+
+# -- relu ------------------------------------------------------------------------------
+
+RELU_POINTS = np.array([-np.inf, -2.5, -1e-300, -0.0, 0.0, 1e-300, 0.75, np.inf])
+
+
+def test_relu_matches_maximum(to_backend):
+    np.testing.assert_array_equal(as_numpy(dx.relu(to_backend(RELU_POINTS))), np.maximum(RELU_POINTS, 0.0))
+
+
+def test_relu_propagates_nan(to_backend):
+    out = as_numpy(dx.relu(to_backend([np.nan, -1.0, 2.0])))
+    assert np.isnan(out[0])
+    np.testing.assert_array_equal(out[1:], [0.0, 2.0])
+
+
+def test_relu_keeps_float32(backend):
+    x = dx.asarray(np.array([-1.0, 2.0], dtype=np.float32), backend=backend)
+    assert dx.relu(x).dtype == dx.float32
+    assert dx.grad(lambda v: dx.sum(dx.relu(v)))(x).dtype == dx.float32
+
+
+def test_relu_gradient_is_step(to_backend):
+    # 0 at x == 0 (and at -0.0), as in PyTorch and jax.nn.relu.
+    g = dx.grad(lambda v: dx.sum(dx.relu(v)))(to_backend(RELU_POINTS))
+    np.testing.assert_array_equal(as_numpy(g), (RELU_POINTS > 0).astype(np.float64))
+
+
+def test_relu_tangent_is_step(to_backend):
+    tangent = np.linspace(1.0, 8.0, RELU_POINTS.size)
+    _, out = dx.jvp(dx.relu, (to_backend(RELU_POINTS),), (to_backend(tangent),))
+    np.testing.assert_array_equal(as_numpy(out), np.where(RELU_POINTS > 0, tangent, 0.0))
+
+
+def test_relu_second_derivative_is_zero(to_backend):
+    curvature = dx.grad(lambda v: dx.sum(dx.grad(lambda w: dx.sum(dx.relu(w) * w))(v)))(to_backend([-1.5, 0.5]))
+    # d/dx (relu(x) * x) = 2x for x > 0 and 0 below, so the second derivative is 2 and 0.
+    np.testing.assert_array_equal(as_numpy(curvature), [0.0, 2.0])
+
+
+def test_relu_vmap_batches_in_one_call(backend, to_backend):
+    x = np.array([[-1.0, 2.0, 0.0], [3.0, -4.0, 0.5]])
+    calls = []
+
+    def per_row(row):
+        calls.append(1)
+        return dx.grad(lambda v: dx.sum(dx.relu(v) ** 2))(row)
+
+    out = dx.vmap(per_row)(to_backend(x))
+    assert len(calls) == 1  # the batching rule ran, not the fallback loop over rows
+    np.testing.assert_array_equal(as_numpy(out), 2 * np.maximum(x, 0.0))
+
+
+def test_relu_under_jit():
+    jax = pytest.importorskip("jax")
+    x = np.array([-2.0, 0.0, 3.0])
+    compiled = jax.jit(dx.value_and_grad(lambda v: dx.sum(dx.relu(v) * v)))
+    value, g = compiled(jax.numpy.asarray(x))
+    assert float(value) == 9.0
+    np.testing.assert_array_equal(np.asarray(g), [0.0, 0.0, 6.0])
 
 
 # -- singular points and gradients ----------------------------------------------------

@@ -144,7 +144,7 @@ from ._ops_elementwise import (
     trunc,
     where,
 )
-from ._ops_extra import expit, log_sigmoid, log_softmax, logit, segment_sum, sigmoid, softmax, softplus
+from ._ops_extra import expit, log_sigmoid, log_softmax, logit, relu, segment_sum, sigmoid, softmax, softplus
 from ._ops_index import at, index_add, index_update
 from ._ops_manipulation import concat, flip, moveaxis, repeat, roll, stack, tile, tril, triu, unstack
 from ._ops_matmul import matmul, tensordot, vecdot

@@ -1,6 +1,6 @@
-"""Operations the Array API lacks but models need: softplus, sigmoid, logit,
-softmax and segment sums, with derivative rules that stay finite for large
-inputs."""
+"""Operations the Array API lacks but models need: relu, softplus, sigmoid,
+logit, softmax and segment sums, with derivative rules that stay finite for
+large inputs."""
 
 from __future__ import annotations
 
@@ -13,9 +13,51 @@ from ._backend import backend_of
 from ._core import Primitive, value_of
 from ._dispatch import make_impl, shape_of
 from ._ops_creation import full
-from ._ops_elementwise import exp, multiply, negative, reciprocal, subtract
+from ._ops_dtype import astype
+from ._ops_elementwise import exp, greater, multiply, negative, reciprocal, subtract
 from ._ops_index import index_add
 from ._ops_reduction import logsumexp
+
+# -- relu -----------------------------------------------------------------------
+
+
+def _relu_jax(x: Any) -> Any:
+    import jax.numpy as jnp
+
+    return jnp.maximum(x, 0)
+
+
+def _relu_mask(g: Any, x: Any) -> Any:
+    # 1 where x > 0 and 0 elsewhere (at 0 and at NaN) in g's dtype. As in
+    # maximum's rule, multiplying by a mask is several times faster on NumPy
+    # than where() with a mask that follows the data.
+    dtype = getattr(g, "dtype", None) or np.result_type(g)
+    return astype(greater(x, 0), dtype)
+
+
+def _relu_numpy_pullback(g: Any, out: Any, x: Any) -> Any:
+    return g * (x > 0)
+
+
+relu_p = Primitive(
+    "relu",
+    make_impl("relu", lambda x: np.maximum(x, 0), _relu_jax),
+    pullbacks=(lambda g, out, x: multiply(g, _relu_mask(g, x)),),
+    numpy_pullbacks=(_relu_numpy_pullback,),
+    jvps=(lambda t, out, x: multiply(t, _relu_mask(t, x)),),
+)
+
+
+def relu(x: Any, /) -> Any:
+    """Return ``max(x, 0)`` element-wise; NaN stays NaN.
+
+    The derivative is 1 where ``x > 0`` and 0 elsewhere, including at
+    ``x == 0``, as in PyTorch and ``jax.nn.relu``. The cotangent is
+    multiplied by that mask, so an infinite or NaN cotangent gives NaN where
+    ``x <= 0`` (as with :func:`maximum`).
+    """
+    return relu_p(x)
+
 
 # -- sigmoid, logit, softplus ---------------------------------------------------
 
