@@ -435,6 +435,15 @@ def _where_pullback(branch: int) -> Callable[..., Any]:
     return pullback
 
 
+def _where_numpy_pullback(branch: int) -> Callable[..., Any]:
+    def pullback(g: Any, out: Any, condition: Any, x: Any, y: Any) -> Any:
+        # np.where promotes the Python 0 to g's dtype, as zeros_like(g) does.
+        picked = np.where(condition, g, 0) if branch == 1 else np.where(condition, 0, g)
+        return sum_like(picked, x if branch == 1 else y)
+
+    return pullback
+
+
 def _where_jvp(tangents: list[Any], out: Any, condition: Any, x: Any, y: Any) -> Any:
     from ._ops_creation import zeros_like
 
@@ -448,6 +457,7 @@ where_p = Primitive(
     "where",
     make_impl("where"),
     pullbacks=(None, _where_pullback(1), _where_pullback(2)),
+    numpy_pullbacks=(None, _where_numpy_pullback(1), _where_numpy_pullback(2)),
     jvp=_where_jvp,
 )
 

@@ -75,6 +75,13 @@ def _matmul_numpy_pullback_x(g: Any, out: Any, x: Any, y: Any) -> Any:
 def _matmul_numpy_pullback_y(g: Any, out: Any, x: Any, y: Any) -> Any:
     if x.ndim < 2 or y.ndim < 2:
         return _matmul_pullback_y(g, out, x, y)
+    if y.ndim == 2 and x.ndim == 2 and y.flags.f_contiguous and not y.flags.c_contiguous:
+        # y is a transposed view, as in the ``x @ w.T`` of a dense layer.
+        # The same product computed as (g.T @ x).T has y's layout, so the
+        # cotangent of w arrives C-contiguous like w itself. The two orders
+        # are the same sums, but BLAS may block them differently, so the
+        # last bits can differ from x.T @ g.
+        return (g.T @ x).T
     return sum_to_shape(x.mT @ g, y.shape)
 
 

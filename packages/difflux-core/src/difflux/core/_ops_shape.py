@@ -74,10 +74,17 @@ def broadcast_to(x: Any, /, shape: Sequence[int]) -> Any:
 
 # -- axis permutations -----------------------------------------------------------
 
+
+def _inverse_permutation(axes: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(sorted(range(len(axes)), key=axes.__getitem__))
+
+
 permute_dims_p = Primitive(
     "permute_dims",
     make_impl("permute_dims", np.transpose, "jax.numpy.transpose"),
-    pullbacks=(lambda g, out, x, axes: permute_dims(g, tuple(np.argsort(axes))),),
+    pullbacks=(lambda g, out, x, axes: permute_dims(g, _inverse_permutation(axes)),),
+    # A NumPy transpose is a view, so the cotangent costs no copy.
+    numpy_pullbacks=(lambda g, out, x, axes: g.transpose(_inverse_permutation(axes)),),
     jvps=(lambda t, out, x, axes: permute_dims(t, axes),),
 )
 
