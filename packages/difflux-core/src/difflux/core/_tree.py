@@ -169,11 +169,17 @@ class TreeDef:
 
     __slots__ = ("kind", "aux", "children", "num_leaves", "_hash")
 
-    def __init__(self, kind: type | None, aux: Hashable, children: tuple[TreeDef, ...]) -> None:
+    def __init__(
+        self, kind: type | None, aux: Hashable, children: tuple[TreeDef, ...], num_leaves: int | None = None
+    ) -> None:
         self.kind = kind
         self.aux = aux
         self.children = children
-        self.num_leaves = 1 if kind is None else sum(c.num_leaves for c in children)
+        # _flatten passes the leaf count it has already counted, which saves a
+        # sum per node.
+        if num_leaves is None:
+            num_leaves = 1 if kind is None else sum(c.num_leaves for c in children)
+        self.num_leaves = num_leaves
         # Computed on first use and kept: dx.jit hashes the structure of every
         # call's arguments, and a deep structure would be rehashed each time.
         self._hash: int | None = None
@@ -184,9 +190,19 @@ class TreeDef:
     def __eq__(self, other: object) -> bool:
         if self is other:
             return True
-        if not isinstance(other, TreeDef) or hash(self) != hash(other):
+        if not isinstance(other, TreeDef):
             return False
-        return self._key() == other._key()
+        # Hashes reject quickly once both are known, but computing them walks
+        # both structures, and the comparison below walks them only once.
+        # Structures flattened from the same model share their nodes' aux
+        # data, so that comparison mostly checks identities.
+        if self._hash is not None and other._hash is not None and self._hash != other._hash:
+            return False
+        return (
+            self.kind is other.kind
+            and (self.aux is other.aux or self.aux == other.aux)
+            and self.children == other.children
+        )
 
     def __hash__(self) -> int:
         if self._hash is None:
@@ -222,7 +238,10 @@ def tree_flatten(tree: Any, is_leaf: Callable[[Any], bool] | None = None) -> tup
 
 def _flatten(tree: Any, leaves: list[Any], is_leaf: Callable[[Any], bool] | None) -> TreeDef:
     kind = type(tree)
-    if kind is np.ndarray and is_leaf is None:  # the most common leaf, without the registry lookup
+    # A NumPy array is the most common leaf, and a leaf whatever is_leaf
+    # returns (it has no registered children), so it skips is_leaf and the
+    # registry lookup.
+    if kind is np.ndarray:
         leaves.append(tree)
         return _LEAF
     node = None if is_leaf is not None and is_leaf(tree) else _node_type(tree)
@@ -230,14 +249,15 @@ def _flatten(tree: Any, leaves: list[Any], is_leaf: Callable[[Any], bool] | None
         leaves.append(tree)
         return _LEAF
     children, aux = node.flatten(tree)
+    start = len(leaves)
     defs = []
     for child in children:
-        if type(child) is np.ndarray and is_leaf is None:
+        if type(child) is np.ndarray:
             leaves.append(child)
             defs.append(_LEAF)
         else:
             defs.append(_flatten(child, leaves, is_leaf))
-    return TreeDef(kind, aux, tuple(defs))
+    return TreeDef(kind, aux, tuple(defs), len(leaves) - start)
 
 
 def tree_unflatten(treedef: TreeDef, leaves: Iterable[Any]) -> Any:
