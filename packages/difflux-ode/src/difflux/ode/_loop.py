@@ -136,7 +136,7 @@ def make_step(
             accepted = finite & (ratio <= 1.0) & f0_finite
             ratio = dx.where(finite, ratio, 1e10)
             previous, before_previous = s["ratios"][0], s["ratios"][1]
-            factor = solver.step_size_factor(solver_state, accepted)
+            factor = solver.step_size_factor(solver_state, ratio, accepted)
             if factor is None:
                 factor = controller.factor(ratio, previous, before_previous, accepted, error_order)
             h_next = dx.stop_gradient(h_step * factor)

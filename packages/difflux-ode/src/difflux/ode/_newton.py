@@ -269,11 +269,14 @@ def _newton_numpy(
     lu, piv = factors
     solve = _lapack_lu(lu.dtype)[1]
     dtype = np.result_type(h_gamma, z0)
+    # Python floats are IEEE doubles, so for float64 they give the same
+    # numbers as NumPy scalars at a fraction of the cost per operation.
+    scalar, sqrt = (float, math.sqrt) if dtype == np.float64 else (dtype.type, np.sqrt)
     size = z0.shape[0]
     z = z0
-    previous_norm = dtype.type(1.0)
+    previous_norm = scalar(1.0)
     iterations = 0
-    rate = dtype.type(0.0)
+    rate = scalar(0.0)
     converged = False
     while True:
         value = f(t_stage, z)
@@ -284,14 +287,15 @@ def _newton_numpy(
         z = z + dz
         scaled = dz / scale
         # np.mean is add.reduce divided by the count, without its argument handling.
-        norm = np.sqrt(np.add.reduce(scaled * scaled) / size)
-        theta = norm / np.maximum(previous_norm, 1e-300) if iterations > 0 else dtype.type(0.0)
+        norm = sqrt(scalar(np.add.reduce(scaled * scaled)) / size)
+        theta = norm / (previous_norm if previous_norm > 1e-300 else 1e-300) if iterations > 0 else scalar(0.0)
         iterations += 1
         small = norm <= 1e-3 * kappa
         fast = iterations > 1 and theta < 1.0 and theta / (1.0 - min(theta, 0.999)) * norm <= kappa
         finite = math.isfinite(norm)
         converged = finite and bool(small or fast)
-        rate = np.maximum(rate, theta)
+        if theta > rate or theta != theta:  # the maximum, NaN included, as dx.maximum gives
+            rate = theta
         previous_norm = norm
         if converged or not finite or (iterations > 1 and theta >= 1.0) or iterations >= max_iterations:
             break

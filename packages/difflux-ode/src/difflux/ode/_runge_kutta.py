@@ -87,12 +87,15 @@ class AbstractRungeKutta:
         """Update the carried state once the step has been accepted or rejected."""
         return state
 
-    def step_size_factor(self, state: dict[str, Any], accepted: Any) -> Any:
+    def step_size_factor(self, state: dict[str, Any], ratio: Any, accepted: Any) -> Any:
         """Return the solver's own ratio of the next step size to this one, or ``None`` to let the controller choose.
 
         ``state`` is the state that :meth:`step_with_state` returned for the
-        step just tried. A multistep method with its own order selection
-        (:class:`BDF`) chooses its steps here.
+        step just tried, and ``ratio`` the step's error norm that the
+        controller would receive: the RMS of ``y_error / (atol + rtol
+        max(|y0|, |y1|))``, or 1e10 when a value is not finite. A multistep
+        method with its own order selection (:class:`BDF`) chooses its
+        steps here.
         """
         return None
 

@@ -275,7 +275,7 @@ class BDF(AbstractRungeKutta):
             "next_order": count + 1,
             "order_selected": ~yes,
             "factor_accepted": zero + 1.0,
-            "factor_rejected": zero + 1.0,
+            "safety": zero + 1.0,
             # The Jacobian and the factors of W = I - c J, c = h / alpha_k.
             "jacobian": jacobian,
             "lu": lu,
@@ -325,10 +325,23 @@ class BDF(AbstractRungeKutta):
         new_state["newton_failures"] = dx.where(converged, 0, state["newton_failures"] + 1)
         return new_state
 
-    def step_size_factor(self, state: dict[str, Any], accepted: Any) -> Any:
-        if _all_numpy(accepted):
-            return state["factor_accepted"] if accepted else state["factor_rejected"]
-        return dx.where(accepted, state["factor_accepted"], state["factor_rejected"])
+    def step_size_factor(self, state: dict[str, Any], ratio: Any, accepted: Any) -> Any:
+        # After a rejected step the error allows the factor safety *
+        # ratio^(-1 / (k + 1)), at least _MIN_FACTOR. A Newton failure with
+        # an old Jacobian retries the step size with a new one, and one with
+        # a fresh Jacobian halves it.
+        if _all_numpy(ratio, accepted, state["converged"], state["order"]):
+            if accepted:
+                return state["factor_accepted"]
+            if not state["converged"]:
+                return state["factor_accepted"].dtype.type(0.5 if state["jacobian_fresh"] else 1.0)
+            shrink = state["safety"] * ratio ** (-1.0 / (int(state["order"]) + 1))
+            return np.maximum(state["factor_accepted"].dtype.type(_MIN_FACTOR), shrink)
+        exponent = -1.0 / dx.astype(state["order"] + 1, ratio.dtype)
+        shrink = dx.maximum(_MIN_FACTOR, state["safety"] * ratio**exponent)
+        failed = dx.where(state["jacobian_fresh"], 0.5, 1.0)
+        rejected = dx.where(state["converged"], shrink, failed)
+        return dx.astype(dx.where(accepted, state["factor_accepted"], rejected), ratio.dtype)
 
     def failed(self, state: dict[str, Any]) -> Any:
         return state["newton_failures"] >= self.max_newton_failures
@@ -433,8 +446,6 @@ class BDF(AbstractRungeKutta):
         delta = dx.where(factors[0] == best, -1, dx.where(factors[1] == best, 0, 1))
         safety = 0.9 * (2 * self.max_newton_iterations + 1) / (2 * self.max_newton_iterations + iterations)
         factor_accepted = dx.where(change, dx.minimum(_MAX_FACTOR, safety * best), 1.0)
-        shrink = dx.where(dx.isfinite(norms[1]), dx.maximum(_MIN_FACTOR, safety * factors[1]), _MIN_FACTOR)
-        factor_rejected = dx.where(converged, shrink, dx.where(stale, 0.5, 1.0))
 
         new_state = dict(state)
         new_state.update(
@@ -445,7 +456,7 @@ class BDF(AbstractRungeKutta):
             next_order=dx.astype(dx.where(change, order + delta, order), dx.int32),
             order_selected=change,
             factor_accepted=dx.astype(factor_accepted, y.dtype),
-            factor_rejected=dx.astype(factor_rejected, y.dtype),
+            safety=dx.astype(safety, y.dtype),
             jacobian=jacobian,
             lu=lu,
             piv=piv,
@@ -469,18 +480,24 @@ class BDF(AbstractRungeKutta):
         order = int(state["order"])
         dtype = y.dtype
         tables = _numpy_tables(dtype)
+        # Python floats are IEEE doubles, so for float64 they give the same
+        # numbers as NumPy scalars at a fraction of the cost per operation.
+        scalar = float if dtype == np.float64 else dtype.type
+        h = scalar(h)
+        step_of_differences = scalar(state["step_of_differences"])
+        atol, rtol = scalar(state["atol"]), scalar(state["rtol"])
 
         differences = state["differences"]
         equal_steps = int(state["equal_steps"])
-        if h != state["step_of_differences"]:
-            factor = h / state["step_of_differences"]
+        if h != step_of_differences:
+            factor = h / step_of_differences
             differences = _rescale_numpy(differences, order, factor, tables["u_matrix"][order])
             equal_steps = 0
 
         predicted = tables["prediction"][order] @ differences
         y_predicted, psi = predicted[0], predicted[1]
-        c = h / tables["alpha"][order]
-        t_new = t + h
+        c = h / scalar(tables["alpha"][order])
+        t_new = dtype.type(scalar(t) + h)
 
         stale = bool(state["jacobian_stale"])
         jacobian = state["jacobian"]
@@ -488,14 +505,15 @@ class BDF(AbstractRungeKutta):
             jacobian = state_jacobian(f, t, y, self.jacobian)
             if type(jacobian) is not np.ndarray:
                 return None
-        refactor = stale or c != state["c_lu"]
-        lu, piv, c_lu = state["lu"], state["piv"], state["c_lu"]
+        c_lu = scalar(state["c_lu"])
+        refactor = stale or c != c_lu
+        lu, piv = state["lu"], state["piv"]
         if refactor:
             lu, piv = lu_factor(np.eye(y.shape[0], dtype=dtype) - c * jacobian)
             c_lu = c
 
         rhs = y_predicted - psi
-        scale = state["atol"] + state["rtol"] * np.abs(y_predicted)
+        scale = atol + rtol * np.abs(y_predicted)
         result = _newton_numpy(f, t_new, rhs, c, y_predicted, (lu, piv), scale, self.kappa, self.max_newton_iterations)
         if result is None:
             return None
@@ -512,16 +530,16 @@ class BDF(AbstractRungeKutta):
         ks = next_differences[:_DENSE_ROWS].copy()
         ks[order + 1 :] = 0.0
 
-        # The next order and step size. The neighbouring orders' estimates
-        # are needed only when the order may change.
-        error_scale = state["atol"] + state["rtol"] * np.maximum(np.abs(y), np.abs(z))
-        norm = _rms_numpy(y_error / error_scale)
-        exponents = tables["exponents"][order]
-        safety = 0.9 * (2 * self.max_newton_iterations + 1) / (2 * self.max_newton_iterations + iterations)
+        # The next order and step size, when the order may change. The
+        # factor after a rejection comes from the loop's error ratio.
+        safety = 0.9 * (2 * self.max_newton_iterations + 1) / (2 * self.max_newton_iterations + int(iterations))
         change = equal_steps >= order
         next_order = order
         factor_accepted = 1.0
         if change:
+            exponents = tables["exponents"][order]
+            error_scale = atol + rtol * np.maximum(np.abs(y), np.abs(z))
+            norm = _rms_numpy(y_error / error_scale)
             neighbours = tables["neighbours"][order] @ next_differences
             lower = _rms_numpy(error_constants[0] * neighbours[0] / error_scale) if order > 1 else np.inf
             upper = _rms_numpy(error_constants[2] * neighbours[1] / error_scale) if order < self.max_order else np.inf
@@ -532,27 +550,21 @@ class BDF(AbstractRungeKutta):
             elif factors[1] != best:
                 next_order = order + 1
             factor_accepted = np.minimum(_MAX_FACTOR, safety * best)
-        if not converged:
-            factor_rejected = 0.5 if stale else 1.0
-        elif np.isfinite(norm):
-            factor_rejected = np.maximum(_MIN_FACTOR, safety * norm ** exponents[1])
-        else:
-            factor_rejected = _MIN_FACTOR
 
         new_state = dict(state)
         new_state.update(
             differences=differences,
-            step_of_differences=h,
+            step_of_differences=dtype.type(h),
             equal_steps=np.int32(equal_steps),
             next_differences=next_differences,
             next_order=np.int32(next_order),
             order_selected=np.bool_(change),
             factor_accepted=dtype.type(factor_accepted),
-            factor_rejected=dtype.type(factor_rejected),
+            safety=dtype.type(safety),
             jacobian=jacobian,
             lu=lu,
             piv=piv,
-            c_lu=c_lu,
+            c_lu=dtype.type(c_lu),
             jacobian_fresh=np.bool_(stale),
             converged=converged,
             num_fevals=np.int32(state["num_fevals"] + iterations),
