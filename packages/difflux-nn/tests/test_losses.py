@@ -147,6 +147,62 @@ def test_index_target_shape_error():
         nn.logit_cross_entropy(LOGITS, np.zeros((4, 1), dtype=np.int64))
 
 
+def _general_logit_cross_entropy(logits, labels, axis=-1):
+    """Return the per-example loss of the general path: -sum(where(mask, -log_softmax, 0))."""
+    log_p = dx.log_softmax(logits, axis=axis)
+    classes = dx.reshape(dx.arange(logits.shape[axis]), (-1,) + (1,) * (logits.ndim - 1 - axis % logits.ndim))
+    mask = dx.expand_dims(labels, axis=axis) == classes
+    return dx.sum(dx.where(mask, -log_p, 0.0), axis=axis)
+
+
+@pytest.mark.parametrize(("shape", "axis"), [((4, 3), -1), ((2, 3, 5), 1), ((3, 2, 4), 0)])
+def test_class_index_path_matches_general_path(shape, axis):
+    # The index path computes logsumexp(z) - z[label]: the same values and
+    # gradients as the masked sum of -log_softmax(z), bit for bit.
+    logits = RNG.normal(size=shape)
+    labels = RNG.integers(0, shape[axis], size=tuple(n for i, n in enumerate(shape) if i != axis % len(shape)))
+    loss, grad = dx.value_and_grad(lambda z: nn.logit_cross_entropy(z, labels, axis=axis, reduction="sum"))(logits)
+    expected_loss, expected_grad = dx.value_and_grad(
+        lambda z: dx.sum(_general_logit_cross_entropy(z, labels, axis=axis))
+    )(logits)
+    assert float(loss) == float(expected_loss)
+    np.testing.assert_array_equal(grad, expected_grad)
+
+
+def test_class_index_perfect_prediction_is_positive_zero():
+    loss = nn.logit_cross_entropy(np.array([[0.0, -np.inf]]), np.array([0]), reduction="none")
+    assert loss.tolist() == [0.0]
+    assert not np.signbit(loss[0])
+
+
+@pytest.mark.parametrize("labels", [np.array([0, 3, 1, 2]), np.array([0, -1, 1, 2])])
+def test_class_index_out_of_range_raises(labels):
+    with pytest.raises(ValueError, match=r"class indices must lie in \[0, 3\), got indices from"):
+        nn.logit_cross_entropy(LOGITS, labels)
+
+
+def test_class_index_batched_targets_under_vmap():
+    calls = []
+
+    def per_example(logits, label):
+        calls.append(1)
+        return nn.logit_cross_entropy(logits[None], label[None])
+
+    out = dx.vmap(per_example)(LOGITS, LABELS)
+    assert len(calls) == 1  # batched labels take the general path, which has batching rules
+    expected = -special.log_softmax(LOGITS, axis=-1)[np.arange(4), LABELS]
+    np.testing.assert_allclose(out, expected, rtol=1e-14)
+
+
+def test_class_index_targets_under_jit():
+    jax = pytest.importorskip("jax")
+    step = jax.jit(dx.value_and_grad(lambda z, y: nn.logit_cross_entropy(z, y)))
+    loss, grad = step(jax.numpy.asarray(LOGITS), jax.numpy.asarray(LABELS))
+    expected_loss, expected_grad = dx.value_and_grad(lambda z: nn.logit_cross_entropy(z, LABELS))(LOGITS)
+    assert float(loss) == pytest.approx(float(expected_loss), rel=1e-14)
+    np.testing.assert_allclose(np.asarray(grad), expected_grad, rtol=1e-13, atol=1e-16)
+
+
 def test_list_and_boolean_targets(backend, to_backend):
     assert float(nn.mse(to_backend([1.0, 2.0]), [1.0, 2.0])) == 0.0
     target = dx.asarray(np.array([False, True]), backend=backend)
