@@ -410,11 +410,14 @@ def _stopped(x: Any) -> Any:
     # Derivative tracers are stripped; a dx.vmap batch tracer is kept, with
     # the derivative tracers under it stripped in turn.
     from ._batching import BatchTrace, BatchTracer
+    from ._record import RecordTracer
 
     while isinstance(x, Tracer):
         if type(x) is BatchTracer:
             trace = x._trace
             assert isinstance(trace, BatchTrace)
             return BatchTracer(trace, _stopped(x.value))
+        if type(x) is RecordTracer:
+            return x  # a recorded value carries no derivative
         x = x.primal
     return x

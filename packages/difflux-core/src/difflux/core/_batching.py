@@ -74,13 +74,24 @@ class BatchTracer(Tracer):
         return f"BatchTracer(shape={self.shape}, dtype={self.dtype}, batch_size={size})"
 
 
+# Tracer types whose ``value`` is the array under them but whose ``primal``
+# raises, because the array is not one example's value: batch tracers and
+# the tracers of ``_record.py``.
+_ARRAY_TRACER_TYPES: set[type] = {BatchTracer}
+
+
+def register_array_tracer(tracer_type: type) -> None:
+    """Let :func:`underlying` read ``value`` of ``tracer_type``, whose ``primal`` raises."""
+    _ARRAY_TRACER_TYPES.add(tracer_type)
+
+
 def underlying(x: Any) -> Any:
     """Return the array under every tracer of ``x``, batch axes included.
 
     For dtype and backend queries only: the shape may carry batch axes.
     """
     while isinstance(x, Tracer):
-        x = x.value if type(x) is BatchTracer else x.primal
+        x = x.value if type(x) in _ARRAY_TRACER_TYPES else x.primal  # type: ignore[attr-defined]
     return x
 
 

@@ -6,7 +6,9 @@ the state size, ``S(t)`` has shape ``(d, d + P)`` and satisfies
     S' = J_y S + [0 | J_p],    S(t0) = [I | 0].
 
 Column ``j`` of the right-hand side is one ``dx.jvp`` of ``f`` along
-``(S[:, j], e_j)``; ``dx.vmap`` takes all columns at once.
+``(S[:, j], e_j)``; ``dx.vmap`` takes all columns at once. The solve
+carries the transpose ``S^T``, one column per row, so that ``dx.vmap`` maps
+its leading axis and no step transposes it.
 
 The step-size controller sees only the state, as CVODES allows with its
 option ``errconS = false``: the solve carries ``eps * S`` with a tiny power
@@ -63,8 +65,8 @@ def fwd(problem: FlatProblem, y0: Any, t0: Any, t1: Any, ts: Any, theta: Any) ->
     theta_vector, unravel_theta = _ravel_theta(theta, y0)
     d, num_params = y0.shape[0], theta_vector.shape[0]
     columns = d + num_params
-    # The parameter part of each column's tangent: [0 | I_P].
-    selector = constant(y0, _SCALE * np.concatenate([np.zeros((num_params, d)), np.eye(num_params)], axis=1))
+    # The parameter part of each column's tangent, one row per column: [0 | I_P]^T.
+    selector = constant(y0, _SCALE * np.concatenate([np.zeros((d, num_params)), np.eye(num_params)], axis=0))
 
     def field(t: Any, state: Any, theta_vector: Any) -> Any:
         y, sensitivity = state
@@ -75,9 +77,9 @@ def fwd(problem: FlatProblem, y0: Any, t0: Any, t1: Any, ts: Any, theta: Any) ->
         def column(s: Any, e: Any) -> Any:
             return dx.jvp(rhs, (y, theta_vector), (s, e))[1]
 
-        return rhs(y, theta_vector), dx.vmap(column, in_axes=(1, 1), out_axes=1)(sensitivity, selector)
+        return rhs(y, theta_vector), dx.vmap(column)(sensitivity, selector)
 
-    identity = constant(y0, _SCALE * np.concatenate([np.eye(d), np.zeros((d, num_params))], axis=1))
+    identity = constant(y0, _SCALE * np.concatenate([np.eye(d), np.zeros((num_params, d))], axis=0))
     dilution = math.sqrt(1 + columns)
     tolerances = {"rtol": problem.options["rtol"] / dilution, "atol": problem.options["atol"] / dilution}
     saveat = SaveAt(ts=ts, t1=True)
@@ -92,7 +94,7 @@ def fwd(problem: FlatProblem, y0: Any, t0: Any, t1: Any, ts: Any, theta: Any) ->
         "status": solution.status,
         "stats": solution.stats,
     }
-    assert sensitivities.shape[1:] == (d, columns)
+    assert sensitivities.shape[1:] == (columns, d)
     return out, (y0, t0, t1, ts, theta, out["ys"], out["y1"], sensitivities)
 
 
@@ -101,12 +103,12 @@ def bwd(method: Any, problem: FlatProblem, residuals: Any, g: dict[str, Any]) ->
     d = y0.shape[0]
     _, unravel_theta = _ravel_theta(theta, y0)
 
-    # Rows of sensitivities: S at each time of ts, then at t1.
+    # Rows of sensitivities: S^T at each time of ts, then at t1.
     if ts is None:
         cotangents = g["y1"][None]
     else:
         cotangents = dx.concat([g["ys"], g["y1"][None]])
-    total = dx.einsum("nd,ndc->c", cotangents, sensitivities)
+    total = dx.einsum("nd,ncd->c", cotangents, sensitivities)
     g_y0 = total[:d]
     g_theta = unravel_theta(total[d:]) if theta else []
 

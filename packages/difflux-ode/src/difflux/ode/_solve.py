@@ -25,6 +25,7 @@ from ._auto_switch import AutoSwitch
 from ._controller import ConstantStepSize, PIDController, initial_step_size
 from ._events import Event, EventTracker, as_events
 from ._loop import initial_state, make_step, positions
+from ._loop_numpy import solve_numpy
 from ._progress import ProgressBar
 from ._runge_kutta import AbstractRungeKutta
 from ._saveat import SaveAt
@@ -218,6 +219,28 @@ def solve(
         options = {"solver": solver, "rtol": rtol, "atol": atol, "dt0": dt0, "adaptive": adaptive}
         options.update(controller=controller, max_steps=max_steps, throw=throw, progress=progress)
         return solve_with_sensitivity(sensitivity, vector_field, y0, t_span, args, saveat, options)
+
+    # An eager explicit Runge-Kutta solve on NumPy arrays, or on a dx.vmap
+    # batch of them, runs in NumPy (_loop_numpy.py). The generic loop below
+    # takes every other solve.
+    if not events and not progress:
+        solution = solve_numpy(
+            vector_field,
+            y0,
+            t_span,
+            args,
+            solver=solver,
+            saveat=saveat,
+            rtol=rtol,
+            atol=atol,
+            dt0=dt0,
+            adaptive=adaptive,
+            controller=controller,
+            max_steps=max_steps,
+            throw=throw,
+        )
+        if solution is not None:
+            return solution
 
     y_vec, unravel, shapes, treedef = _ravel(y0)
     f = _flat_vector_field(vector_field, args, unravel, shapes, treedef)
