@@ -154,6 +154,8 @@ class Leafwise(Transform):
         owner = type(self).__name__
         reference = param_leaves if has_params else grad_leaves
         columns = [flatten_state(state.slots[name], param_def, owner) for name in self.slot_names]
+        # The slots of each leaf as one tuple, in slot_names order.
+        old_slots = list(zip(*columns)) if columns else [()] * len(grad_leaves)
 
         count = state.count
         t = count + 1
@@ -161,28 +163,29 @@ class Leafwise(Transform):
         # The step number and the learning rate are cast once per dtype, not
         # once per parameter.
         scalars: dict[Any, tuple[Any, Any]] = {}
+        has_numpy_path = self.has_numpy_path
         updates = []
-        new_columns: list[list[Any]] = [[] for _ in self.slot_names]
-        for index, (grad, param, like) in enumerate(zip(grad_leaves, param_leaves, reference)):
-            old = tuple(column[index] for column in columns)
+        new_slots = []
+        for grad, param, like, old in zip(grad_leaves, param_leaves, reference, old_slots):
             dtype = trainable_dtype(like)
             if grad is None or dtype is None:
-                update, new = None, old
+                updates.append(None)
+                new_slots.append(old)
+                continue
+            if value_dtype(grad) != dtype:
+                grad = dx.astype(grad, dtype)
+            cast = scalars.get(dtype)
+            if cast is None:
+                cast = scalars[dtype] = cast_like(like, t, learning_rate)
+            if has_numpy_path and numpy_leaf(grad, old):
+                update, new = self.update_leaf_numpy(grad, old, param, cast[0], cast[1])
             else:
-                if value_dtype(grad) != dtype:
-                    grad = dx.astype(grad, dtype)
-                cast = scalars.get(dtype)
-                if cast is None:
-                    cast = scalars[dtype] = cast_like(like, t, learning_rate)
-                if self.has_numpy_path and numpy_leaf(grad, old):
-                    update, new = self.update_leaf_numpy(grad, old, param, cast[0], cast[1])
-                else:
-                    update, new = self.update_leaf(grad, old, param, cast[0], cast[1])
+                update, new = self.update_leaf(grad, old, param, cast[0], cast[1])
             updates.append(update)
-            for column, value in zip(new_columns, new):
-                column.append(value)
+            new_slots.append(new)
 
-        slots = {name: unflatten(param_def, column) for name, column in zip(self.slot_names, new_columns)}
+        new_columns = zip(*new_slots) if new_slots else ([] for _ in self.slot_names)
+        slots = {name: unflatten(param_def, list(column)) for name, column in zip(self.slot_names, new_columns)}
         return updates, RuleState(count=t, slots=slots)
 
     def learning_rate_at(self, count: Any) -> Any:
@@ -213,7 +216,11 @@ def cast_like(x: Any, *values: Any) -> tuple[Any, ...]:
     dtype = value_dtype(x)
     out = []
     for value in values:
-        if value is not None and dx.is_array(value) and value_dtype(value) != dtype:
+        if type(value) is np.ndarray:
+            # What dx.astype does to a NumPy array, without its dispatch.
+            if value.dtype != dtype:
+                value = value.astype(dtype)
+        elif value is not None and dx.is_array(value) and value_dtype(value) != dtype:
             value = dx.astype(value, dtype)
         out.append(value)
     return tuple(out)

@@ -55,9 +55,12 @@ _REAL_FLOATING: dict[Any, bool] = {}
 
 def trainable_dtype(x: Any) -> Any:
     """Return the dtype of ``x`` when it is a parameter that gets updates (see :func:`is_trainable`), else ``None``."""
-    if x is None or not dx.is_array(x):
+    if type(x) is np.ndarray:
+        dtype = x.dtype  # the common case, without dx.is_array's checks
+    elif x is None or not dx.is_array(x):
         return None
-    dtype = value_dtype(x)
+    else:
+        dtype = value_dtype(x)
     real = _REAL_FLOATING.get(dtype)
     if real is None:
         if dx.isdtype(dtype, "complex floating"):
