@@ -165,6 +165,33 @@ def test_throw_inside_jit_raises_when_run():
 
 
 @pytest.mark.skipif(not HAS_JAX, reason="JAX is not installed")
+def test_jit_calls_back_only_on_failure(monkeypatch):
+    import jax
+
+    from difflux.ode import _solution
+
+    calls = []
+    report = _solution._raise_failure
+
+    def counted(*values):
+        calls.append(values)
+        report(*values)
+
+    monkeypatch.setattr(_solution, "_raise_failure", counted)
+    y0 = dx.asarray(np.array([1.0]), backend="jax")
+
+    def final(y0, t1):
+        return ode.solve(decay, y0, (0.0, t1), solver=TSIT5, max_steps=10).ys
+
+    compiled = dx.jit(final)
+    np.testing.assert_allclose(np.asarray(compiled(y0, 1.0)), [[np.exp(-1.0)]], rtol=1e-6)
+    assert calls == []
+    with pytest.raises(jax.errors.JaxRuntimeError, match="MAX_STEPS_REACHED"):
+        np.asarray(compiled(y0, 100.0))
+    assert len(calls) == 1
+
+
+@pytest.mark.skipif(not HAS_JAX, reason="JAX is not installed")
 def test_status_inside_jit_without_throw():
     y0 = dx.asarray(np.array([1.0]), backend="jax")
 

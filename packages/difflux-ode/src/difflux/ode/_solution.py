@@ -59,8 +59,15 @@ def raise_if_failed(status: Any, t: Any, t1: Any, num_steps: Any) -> None:
     values = [value_of(value) for value in values]
     if any(type(value).__name__.endswith("Tracer") for value in values):
         import jax
+        import jax.numpy as jnp
 
-        jax.debug.callback(_raise_failure, *values)
+        # A host callback costs about as much as a small solve (0.3 ms of a
+        # 0.45 ms neural-ODE solve in benchmarks/bench_neural_ode.py, on CPU),
+        # so it runs only when a solve failed.
+        def report(*failure: Any) -> None:
+            jax.debug.callback(_raise_failure, *failure)
+
+        jax.lax.cond(jnp.any(values[0] != 0), report, lambda *failure: None, *values)
     else:
         _raise_failure(*values)
 
