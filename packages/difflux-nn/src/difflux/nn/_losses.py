@@ -26,7 +26,7 @@ import numpy as np
 
 import difflux.core as dx
 
-from ._layer import backend_of, is_concrete
+from ._layer import backend_of
 
 _REDUCTIONS = ("mean", "sum", "none")
 
@@ -108,12 +108,12 @@ def _index_mask(prediction: Any, target: Any, axis: int, name: str) -> Any:
     return dx.expand_dims(target, axis=axis) == classes
 
 
-def _class_index(prediction: Any, target: Any, axis: int, name: str) -> tuple[Any, ...]:
+def _class_index(prediction: Any, target: np.ndarray, axis: int, name: str) -> tuple[Any, ...]:
     """Return the index that picks each example's class ``target`` from ``prediction`` along ``axis``.
 
     Raises:
         ValueError: for a target shape other than the prediction's without
-            ``axis``, or for a concrete class index outside ``[0, num_classes)``.
+            ``axis``, or for a class index outside ``[0, num_classes)``.
     """
     shape = tuple(prediction.shape)
     axis = axis % len(shape)
@@ -125,10 +125,7 @@ def _class_index(prediction: Any, target: Any, axis: int, name: str) -> tuple[An
             f"axis {axis}, that is {expected}, got {tuple(target.shape)}. For one-hot targets pass floats "
             "of the prediction's shape."
         )
-    # NOTE: class indices inside jax.jit cannot be checked. Out-of-range ones
-    # follow JAX's indexing there (negative ones count from the end, larger
-    # ones are clamped).
-    if target.size and (type(target) is np.ndarray or is_concrete(target)):
+    if target.size:
         low, high = int(target.min()), int(target.max())
         if low < 0 or high >= num_classes:
             raise ValueError(
@@ -268,11 +265,12 @@ def logit_cross_entropy(
     """
     _check_class_axis(logits, "logit_cross_entropy")
     target = _as_array_like(target, logits)
-    if _is_integer(target) and not label_smoothing and not isinstance(target, dx.Tracer):
+    if type(target) is np.ndarray and _is_integer(target) and not label_smoothing:
         # logsumexp(logits) - logits[target] per example: the values and
-        # gradients of the general path below, bit for bit, in fewer
-        # operations. Batched targets (dx.vmap) take the general path, whose
-        # comparison with the class indices has a batching rule.
+        # gradients of the general path below, bit for bit, in fewer NumPy
+        # operations. Other targets take the general path: XLA fuses its
+        # masked sum, where picking the entries costs a gather and a
+        # scatter, and under dx.vmap its comparison has a batching rule.
         index = _class_index(logits, target, axis, "logit_cross_entropy")
         loss = dx.logsumexp(logits, axis=axis) - logits[index]
     else:
