@@ -26,6 +26,18 @@ def nan_after_half(t, y, args):
     return y * dx.where(t > 0.5, float("nan"), 1.0)
 
 
+def robertson(t, y, rates):
+    k1, k2, k3 = rates[0], rates[1], rates[2]
+    return dx.stack([-k1 * y[0] + k3 * y[1] * y[2], k1 * y[0] - k2 * y[1] * y[1] - k3 * y[1] * y[2], k2 * y[1] * y[1]])
+
+
+def _solve_robertson(solver, **options):
+    # Stiff kinetics: the solvers that carry a Jacobian and its factors between steps.
+    options = {"saveat": ode.SaveAt(ts=np.array([1.0, 40.0, 400.0])), "rtol": 1e-8, "atol": 1e-10, **options}
+    rates, y0 = np.array([0.04, 3e7, 1e4]), np.array([1.0, 0.0, 0.0])
+    return ode.solve(robertson, y0, (0.0, 400.0), rates, solver=solver, throw=False, **options)
+
+
 def _solve_lv(z0, theta, **options):
     options = {"solver": ode.Tsit5(), "saveat": ode.SaveAt(ts=YEARS), "rtol": 1e-6, "atol": 1e-6, **options}
     return ode.solve(lotka_volterra, z0, (0.0, 20.0), theta, throw=False, **options)
@@ -77,6 +89,12 @@ PROBLEMS = [
         lambda: ode.solve(oscillator, {"x": np.ones(2), "v": np.zeros(2)}, (0.0, 3.0), None, solver=ode.Tsit5()),
     ),
     ("save_time_repeats_t0", lambda: _solve_lv(Z0, THETA, saveat=ode.SaveAt(ts=np.array([0.0, 0.0, 5.0, 20.0])))),
+    ("bdf", lambda: _solve_robertson(ode.BDF())),
+    ("bdf_order_2", lambda: _solve_robertson(ode.BDF(max_order=2), saveat=ode.SaveAt(t0=True, t1=True))),
+    ("bdf_max_steps_reached", lambda: _solve_robertson(ode.BDF(), max_steps=20)),
+    ("kvaerno5", lambda: _solve_robertson(ode.Kvaerno5())),
+    ("rodas5p", lambda: _solve_robertson(ode.Rodas5P())),
+    ("default_solver", lambda: _solve_lv(Z0, THETA, solver=None)),
     ("vmap", _vmapped_lv),
     ("vmap_forward_sensitivity_gradients", _forward_sensitivity_gradients),
 ]
@@ -163,6 +181,23 @@ def test_vmap_of_unrecordable_field_uses_generic_loop(monkeypatch):
 def test_failed_solve_raises_with_status():
     with pytest.raises(ode.ODESolveError, match="MAX_STEPS_REACHED"):
         ode.solve(lotka_volterra, Z0, (0.0, 20.0), THETA, solver=ode.Tsit5(), max_steps=5)
+
+
+def test_vmap_of_stateful_solver_matches_single_solves(monkeypatch):
+    # A solver's carried state (a Jacobian, its factors) has no axis of
+    # examples, so the NumPy loop declines the batch.
+    runs = []
+
+    def counted(*args, **kwargs):
+        solution = _loop_numpy.solve_numpy(*args, **kwargs)
+        runs.append(solution is not None)
+        return solution
+
+    monkeypatch.setattr(_solve, "solve_numpy", counted)
+    batched = dx.vmap(lambda z0: _solve_lv(z0, THETA, solver=ode.BDF()).ys)(np.stack([Z0, 1.5 * Z0]))
+    single = _solve_lv(1.5 * Z0, THETA, solver=ode.BDF()).ys
+    assert runs[0] is False
+    np.testing.assert_allclose(np.asarray(batched[1]), np.asarray(single), rtol=1e-12)
 
 
 def test_derivative_tracer_uses_generic_loop(monkeypatch):

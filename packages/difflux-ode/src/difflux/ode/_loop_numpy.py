@@ -1,4 +1,4 @@
-"""The solve loop written in NumPy, for eager explicit Runge-Kutta solves on NumPy.
+"""The solve loop written in NumPy, for eager solves on NumPy.
 
 The generic loop (``_loop.py`` over ``dx.while_loop``) dispatches every
 operation through difflux, and under ``dx.vmap`` through a batch trace and
@@ -20,9 +20,11 @@ It takes a solve only when nothing needs the generic loop. Every input must
 be a NumPy array or a ``dx.vmap`` batch of NumPy arrays, because a
 derivative tracer means that the loop itself is differentiated. The solver
 must be an explicit Runge-Kutta method that carries no state between steps,
-and the outputs ``SaveAt`` ``t0``, ``ts`` and ``t1``, without events or a
-progress bar. The forward-sensitivity solves qualify: their custom rule
-hands the loop plain arrays and differentiates outside it.
+or, without a ``dx.vmap`` batch, a solver that carries state (the stiff
+solvers), whose hooks the loop calls as ``make_step`` does. The outputs
+must be ``SaveAt`` ``t0``, ``ts`` and ``t1``, without events or a progress
+bar. The forward-sensitivity solves qualify: their custom rule hands the
+loop plain arrays and differentiates outside it.
 """
 
 from __future__ import annotations
@@ -43,7 +45,8 @@ from ._saveat import SaveAt
 from ._solution import Solution, Status, _raise_failure
 
 # The hooks through which a solver could change the loop. A solver that
-# overrides one of them runs in the generic loop.
+# overrides one of them carries state: it runs in the generic loop under
+# dx.vmap and steps through its own hooks otherwise.
 _STEP_HOOKS = (
     "step",
     "step_with_state",
@@ -118,7 +121,8 @@ def solve_numpy(
     """
     from ._solve import _check_ts, _flat_vector_field, _ravel
 
-    if saveat.steps or saveat.dense or not _explicit_without_state(solver):
+    stateful = not _explicit_without_state(solver)
+    if saveat.steps or saveat.dense or (stateful and not isinstance(solver, AbstractRungeKutta)):
         return None
     if isinstance(controller, PIDController):
         if type(controller).factor is not PIDController.factor:
@@ -145,6 +149,9 @@ def solve_numpy(
     arg_entries = unwrapped[count + 4 :]
     batched = inputs.trace is not None
     size = inputs.size
+    if stateful and batched:
+        # The solver's state has no axis of examples.
+        return None
 
     # -- the flat state, with a leading axis of examples when batched ------------
     example_leaves = [value[0] if is_batched else value for value, is_batched in y_entries]
@@ -191,6 +198,9 @@ def solve_numpy(
         field = _direct_field(flat_field, arg_values)
 
     loop = _Loop(solver, controller, adaptive, rtol, atol, max_steps, field, arg_values, t0, t1, ts, dtype)
+    if stateful:
+        # Without a batch the arguments are the caller's own NumPy values.
+        loop.solver_field = _solver_field(loop.f, _flat_vector_field(vector_field, args, unravel, shapes, treedef))
     try:
         with np.errstate(all="ignore"):
             # Stopped examples keep computing, masked, so their overflows and
@@ -217,8 +227,12 @@ def solve_numpy(
         "num_steps": state["num_steps"],
         "num_accepted": state["num_accepted"],
         "num_rejected": state["num_steps"] - state["num_accepted"],
-        "num_fevals": state["num_steps"] * solver.function_evaluations_per_step + state["num_fevals"],
     }
+    if stateful:
+        stats.update(solver.statistics(state["solver_state"], state["num_steps"]))
+        stats["num_fevals"] = stats["num_fevals"] + state["num_fevals"]
+    else:
+        stats["num_fevals"] = state["num_steps"] * solver.function_evaluations_per_step + state["num_fevals"]
     status = state["status"]
     if throw:
         _raise_failure(status, state["t"], t1, state["num_steps"])
@@ -270,6 +284,21 @@ def _compile_field(
     return field
 
 
+def _solver_field(field: Callable[[Any, Any], Any], flat_field: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    """Return the vector field for a solver's own calls: ``field`` on NumPy values, ``flat_field`` on tracers.
+
+    A stiff solver differentiates the field (``dx.jacfwd`` for its
+    Jacobian, ``dx.jvp`` in time), which the recorded NumPy program cannot.
+    """
+
+    def solver_field(t: Any, y: Any) -> Any:
+        if type(y) is np.ndarray and isinstance(t, np.ndarray | np.generic):
+            return field(t, y)
+        return flat_field(t, y)
+
+    return solver_field
+
+
 def _direct_field(flat_field: Callable[..., Any], arg_values: list[Any]) -> Callable[..., Any]:
     def field(t: np.ndarray, y: np.ndarray, *leaves: Any) -> np.ndarray:
         out = flat_field(t, y, *leaves)
@@ -308,16 +337,19 @@ class _Loop:
         self.arg_values = arg_values
         self.t0, self.t1, self.ts = t0, t1, ts
         self.dtype = dtype
-        tableau = solver.tableau
-        self.stages = tableau.stages
-        self.fsal = tableau.fsal
-        self.nodes = [float(c) for c in tableau.c]
-        # The rows of a, then b and b_error, each as its nonzero weights with
-        # their stage indices: zero weights are skipped, as _combine skips
-        # them, so a non-finite stage that a row does not use stays out.
-        self.stage_weights = [_weights(row, dtype) for row in tableau.a]
-        self.b = _weights(tableau.b, dtype)
-        self.b_error = None if tableau.b_error is None else _weights(tableau.b_error, dtype)
+        # A solver with state steps through its own hooks, with this field.
+        self.solver_field: Callable[[Any, Any], Any] | None = None
+        if _explicit_without_state(solver):
+            tableau = solver.tableau
+            self.stages = tableau.stages
+            self.fsal = tableau.fsal
+            self.nodes = [float(c) for c in tableau.c]
+            # The rows of a, then b and b_error, each as its nonzero weights with
+            # their stage indices: zero weights are skipped, as _combine skips
+            # them, so a non-finite stage that a row does not use stays out.
+            self.stage_weights = [_weights(row, dtype) for row in tableau.a]
+            self.b = _weights(tableau.b, dtype)
+            self.b_error = None if tableau.b_error is None else _weights(tableau.b_error, dtype)
         self.error_order = (solver.embedded_order or solver.order) + 1
         self.eps = 100 * float(np.finfo(dtype).eps)
         self.save_rows = None if ts is None else np.arange(ts.shape[-1], dtype=np.int32)
@@ -376,6 +408,8 @@ class _Loop:
             "status": zeros,
             "num_fevals": num_fevals,
         }
+        if self.solver_field is not None:
+            state["solver_state"] = self.solver.init_state(self.solver_field, t0, y0, f0, self.rtol, self.atol)
         if ts is not None:
             at_start = ts == t0[..., None]
             state["ys_at_ts"] = np.where(at_start[..., None], y0[..., None, :], np.nan).astype(dtype)
@@ -416,7 +450,13 @@ class _Loop:
         resolution = self.eps * np.maximum(np.abs(t), self.abs_t1)
         last = np.abs(h) >= remaining - resolution
         h_step = np.where(last, to_end, h)
-        y1, y_error, ks, f1 = self.runge_kutta(t, y, f0, h_step)
+        solver_state = None
+        if self.solver_field is None:
+            y1, y_error, ks, f1 = self.runge_kutta(t, y, f0, h_step)
+        else:
+            y1, y_error, ks, f1, solver_state = self.solver.step_with_state(
+                self.solver_field, t, y, f0, h_step, s["solver_state"]
+            )
         t_new = np.where(last, t1, t + h_step)
         finite = _all_finite(y1) & _all_finite(f1)
 
@@ -430,7 +470,9 @@ class _Loop:
             accepted = finite & (ratio <= 1.0) & f0_finite
             ratio = np.where(finite, ratio, 1e10)
             previous, before_previous = s["ratio"], s["previous_ratio"]
-            factor = _pid_factor(self.controller, ratio, previous, before_previous, accepted, self.error_order)
+            factor = None if solver_state is None else self.solver.step_size_factor(solver_state, ratio, accepted)
+            if factor is None:
+                factor = _pid_factor(self.controller, ratio, previous, before_previous, accepted, self.error_order)
             h_next = h_step * factor
             h_next = np.where(last & accepted, h, h_next)
             underflow = (~accepted) & (np.abs(h_next) < resolution)
@@ -456,6 +498,11 @@ class _Loop:
         new["h"] = h_next
         new["num_steps"] = s["num_steps"] + (1 if active is None else active)
         new["num_accepted"] = s["num_accepted"] + accepted
+        if solver_state is not None:
+            new["solver_state"] = self.solver.update_state(solver_state, accepted)
+            solver_failed = self.solver.failed(new["solver_state"])
+            if solver_failed is not None:
+                status = np.where(solver_failed, np.int32(Status.NEWTON_FAILED), status)
         new["status"] = status
         if self.ts is not None and np.count_nonzero(accepted & ((s["next_save"] - t_new) * direction <= 0)):
             self.save(new, s, (t, y, f0, t_new, y1, f1, h_step, ks), accepted)

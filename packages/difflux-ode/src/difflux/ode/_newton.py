@@ -283,9 +283,11 @@ def _newton_numpy(
         if type(value) is not np.ndarray:
             return None
         residual = z - rhs - h_gamma * value
-        dz = -solve(lu, piv, residual)[0]
-        z = z + dz
-        scaled = dz / scale
+        # The update is -W^{-1} residual. Subtracting W^{-1} residual gives
+        # the same bits as adding its negation, one operation fewer.
+        step = solve(lu, piv, residual)[0]
+        z = z - step
+        scaled = step / scale
         # np.mean is add.reduce divided by the count, without its argument handling.
         norm = sqrt(scalar(np.add.reduce(scaled * scaled)) / size)
         theta = norm / (previous_norm if previous_norm > 1e-300 else 1e-300) if iterations > 0 else scalar(0.0)

@@ -126,6 +126,27 @@ def _numpy_tables(dtype: np.dtype) -> dict[str, np.ndarray]:
     return {name: table.astype(dtype) for name, table in _TABLES.items()}
 
 
+@functools.cache
+def _numpy_order(order: int, dtype: np.dtype) -> tuple[Any, ...]:
+    """Return the entries of :func:`_numpy_tables` that a step of ``order`` reads, in ``dtype``.
+
+    The coefficients are Python floats for float64 (the same numbers) and
+    NumPy scalars otherwise.
+    """
+    tables = _numpy_tables(dtype)
+    scalar = float if dtype == np.float64 else dtype.type
+    error_constants = tuple(scalar(value) for value in tables["error_constants"][order])
+    return (
+        tables["prediction"][order],
+        tables["update"][order],
+        tables["neighbours"][order],
+        tables["u_matrix"][order],
+        scalar(tables["alpha"][order]),
+        error_constants,
+        tables["exponents"][order],
+    )
+
+
 def _select(table: np.ndarray, one_hot: Any, like: Any) -> Any:
     """Return ``table[k]`` for the order ``k`` that ``one_hot`` marks, on the backend and dtype of ``like``.
 
@@ -479,7 +500,7 @@ class BDF(AbstractRungeKutta):
         """Take the step of :meth:`_step_general` with NumPy calls; ``None`` if ``f`` returns a non-NumPy value."""
         order = int(state["order"])
         dtype = y.dtype
-        tables = _numpy_tables(dtype)
+        prediction, update, neighbour_rows, u_matrix, alpha, error_constants, exponents = _numpy_order(order, dtype)
         # Python floats are IEEE doubles, so for float64 they give the same
         # numbers as NumPy scalars at a fraction of the cost per operation.
         scalar = float if dtype == np.float64 else dtype.type
@@ -490,13 +511,12 @@ class BDF(AbstractRungeKutta):
         differences = state["differences"]
         equal_steps = int(state["equal_steps"])
         if h != step_of_differences:
-            factor = h / step_of_differences
-            differences = _rescale_numpy(differences, order, factor, tables["u_matrix"][order])
+            differences = _rescale_numpy(differences, order, h / step_of_differences, u_matrix)
             equal_steps = 0
 
-        predicted = tables["prediction"][order] @ differences
+        predicted = prediction @ differences
         y_predicted, psi = predicted[0], predicted[1]
-        c = h / scalar(tables["alpha"][order])
+        c = h / alpha
         t_new = dtype.type(scalar(t) + h)
 
         stale = bool(state["jacobian_stale"])
@@ -520,13 +540,14 @@ class BDF(AbstractRungeKutta):
         z, converged, iterations, _ = result
         correction = z - y_predicted
         f1 = (z - rhs) / c
-        error_constants = tables["error_constants"][order]
         if converged:
             y_error = error_constants[1] * correction
         else:
             y_error = np.full_like(z, np.inf)
 
-        next_differences = tables["update"][order] @ differences + tables["added"][order][:, None] * correction[None, :]
+        # The rows 0 .. k + 2 of the update add the correction (``added``).
+        next_differences = update @ differences
+        next_differences[: order + 3] += correction
         ks = next_differences[:_DENSE_ROWS].copy()
         ks[order + 1 :] = 0.0
 
@@ -537,10 +558,9 @@ class BDF(AbstractRungeKutta):
         next_order = order
         factor_accepted = 1.0
         if change:
-            exponents = tables["exponents"][order]
             error_scale = atol + rtol * np.maximum(np.abs(y), np.abs(z))
             norm = _rms_numpy(y_error / error_scale)
-            neighbours = tables["neighbours"][order] @ next_differences
+            neighbours = neighbour_rows @ next_differences
             lower = _rms_numpy(error_constants[0] * neighbours[0] / error_scale) if order > 1 else np.inf
             upper = _rms_numpy(error_constants[2] * neighbours[1] / error_scale) if order < self.max_order else np.inf
             factors = np.array([lower, norm, upper], dtype=dtype) ** exponents
