@@ -29,6 +29,7 @@ loop plain arrays and differentiates outside it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -442,6 +443,8 @@ class _Loop:
         ``active`` marks the examples still running (``None``: all of them).
         The others keep their state, as in the masked generic loop.
         """
+        if self.solver_field is not None and active is None and self.dtype == np.float64:
+            return self.step_with_solver_state(s)
         t, y, f0, h = s["t"], s["y"], s["f"], s["h"]
         t1, direction, f0_finite = self.t1, self.direction, self.f0_finite
 
@@ -506,6 +509,68 @@ class _Loop:
         new["status"] = status
         if self.ts is not None and np.count_nonzero(accepted & ((s["next_save"] - t_new) * direction <= 0)):
             self.save(new, s, (t, y, f0, t_new, y1, f1, h_step, ks), accepted)
+        return new
+
+    def step_with_solver_state(self, s: dict[str, Any]) -> dict[str, Any]:
+        """Take one step of a single float64 example with a solver that carries state, as :meth:`step` does.
+
+        The time, step size, error ratios, flags and counters are Python
+        numbers. They are IEEE doubles, so the results are the bits of
+        :meth:`step`, but each operation costs a fraction of one on a 0-d
+        array, and a stiff step has few other operations.
+        """
+        y, f0 = s["y"], s["f"]
+        t, h = float(s["t"]), float(s["h"])
+        t1, direction = float(self.t1), float(self.direction)
+
+        to_end = t1 - t
+        remaining = to_end * direction
+        resolution = self.eps * max(abs(t), abs(t1))
+        last = abs(h) >= remaining - resolution
+        h_step = to_end if last else h
+        y1, y_error, ks, f1, solver_state = self.solver.step_with_state(
+            self.solver_field, s["t"], y, f0, np.float64(h_step), s["solver_state"]
+        )
+        t_new = t1 if last else t + h_step
+        finite = bool(np.isfinite(y1).all()) and bool(np.isfinite(f1).all())
+
+        new = dict(s)
+        if self.adaptive:
+            scale = self.atol + self.rtol * np.maximum(np.abs(y), np.abs(y1))
+            scaled = y_error / scale
+            ratio = math.sqrt(float(np.add.reduce(scaled * scaled)) / scaled.shape[-1])
+            finite = finite and math.isfinite(ratio)
+            accepted = finite and ratio <= 1.0 and bool(self.f0_finite)
+            if not finite:
+                ratio = 1e10
+            previous, before_previous = float(s["ratio"]), float(s["previous_ratio"])
+            factor = self.solver.step_size_factor(solver_state, np.float64(ratio), np.bool_(accepted))
+            if factor is None:
+                ratios = (ratio, previous, before_previous)
+                factor = _pid_factor_scalar(self.controller, ratios, accepted, self.error_order)
+            h_next = h if last and accepted else h_step * float(factor)
+            underflow = not accepted and abs(h_next) < resolution
+            status = _NONFINITE if not self.f0_finite else (_DT_UNDERFLOW if underflow else _SUCCESSFUL)
+            if accepted:
+                new["ratio"], new["previous_ratio"] = np.float64(ratio), np.float64(previous)
+        else:
+            accepted = finite and bool(self.f0_finite)
+            h_next = h
+            status = _SUCCESSFUL if accepted else _NONFINITE
+
+        if accepted:
+            new["t"], new["y"], new["f"] = np.float64(t_new), y1, f1
+        new["h"] = np.float64(h_next)
+        new["num_steps"] = s["num_steps"] + np.int32(1)
+        new["num_accepted"] = s["num_accepted"] + np.int32(accepted)
+        new["solver_state"] = self.solver.update_state(solver_state, np.bool_(accepted))
+        solver_failed = self.solver.failed(new["solver_state"])
+        if solver_failed is not None and solver_failed:
+            status = np.int32(Status.NEWTON_FAILED)
+        new["status"] = status
+        if self.ts is not None and accepted and (float(s["next_save"]) - t_new) * direction <= 0:
+            step = (s["t"], y, f0, np.float64(t_new), y1, f1, np.float64(h_step), ks)
+            self.save(new, s, step, np.bool_(True))
         return new
 
     def runge_kutta(self, t: np.ndarray, y: np.ndarray, f0: np.ndarray, h: np.ndarray) -> tuple[Any, Any, Any, Any]:
@@ -590,6 +655,24 @@ def _pid_factor(
         factor = factor * np.maximum(before_previous, tiny) ** (-controller.beta3 / error_order)
     factor = np.clip(factor, controller.factor_min, controller.factor_max)
     return np.where(accepted, factor, np.minimum(factor, 1.0))
+
+
+def _pid_factor_scalar(
+    controller: PIDController, ratios: tuple[float, float, float], accepted: bool, error_order: int
+) -> float:
+    """Compute :func:`_pid_factor` for one example with Python floats, in the same order of operations.
+
+    ``ratios`` are the current, previous and second-previous error ratios.
+    """
+    ratio, previous, before_previous = ratios
+    tiny = 1e-10
+    factor = controller.safety * max(ratio, tiny) ** (-controller.beta1 / error_order)
+    if controller.beta2 != 0:
+        factor = factor * max(previous, tiny) ** (-controller.beta2 / error_order)
+    if controller.beta3 != 0:
+        factor = factor * max(before_previous, tiny) ** (-controller.beta3 / error_order)
+    factor = min(max(factor, controller.factor_min), controller.factor_max)
+    return factor if accepted else min(factor, 1.0)
 
 
 _SUCCESSFUL = np.int32(Status.SUCCESSFUL)
