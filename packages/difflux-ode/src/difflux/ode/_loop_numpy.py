@@ -519,6 +519,8 @@ class _Loop:
         :meth:`step`, but each operation costs a fraction of one on a 0-d
         array, and a stiff step has few other operations.
         """
+        solver_field = self.solver_field
+        assert solver_field is not None
         y, f0 = s["y"], s["f"]
         t, h = float(s["t"]), float(s["h"])
         t1, direction = float(self.t1), float(self.direction)
@@ -529,7 +531,7 @@ class _Loop:
         last = abs(h) >= remaining - resolution
         h_step = to_end if last else h
         y1, y_error, ks, f1, solver_state = self.solver.step_with_state(
-            self.solver_field, s["t"], y, f0, np.float64(h_step), s["solver_state"]
+            solver_field, s["t"], y, f0, np.float64(h_step), s["solver_state"]
         )
         t_new = t1 if last else t + h_step
         finite = bool(np.isfinite(y1).all()) and bool(np.isfinite(f1).all())
@@ -570,7 +572,7 @@ class _Loop:
         new["status"] = status
         if self.ts is not None and accepted and (float(s["next_save"]) - t_new) * direction <= 0:
             step = (s["t"], y, f0, np.float64(t_new), y1, f1, np.float64(h_step), ks)
-            self.save(new, s, step, np.bool_(True))
+            self.save(new, s, step, np.asarray(True))
         return new
 
     def runge_kutta(self, t: np.ndarray, y: np.ndarray, f0: np.ndarray, h: np.ndarray) -> tuple[Any, Any, Any, Any]:
