@@ -106,3 +106,17 @@ def test_gradient_shape_error_names_path():
 
     with pytest.raises(ValueError, match=r"\['b'\] has shape \(4,\)"):
         optim.update(state, params, grads)
+
+
+def test_update_with_zero_dimensional_gradients():
+    # A gradient may come back as a 0-d array (a scalar parameter's
+    # forward-mode derivative, say), not a NumPy scalar.
+    params = {"scale": np.asarray(0.5), "w": np.ones(3)}
+    grads = {"scale": np.asarray(0.25), "w": np.full(3, 0.5)}
+    rule = optim.Adam(0.1)
+    state = optim.setup(rule, params)
+    state, new = optim.update(state, params, grads)
+    updates, _ = rule.update(grads, rule.init(params), params)
+    expected = dx.apply_updates(params, updates)
+    for name in ("scale", "w"):
+        np.testing.assert_allclose(np.asarray(new[name]), np.asarray(expected[name]), rtol=1e-12)

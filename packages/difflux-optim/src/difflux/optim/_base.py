@@ -227,13 +227,14 @@ def cast_like(x: Any, *values: Any) -> tuple[Any, ...]:
 
 
 def numpy_leaf(grad: Any, slots: tuple[Any, ...]) -> bool:
-    """Return whether a rule may take its NumPy path: the gradient and every slot are plain NumPy arrays.
+    """Return whether a rule may take its NumPy path: the gradient and every slot are plain NumPy arrays of rank 1 or more.
 
     The exact type is checked, so difflux tracers (a gradient through the
     optimiser step) and JAX arrays take the path written in difflux
     operations.
     """
-    if type(grad) is not np.ndarray:
+    if type(grad) is not np.ndarray or grad.ndim == 0:
+        # NumPy operations on 0-d arrays return scalars, which cannot take out=.
         return False
     return all(type(slot) is np.ndarray for slot in slots)
 
