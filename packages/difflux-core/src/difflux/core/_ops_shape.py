@@ -3,6 +3,7 @@ operation applied to the tangent and each pullback is its transpose."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -75,13 +76,20 @@ def broadcast_to(x: Any, /, shape: Sequence[int]) -> Any:
 # -- axis permutations -----------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=256)
 def _inverse_permutation(axes: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(sorted(range(len(axes)), key=axes.__getitem__))
 
 
+def _transpose_numpy(x: Any, axes: tuple[int, ...]) -> Any:
+    # The method skips np.transpose's Python wrapper, which costs more than
+    # the transpose (a view) itself.
+    return x.transpose(axes) if type(x) is np.ndarray else np.transpose(x, axes)
+
+
 permute_dims_p = Primitive(
     "permute_dims",
-    make_impl("permute_dims", np.transpose, "jax.numpy.transpose"),
+    make_impl("permute_dims", _transpose_numpy, "jax.numpy.transpose"),
     pullbacks=(lambda g, out, x, axes: permute_dims(g, _inverse_permutation(axes)),),
     # A NumPy transpose is a view, so the cotangent costs no copy.
     numpy_pullbacks=(lambda g, out, x, axes: g.transpose(_inverse_permutation(axes)),),
@@ -103,7 +111,9 @@ def matrix_transpose(x: Any, /) -> Any:
     if ndim < 2:
         raise ValueError(f"matrix_transpose needs at least 2 dimensions, got shape {shape_of(x)}")
     axes = tuple(range(ndim - 2)) + (ndim - 1, ndim - 2)
-    return permute_dims(x, axes)
+    # Already normalised and never the identity, so permute_dims's checks
+    # are skipped.
+    return permute_dims_p(x, axes=axes)
 
 
 def expand_dims(x: Any, /, axis: int = 0) -> Any:
