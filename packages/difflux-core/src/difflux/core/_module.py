@@ -133,14 +133,21 @@ def _static_equal(a: Any, b: Any) -> bool:
 class _ModuleAux:
     """The structure of a module: its class, parameter names and static fields."""
 
-    __slots__ = ("kind", "children", "static")
+    __slots__ = ("kind", "children", "static", "_hash")
 
     def __init__(self, kind: type, children: tuple[str, ...], static: tuple[tuple[str, Any], ...]) -> None:
         self.kind = kind
         self.children = children
         self.static = static
+        # Computed on first use and kept, as TreeDef keeps its hash, because
+        # dx.jit hashes the structure of every call's arguments.
+        self._hash: int | None = None
 
     def __eq__(self, other: object) -> bool:
+        if self is other:
+            # The common case in a training loop, where each step's model and
+            # state are rebuilt with the structure of the step before.
+            return True
         if not isinstance(other, _ModuleAux):
             return False
         if self.kind is not other.kind or self.children != other.children:
@@ -152,7 +159,9 @@ class _ModuleAux:
         )
 
     def __hash__(self) -> int:
-        return hash((self.kind, self.children, tuple((name, _static_key(v)) for name, v in self.static)))
+        if self._hash is None:
+            self._hash = hash((self.kind, self.children, tuple((name, _static_key(v)) for name, v in self.static)))
+        return self._hash
 
     def __repr__(self) -> str:
         static = ", ".join(f"{name}={value!r}" for name, value in self.static)
@@ -222,10 +231,8 @@ def _flatten_module_with_keys(module: Module) -> tuple[list[Any], _ModuleAux]:
 def _unflatten_module(aux: _ModuleAux, children: Any) -> Module:
     module = object.__new__(aux.kind)
     instance_dict = module.__dict__
-    for name, value in zip(aux.children, children):
-        instance_dict[name] = value
-    for name, value in aux.static:
-        instance_dict[name] = value
+    instance_dict.update(zip(aux.children, children))
+    instance_dict.update(aux.static)
     instance_dict[_AUX] = aux
     return module
 
