@@ -280,8 +280,8 @@ class BDF(AbstractRungeKutta):
         count = dx.astype(zero, dx.int32)
         yes = zero == 0.0
         d = y0.shape[0]
-        # D[1] = f0 is the first difference for a step of size 1; the first
-        # step rescales it to its own size.
+        # D[1] = f0 is the first difference for a step of size 1, and the
+        # first step rescales it to its own size.
         empty = dx.asarray(np.zeros((_ROWS - 2, d)), dtype=y0.dtype, backend=_backend(y0))
         differences = dx.concat([y0[None, :], f0[None, :], empty])
         jacobian = dx.zeros_like(y0)[:, None] * dx.zeros_like(y0)[None, :]
@@ -340,8 +340,8 @@ class BDF(AbstractRungeKutta):
         new_state["order"] = dx.where(accepted, state["next_order"], state["order"])
         equal_steps = dx.where(state["order_selected"], 0, state["equal_steps"] + 1)
         new_state["equal_steps"] = dx.astype(dx.where(accepted, equal_steps, state["equal_steps"]), dx.int32)
-        # A failure with an old Jacobian is retried with a new one; one with a
-        # fresh Jacobian only needs the smaller step.
+        # A failure with an old Jacobian is retried with a new one, and one
+        # with a fresh Jacobian only needs the smaller step.
         new_state["jacobian_stale"] = (~converged) & (~state["jacobian_fresh"])
         new_state["newton_failures"] = dx.where(converged, 0, state["newton_failures"] + 1)
         return new_state
@@ -437,7 +437,7 @@ class BDF(AbstractRungeKutta):
             self.jacobian,
         )
         # The flag and the count come out of dx.while_loop as tracers that
-        # carry no derivative; dx.where accepts no traced condition.
+        # carry no derivative, and dx.where has no pullback for a traced condition.
         converged, iterations = dx.stop_gradient((converged, iterations))
         correction = z - y_predicted
         f1 = (z - rhs) / c
