@@ -1,18 +1,18 @@
 """Stiff solve: Robertson's chemical kinetics over [0, 1e5].
 
-Usage: ``python benchmarks/bench_robertson.py [--quick]``
+Usage: ``python benchmarks/bench_robertson.py [--quick] [--clock wall|cpu] [--numpy-only]``
 
 The problem is ROBER, ``y1' = -k1 y1 + k3 y2 y3``, ``y2' = k1 y1 - k2 y2^2 -
 k3 y2 y3``, ``y3' = k2 y2^2`` with ``k = (0.04, 3e7, 1e4)`` from ``(1, 0, 0)``,
 solved to ``t = 1e5`` at ``rtol = 1e-8``, ``atol = 1e-10``. Competitors, in
 one process, with BLAS and XLA on one thread each:
 
-* difflux compiled (``dx.jit``) with :class:`Kvaerno5`, :class:`Rodas5P` and with the default
-  solver (Tsit5 switching to Kvaerno5), against Diffrax 0.7.2's
+* difflux compiled (``dx.jit``) with :class:`Kvaerno5`, :class:`Rodas5P`, :class:`BDF` and
+  with the default solver (Tsit5 switching to Kvaerno5), against Diffrax 0.7.2's
   ``Kvaerno5`` under ``jax.jit`` with its default root finder and a
   ``PIDController`` at the same tolerances: run time and trace + compile time;
-* difflux eagerly on NumPy with ``Kvaerno5`` and ``Rodas5P`` against SciPy's ``solve_ivp``
-  with ``Radau`` and ``BDF``, and ``LSODA`` (compiled Fortran) as the far mark.
+* difflux eagerly on NumPy with ``Kvaerno5``, ``Rodas5P`` and ``BDF`` against SciPy's
+  ``solve_ivp`` with ``Radau`` and ``BDF``, and ``LSODA`` (compiled Fortran) as the far mark.
 
 Every row reports the steps, the vector-field evaluations and the largest
 relative error of the final state against SciPy's Radau at ``rtol = 1e-10``,
@@ -38,7 +38,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _timing import time_interleaved, time_once  # noqa: E402
+from _timing import set_clock, time_interleaved, time_once  # noqa: E402
 
 RATES = np.array([0.04, 3e7, 1e4])
 Y0 = np.array([1.0, 0.0, 0.0])
@@ -137,12 +137,8 @@ def compile_seconds(make: Callable[[], Callable[[], Any]], run_seconds: float, f
 # --------------------------------------------------------------------------
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer rounds (a smoke run, noisy numbers)")
-    args = parser.parse_args()
-    rounds = 3 if args.quick else 15
-
+def time_compiled(rounds: int, fresh: int) -> tuple[list[tuple[str, float, Any]], dict[str, float], dict[str, float]]:
+    """Time difflux under ``dx.jit`` against Diffrax; return the rows, run times and trace + compile times."""
     import jax
 
     jax.config.update("jax_enable_x64", True)
@@ -151,14 +147,11 @@ def main() -> None:
     import difflux.core as dx
     from difflux import ode
 
-    exact = reference()
-    rows: list[tuple[str, float, Any]] = []
-
-    # Compiled: difflux on JAX against Diffrax.
     y0_jax, rates_jax = jnp.asarray(Y0), jnp.asarray(RATES)
     compiled = {
         "difflux Kvaerno5 (dx.jit)": dx.jit(difflux_solve(ode.Kvaerno5())),
         "difflux Rodas5P (dx.jit)": dx.jit(difflux_solve(ode.Rodas5P())),
+        "difflux BDF (dx.jit)": dx.jit(difflux_solve(ode.BDF())),
         "difflux default (dx.jit)": dx.jit(difflux_solve(None)),
         "Diffrax Kvaerno5 (jax.jit)": jax.jit(diffrax_solve()),
     }
@@ -180,26 +173,53 @@ def main() -> None:
 
         return fresh_function
 
-    compile_times = {
-        name: compile_seconds(first_call(make), times[name], fresh=1 if args.quick else 3)
-        for name, make in makers.items()
-    }
-    for name, fn_result in results.items():
-        rows.append((name, times[name], fn_result))
+    compile_times = {name: compile_seconds(first_call(make), times[name], fresh=fresh) for name, make in makers.items()}
+    rows = [(name, times[name], result) for name, result in results.items()]
+    return rows, times, compile_times
 
-    # Eager: difflux on NumPy against SciPy.
+
+def time_eager(rounds: int) -> tuple[list[tuple[str, float, Any]], dict[str, float]]:
+    """Time difflux eagerly on NumPy against SciPy's solve_ivp; return the rows and the times."""
+    from difflux import ode
+
     eager = {
         "difflux Kvaerno5 (NumPy)": lambda: difflux_solve(ode.Kvaerno5())(Y0, RATES),
         "difflux Rodas5P (NumPy)": lambda: difflux_solve(ode.Rodas5P())(Y0, RATES),
+        "difflux BDF (NumPy)": lambda: difflux_solve(ode.BDF())(Y0, RATES),
     }
     for method in ("Radau", "BDF", "LSODA"):
         eager[f"SciPy {method}"] = scipy_solve(method)
-    eager_results = {name: fn() for name, fn in eager.items()}
-    eager_times = time_interleaved(eager, number=1, rounds=max(2, rounds // 3))
-    for name, fn_result in eager_results.items():
-        rows.append((name, eager_times[name], fn_result))
+    results = {name: fn() for name, fn in eager.items()}
+    times = time_interleaved(eager, number=1, rounds=rounds)
+    return [(name, times[name], result) for name, result in results.items()], times
 
-    print(f"Robertson to t = {T1:g}, rtol = {RTOL:g}, atol = {ATOL:g}\n")
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer rounds (a smoke run, noisy numbers)")
+    parser.add_argument(
+        "--clock",
+        choices=("wall", "cpu"),
+        default="wall",
+        help="wall time, or the process's CPU time for a machine that other jobs load (default: wall)",
+    )
+    parser.add_argument(
+        "--numpy-only", action="store_true", help="time only the eager NumPy rows against SciPy (no JAX, no Diffrax)"
+    )
+    args = parser.parse_args()
+    set_clock(args.clock)
+    rounds = 3 if args.quick else 15
+
+    exact = reference()
+    rows: list[tuple[str, float, Any]] = []
+    times: dict[str, float] = {}
+    compile_times: dict[str, float] = {}
+    if not args.numpy_only:
+        rows, times, compile_times = time_compiled(rounds, fresh=1 if args.quick else 3)
+    eager_rows, eager_times = time_eager(max(2, rounds // 3))
+    rows += eager_rows
+
+    print(f"Robertson to t = {T1:g}, rtol = {RTOL:g}, atol = {ATOL:g}, {args.clock} clock\n")
     print("| solver | time | steps | f evaluations | max rel. error |")
     print("|---|---|---|---|---|")
     for name, seconds, (y1, steps, fevals) in rows:
@@ -209,19 +229,19 @@ def main() -> None:
 
     print("\n| comparison | difflux | peer | ratio |")
     print("|---|---|---|---|")
-    jax_run, diffrax_run = times["difflux Kvaerno5 (dx.jit)"], times["Diffrax Kvaerno5 (jax.jit)"]
-    print(
-        f"| run, difflux / Diffrax | {jax_run * 1e3:.2f} ms | {diffrax_run * 1e3:.2f} ms | {jax_run / diffrax_run:.2f}x |"
-    )
-    jax_compile, diffrax_compile = (
-        compile_times["difflux Kvaerno5 (dx.jit)"],
-        compile_times["Diffrax Kvaerno5 (jax.jit)"],
-    )
-    print(
-        f"| trace + compile, difflux / Diffrax | {jax_compile:.2f} s | {diffrax_compile:.2f} s "
-        f"| {jax_compile / diffrax_compile:.2f}x |"
-    )
-    for solver in ("Kvaerno5", "Rodas5P"):
+    if not args.numpy_only:
+        jax_run, diffrax_run = times["difflux Kvaerno5 (dx.jit)"], times["Diffrax Kvaerno5 (jax.jit)"]
+        print(
+            f"| run, difflux / Diffrax | {jax_run * 1e3:.2f} ms | {diffrax_run * 1e3:.2f} ms "
+            f"| {jax_run / diffrax_run:.2f}x |"
+        )
+        jax_compile = compile_times["difflux Kvaerno5 (dx.jit)"]
+        diffrax_compile = compile_times["Diffrax Kvaerno5 (jax.jit)"]
+        print(
+            f"| trace + compile, difflux / Diffrax | {jax_compile:.2f} s | {diffrax_compile:.2f} s "
+            f"| {jax_compile / diffrax_compile:.2f}x |"
+        )
+    for solver in ("Kvaerno5", "Rodas5P", "BDF"):
         numpy_run = eager_times[f"difflux {solver} (NumPy)"]
         for method in ("Radau", "BDF", "LSODA"):
             peer = eager_times[f"SciPy {method}"]
