@@ -157,10 +157,19 @@ def _getitem_impl(x: Any, index: Any) -> Any:
     return x[index]
 
 
+def _getitem_numpy_pullback(g: Any, out: Any, x: Any, index: Any) -> Any:
+    # What _getitem_pullback's index_add computes on NumPy, without its
+    # dispatch. np.add.at accumulates where an integer index repeats.
+    result = np.zeros(np.shape(x), dtype=np.result_type(x, g))
+    np.add.at(result, index, g)
+    return result
+
+
 getitem_p = Primitive(
     "getitem",
     _getitem_impl,
     pullbacks=(_getitem_pullback,),
+    numpy_pullbacks=(_getitem_numpy_pullback,),
     jvps=(lambda t, out, x, index: getitem(t, index),),
 )
 

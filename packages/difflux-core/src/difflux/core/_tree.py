@@ -244,7 +244,11 @@ def _flatten(tree: Any, leaves: list[Any], is_leaf: Callable[[Any], bool] | None
     if kind is np.ndarray:
         leaves.append(tree)
         return _LEAF
-    node = None if is_leaf is not None and is_leaf(tree) else _node_type(tree)
+    if is_leaf is not None and is_leaf(tree):
+        node = None
+    else:
+        # The registry lookup of _node_type, inlined for registered types.
+        node = _registry.get(kind) or _node_type(tree)
     if node is None:
         leaves.append(tree)
         return _LEAF
