@@ -216,8 +216,9 @@ def cast_like(x: Any, *values: Any) -> tuple[Any, ...]:
     dtype = value_dtype(x)
     out = []
     for value in values:
-        if type(value) is np.ndarray:
-            # What dx.astype does to a NumPy array, without its dispatch.
+        if isinstance(value, np.ndarray | np.generic):
+            # What dx.astype does to a NumPy array or scalar (the step count
+            # after count + 1), without its dispatch.
             if value.dtype != dtype:
                 value = value.astype(dtype)
         elif value is not None and dx.is_array(value) and value_dtype(value) != dtype:
