@@ -46,30 +46,54 @@ class ODESolveError(RuntimeError):
     """Raised by ``solve(..., throw=True)`` when the solve did not reach ``t1``."""
 
 
-def raise_if_failed(status: Any, t: Any, t1: Any, num_steps: Any) -> None:
+def raise_if_failed(status: Any, t: Any, t1: Any, num_steps: Any) -> Any:
     """Raise :class:`ODESolveError` if ``status`` is not ``SUCCESSFUL``.
 
-    With concrete values it raises at once. Inside ``jax.jit`` the status is
-    only known when the compiled code runs, so a ``jax.debug.callback``
-    raises it then; JAX reports it as a ``JaxRuntimeError`` that contains
-    this message. Under ``vmap`` the values are batched and the first
-    failing entry is reported.
+    With concrete values it raises at once and returns ``None``. Inside
+    ``jax.jit`` the status is only known when the compiled code runs. Then
+    the function returns a boolean array that a host callback computes, and
+    only when a solve failed, raising the error. JAX reports it as a
+    ``JaxRuntimeError`` that contains this message, or as a ``ValueError``
+    from later calls of the same compiled function (seen with JAX 0.10).
+    The caller makes its outputs depend on that array (see
+    :func:`depend_on_check`), so that the check runs whenever they are used.
+    Under ``vmap`` the values are batched and the first failing entry is
+    reported.
     """
     values = [dx.stop_gradient(value) for value in (status, t, t1, num_steps)]
     values = [value_of(value) for value in values]
-    if any(type(value).__name__.endswith("Tracer") for value in values):
-        import jax
-        import jax.numpy as jnp
-
-        # A host callback costs about as much as a small solve (0.3 ms of a
-        # 0.45 ms neural-ODE solve in benchmarks/bench_neural_ode.py, on CPU),
-        # so it runs only when a solve failed.
-        def report(*failure: Any) -> None:
-            jax.debug.callback(_raise_failure, *failure)
-
-        jax.lax.cond(jnp.any(values[0] != 0), report, lambda *failure: None, *values)
-    else:
+    if not any(type(value).__name__.endswith("Tracer") for value in values):
         _raise_failure(*values)
+        return None
+
+    import jax
+    import jax.numpy as jnp
+
+    def check(*failure: Any) -> np.ndarray:
+        _raise_failure(*failure)
+        return np.ones(np.shape(failure[0]), dtype=np.bool_)
+
+    # A pure callback in a branch costs nothing while the branch does not
+    # run. jax.debug.callback would have a side effect, which made each call
+    # of the compiled neural-ODE gradient in benchmarks/bench_neural_ode.py
+    # about 0.5 ms slower on CPU (of 1.3 ms), even in a branch that never ran.
+    def report(*failure: Any) -> Any:
+        shape = jax.ShapeDtypeStruct((), np.bool_)
+        return jax.pure_callback(check, shape, *failure, vmap_method="broadcast_all")
+
+    return jax.lax.cond(jnp.any(values[0] != 0), report, lambda *failure: jnp.asarray(True), *values)
+
+
+def depend_on_check(solution: Solution, checked: Any) -> Solution:
+    """Return ``solution`` with ``ts`` and ``ys`` made to depend on the result of :func:`raise_if_failed`.
+
+    ``checked`` is true once the status has been checked, so the values stay
+    the same. Without the dependency XLA would remove the check.
+    """
+    nan = float("nan")
+    ts = None if solution.ts is None else dx.where(checked, solution.ts, nan)
+    ys = dx.tree_map(lambda leaf: dx.where(checked, leaf, nan), solution.ys)
+    return dx.replace(solution, ts=ts, ys=ys)
 
 
 def _raise_failure(status: Any, t: Any, t1: Any, num_steps: Any) -> None:

@@ -31,7 +31,7 @@ from ._runge_kutta import AbstractRungeKutta
 from ._saveat import SaveAt
 from ._sensitivity import AbstractSensitivity, RecursiveCheckpointAdjoint, choose_sensitivity
 from ._sensitivity_solve import solve_with_sensitivity
-from ._solution import Solution, Status, raise_if_failed
+from ._solution import Solution, Status, depend_on_check, raise_if_failed
 
 # --------------------------------------------------------------------------
 # Flattening the state
@@ -151,10 +151,12 @@ def solve(
         max_steps: the maximum number of steps, accepted and rejected. It
             sizes the output buffers and bounds reverse-mode memory.
         throw: raise :class:`ODESolveError` if the solve fails. Inside ``jit``
-            the error is raised when the compiled function runs, through
-            ``jax.debug.callback``, as a ``JaxRuntimeError`` that contains the
-            message. With ``throw=False`` check ``Solution.status``: a failed
-            solve returns ``nan`` at the unreached times.
+            the error is raised when the compiled function runs and uses
+            ``Solution.ts`` or ``Solution.ys``, through a host callback, as a
+            ``JaxRuntimeError`` (a ``ValueError`` from later calls of the
+            same compiled function) that contains the message. With
+            ``throw=False`` check ``Solution.status``: a failed solve returns
+            ``nan`` at the unreached times.
         events: an :class:`Event` or a list of them. A terminal event stops
             the solve at its crossing (``Solution.event_time``,
             ``event_index``, ``event_y``); every crossing is recorded in
@@ -298,7 +300,9 @@ def solve(
         progress_bar.close(final_t)
 
     if throw:
-        raise_if_failed(status, state["t"], t1, state["num_steps"])
+        checked = raise_if_failed(status, state["t"], t1, state["num_steps"])
+        if checked is not None:
+            solution = depend_on_check(solution, checked)
     return solution
 
 
