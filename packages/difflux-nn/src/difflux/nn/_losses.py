@@ -268,9 +268,9 @@ def logit_cross_entropy(
     if type(target) is np.ndarray and _is_integer(target) and not label_smoothing:
         # logsumexp(logits) - logits[target] per example: the values and
         # gradients of the general path below, bit for bit, in fewer NumPy
-        # operations. Other targets take the general path: XLA fuses its
-        # masked sum, where picking the entries costs a gather and a
-        # scatter, and under dx.vmap its comparison has a batching rule.
+        # operations. JAX and batched targets take the general path, because
+        # XLA fuses its masked sum (picking the entries would cost a gather
+        # and a scatter) and its comparison has a batching rule for dx.vmap.
         index = _class_index(logits, target, axis, "logit_cross_entropy")
         loss = dx.logsumexp(logits, axis=axis) - logits[index]
     else:
