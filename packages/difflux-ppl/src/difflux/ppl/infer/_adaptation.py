@@ -128,6 +128,25 @@ def backend_name(x: Any) -> str:
     return dx.backend_of(x) or "numpy"
 
 
+def to_backend(tree: Any, backend: str) -> Any:
+    """Return ``tree`` with every array leaf on ``backend``.
+
+    NumPy leaves move to JAX with ``jax.device_put``, which copies them and
+    compiles nothing, where ``jnp.asarray`` compiles a program per shape and
+    dtype (JAX 0.10).
+    """
+    if backend != "jax":
+        return dx.tree_map(lambda leaf: dx.asarray(leaf, backend=backend), tree)
+    import jax
+
+    def move(leaf: Any) -> Any:
+        if isinstance(leaf, np.ndarray | np.generic):
+            return jax.device_put(leaf)
+        return dx.asarray(leaf, backend="jax")
+
+    return dx.tree_map(move, tree)
+
+
 def mass_matrix_sqrt_of(inverse_mass_matrix: Any) -> Any:
     """Return the square root of ``M`` used to draw momenta: ``sqrt(1 / diag)`` or ``cholesky(inv(M^-1))``."""
     if inverse_mass_matrix.ndim == 1:

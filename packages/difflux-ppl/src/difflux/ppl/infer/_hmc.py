@@ -17,7 +17,7 @@ import numpy as np
 
 import difflux.core as dx
 
-from ._adaptation import AdaptState, WarmupAdapter, backend_name
+from ._adaptation import AdaptState, WarmupAdapter, backend_name, to_backend
 from ._integrator import (
     IntegratorState,
     kinetic_energy,
@@ -150,6 +150,8 @@ class HMC:
         self.unravel: Callable[[Any], Any] | None = None
         self._postprocess: Callable[[Any], Any] | None = None
         self._adapter: WarmupAdapter | None = None
+        # The backend of the run's arrays, set by setup.
+        self._backend = "numpy"
 
     # ----------------------------------------------------------------------
     # Set-up (Python side, once per run)
@@ -164,7 +166,11 @@ class HMC:
         model_args: tuple[Any, ...],
         model_kwargs: dict[str, Any],
     ) -> Any:
-        """Prepare the potential and warm-up for a run; return initial flat positions of shape ``(num_chains, dim)``."""
+        """Prepare the potential and warm-up for a run; return initial flat positions of shape ``(num_chains, dim)``.
+
+        The positions are on the backend of ``key`` (with a model) or of
+        ``init_params``.
+        """
         if self.model is not None:
             per_chain, flat_potential = self._initialize_model(
                 self.model, key, num_chains, init_params, model_args, model_kwargs
@@ -193,7 +199,8 @@ class HMC:
             dense_mass=self.dense_mass,
             target_accept_prob=self.target_accept_prob,
         )
-        return dx.stack([ravel_pytree(params)[0] for params in per_chain])
+        flat = np.stack([ravel_pytree(params)[0] for params in per_chain])
+        return to_backend(flat, self._backend)
 
     def _initialize_model(
         self,
@@ -209,6 +216,7 @@ class HMC:
         if init_params is not None:
             per_chain = self._split_chains(init_params, num_chains)
         else:
+            self._backend = backend_name(key)
             per_chain = self._find_initial_params(model, key, num_chains, model_args, model_kwargs)
         _, unravel = ravel_pytree(per_chain[0])
         self.unravel = unravel
@@ -223,45 +231,65 @@ class HMC:
         model_args: tuple[Any, ...],
         model_kwargs: dict[str, Any],
     ) -> list[Any]:
-        """Return one dict of unconstrained initial values per chain, found by ``initialize_model``.
+        """Return one dict of unconstrained initial values per chain (NumPy arrays), found by ``initialize_model``.
 
-        On JAX the search first runs on NumPy copies of the model's arguments:
-        ``initialize_model`` runs the model eagerly, and eager JAX compiles
-        every new operation, which takes seconds, against milliseconds on
-        NumPy. The values found move to JAX. A model that does not run on
-        NumPy is initialised on JAX.
+        On JAX, ``initialize_model`` would run the model eagerly, and eager
+        JAX compiles every new operation, which takes seconds. So the search
+        first runs on NumPy copies of the model's arguments, in milliseconds.
+        A model that does not run on NumPy (one that makes JAX arrays itself,
+        say) is searched with each try compiled as one program, and a model
+        that ``dx.jit`` cannot trace is searched eagerly on JAX.
         """
-        from ._util import initialize_model
+        from ._util import find_initial_params_compiled, initialize_model
 
         options = {} if self.init_strategy is None else {"init_strategy": self.init_strategy}
         keys = dx.random.split(key, num_chains)
-        if backend_name(keys) == "jax":
-            numpy_args, numpy_kwargs = dx.tree_map(_to_numpy, (model_args, model_kwargs))
-            try:
-                found = [
-                    initialize_model(
-                        dx.asarray(np.asarray(keys[c]), backend="numpy"), model, numpy_args, numpy_kwargs, **options
-                    ).params
-                    for c in range(num_chains)
-                ]
-                return [dx.tree_map(lambda v: dx.asarray(v, backend="jax"), params) for params in found]
-            except (TypeError, ValueError, AttributeError, RuntimeError):
-                pass  # the model needs JAX (or fails on NumPy): search on JAX, which reports any error itself
-        return [initialize_model(keys[c], model, model_args, model_kwargs, **options).params for c in range(num_chains)]
+        if backend_name(keys) != "jax":
+            return [
+                initialize_model(keys[c], model, model_args, model_kwargs, **options).params for c in range(num_chains)
+            ]
 
-    @staticmethod
-    def _split_chains(init_params: Any, num_chains: int) -> list[Any]:
+        host_keys = np.asarray(keys)
+        numpy_args, numpy_kwargs = dx.tree_map(_to_numpy, (model_args, model_kwargs))
+        try:
+            return [
+                initialize_model(host_keys[c], model, numpy_args, numpy_kwargs, **options).params
+                for c in range(num_chains)
+            ]
+        except (TypeError, ValueError, AttributeError, RuntimeError):
+            pass  # the model needs JAX (or fails on NumPy): search on JAX, which reports any error itself
+
+        jax_keys = [to_backend(host_key, "jax") for host_key in host_keys]
+        found: list[dict[str, Any] | None]
+        try:
+            found = find_initial_params_compiled(jax_keys, model, model_args, model_kwargs, **options)
+        except (TypeError, ValueError, AttributeError, RuntimeError, NotImplementedError, KeyError):
+            found = [None] * num_chains  # dx.jit cannot trace the model: the eager search runs it as it is
+        per_chain = []
+        for c, params in enumerate(found):
+            if params is None:
+                # No finite starting point, or no compiled search: search eagerly, which raises the diagnosis.
+                params = initialize_model(jax_keys[c], model, model_args, model_kwargs, **options).params
+            per_chain.append(dx.tree_map(_to_numpy, params))
+        return per_chain
+
+    def _split_chains(self, init_params: Any, num_chains: int) -> list[Any]:
+        """Return one parameter pytree per chain, as NumPy arrays, and record the backend of ``init_params``."""
+        leaves = dx.tree_leaves(init_params)
+        backends = [backend_name(leaf) for leaf in leaves if dx.is_array(leaf)]
+        self._backend = backends[0] if backends else dx.default_backend()
+        # NumPy copies: indexing and raveling JAX arrays eagerly would compile each operation.
+        init_params = dx.tree_map(np.asarray, init_params)
         if num_chains == 1:
             return [init_params]
-        leaves = dx.tree_leaves(init_params)
-        for leaf in leaves:
-            shape = tuple(dx.asarray(leaf).shape)
+        for leaf in dx.tree_leaves(init_params):
+            shape = tuple(leaf.shape)
             if not shape or shape[0] != num_chains:
                 raise ValueError(
                     f"init_params for {num_chains} chains must have a leading axis of size {num_chains} "
                     f"on every leaf, got a leaf of shape {shape}"
                 )
-        return [dx.tree_map(lambda leaf, c=c: dx.asarray(leaf)[c], init_params) for c in range(num_chains)]
+        return [dx.tree_map(lambda leaf, c=c: leaf[c], init_params) for c in range(num_chains)]
 
     def postprocess(self, z: Any) -> Any:
         """Map one flat position to the values reported as samples (constrained sites and deterministics)."""

@@ -23,7 +23,7 @@ import numpy as np
 
 import difflux.core as dx
 
-from ._adaptation import backend_name
+from ._adaptation import backend_name, to_backend
 from ._hmc import HMC, HMCState
 
 _CHAIN_METHODS = ("sequential", "vectorized", "parallel")
@@ -124,7 +124,9 @@ class MCMC:
         # Seconds spent in warm-up (compilation included) and in sampling by the last run.
         self.warmup_time = 0.0
         self.sampling_time = 0.0
-        self._draws: dict[str, Any] | None = None
+        # Every iteration's values, warm-up included, as NumPy arrays of axes (chain, iteration, ...).
+        self._draws: dict[str, np.ndarray] | None = None
+        self._backend = "numpy"
         self._samples: Any = None
         self._extra_fields: tuple[str, ...] = ()
 
@@ -154,10 +156,17 @@ class MCMC:
 
         self.warmup_time = 0.0
         self.sampling_time = 0.0
-        key_setup, key_init = dx.random.split(rng_key)
+        # Keys and initial states are handled as NumPy copies, because on JAX each eager
+        # operation (unpacking a split, indexing, stacking) compiles a program of its own.
+        key_setup, key_init = to_backend(list(np.asarray(dx.random.split(rng_key))), backend_name(rng_key))
         z_init = self.sampler.setup(key_setup, self.num_warmup, self.num_chains, init_params, args, kwargs)
         backend = backend_name(z_init)
-        init_keys = dx.asarray(np.asarray(dx.random.split(key_init, self.num_chains)), backend=backend)
+        self._backend = backend
+        # Initial states only assemble arrays (the first iteration evaluates the potential),
+        # so they are built on NumPy and moved in one transfer.
+        host_keys = np.asarray(dx.random.split(key_init, self.num_chains))
+        host_z = np.asarray(z_init)
+        per_chain = [self.sampler.init_state(host_keys[c], host_z[c]) for c in range(self.num_chains)]
 
         total = self.num_warmup + self.num_samples
         chunk = self.chunk_size or (max(1, math.ceil(total / 20)) if self.progress_bar else total)
@@ -169,17 +178,14 @@ class MCMC:
         if self.chain_method == "sequential":
             states, draws = [], []
             for chain in range(self.num_chains):
-                state = self.sampler.init_state(init_keys[chain], z_init[chain])
+                state = to_backend(per_chain[chain], backend)
                 state, chain_draws = self._run_chunks(run_chunk, chunk, state, batched=False, label=f"chain {chain}")
                 states.append(state)
                 draws.append(chain_draws)
             self.last_state = dx.tree_map(lambda *leaves: dx.stack(leaves), *states)
-            self._draws = {name: dx.stack([d[name] for d in draws]) for name in draws[0]}
+            self._draws = {name: np.stack([d[name] for d in draws]) for name in draws[0]}
         else:
-            # Initial states only assemble arrays (the first iteration evaluates the
-            # potential), so they are built eagerly and stacked along the chain axis.
-            per_chain = [self.sampler.init_state(init_keys[c], z_init[c]) for c in range(self.num_chains)]
-            states = dx.tree_map(lambda *leaves: dx.stack(leaves), *per_chain)
+            states = to_backend(dx.tree_map(lambda *leaves: np.stack(leaves), *per_chain), backend)
             if self.chain_method == "parallel":
                 states = _shard_chains(states, self.num_chains)
             self.last_state, self._draws = self._run_chunks(run_chunk, chunk, states, batched=True, label="")
@@ -187,12 +193,13 @@ class MCMC:
 
     def _run_chunks(
         self, run_chunk: Callable[..., Any], chunk: int, state: Any, *, batched: bool, label: str
-    ) -> tuple[Any, dict[str, Any]]:
+    ) -> tuple[Any, dict[str, np.ndarray]]:
+        """Run every chunk from ``state``; return the final state and the draws as NumPy arrays."""
         total = self.num_warmup + self.num_samples
         backend = backend_name(state.z)
         bar = _progress_bar(total, label, self.num_warmup) if self.progress_bar else None
 
-        pieces: list[dict[str, Any]] = []
+        pieces: list[dict[str, np.ndarray]] = []
         start = 0
         while start < total:
             # No chunk straddles the end of warm-up, so each phase is timed on its own.
@@ -201,26 +208,30 @@ class MCMC:
             began = time.perf_counter()
             state, buffers = run_chunk(
                 state,
-                dx.asarray(start, dtype=dx.int32, backend=backend),
-                dx.asarray(length, dtype=dx.int32, backend=backend),
+                to_backend(np.int32(start), backend),
+                to_backend(np.int32(length), backend),
             )
-            np.asarray(buffers["i"])  # wait for the chunk: JAX runs asynchronously
+            # Copying to NumPy waits for the chunk (JAX runs asynchronously). Slicing and
+            # joining the copies compiles nothing, unlike eager JAX operations.
+            host = {name: np.asarray(buffer) for name, buffer in buffers.items()}
             elapsed = time.perf_counter() - began
             if start < self.num_warmup:
                 self.warmup_time += elapsed
             else:
                 self.sampling_time += elapsed
-            pieces.append({name: _take_first(buf, length, batched) for name, buf in buffers.items()})
+            pieces.append({name: values[:length] for name, values in host.items()})
             start += length
             if bar is not None:
                 bar.update(length)
                 if start >= self.num_warmup:
                     bar.set_description(f"{label} sample".strip())
-                bar.set_postfix(step_size=_mean_last(buffers["step_size"], length, batched))
+                bar.set_postfix(step_size=float(np.mean(host["step_size"][length - 1])))
         if bar is not None:
             bar.close()
-        axis = 1 if batched else 0
-        draws = {name: dx.concat([piece[name] for piece in pieces], axis=axis) for name in pieces[0]}
+        draws = {name: np.concatenate([piece[name] for piece in pieces]) for name in pieces[0]}
+        if batched:
+            # The chunks write iteration-major buffers; the host puts the chain axis first.
+            draws = {name: np.ascontiguousarray(np.moveaxis(values, 0, 1)) for name, values in draws.items()}
         return state, draws
 
     def _chunk_function(self, chunk: int, batched: bool) -> Callable[[Any, Any, Any], Any]:
@@ -232,7 +243,8 @@ class MCMC:
             return sampler.sample_at(state, i)
 
         def run_chunk(state: Any, start: Any, length: Any) -> Any:
-            axis_front = 1 if batched else 0
+            # Buffers of axes (iteration, chain, ...) when batched: moving the chain axis
+            # first here would add a transpose program per buffer to the compile time.
             buffers = dx.tree_map(
                 lambda leaf: dx.zeros((chunk, *leaf.shape), dtype=leaf.dtype, backend=backend_name(leaf)),
                 _collect(state),
@@ -244,10 +256,7 @@ class MCMC:
                 bufs = dx.tree_map(lambda b, v: dx.index_update(b, j, v), bufs, _collect(s))
                 return s, bufs
 
-            state, buffers = dx.fori_loop(0, length, body, (state, buffers))
-            if axis_front:
-                buffers = dx.tree_map(lambda b: dx.moveaxis(b, 0, 1), buffers)
-            return state, buffers
+            return dx.fori_loop(0, length, body, (state, buffers))
 
         return run_chunk
 
@@ -255,9 +264,15 @@ class MCMC:
     # Results
     # ----------------------------------------------------------------------
 
-    def _kept(self, values: Any) -> Any:
-        """Drop warm-up and thin: ``values`` has axes ``(chain, iteration, ...)``."""
-        return values[:, self.num_warmup :: self.thinning]
+    def _kept(self, values: np.ndarray, group_by_chain: bool = True) -> Any:
+        """Drop warm-up and thin ``values`` of axes ``(chain, iteration, ...)``; return them on the run's backend.
+
+        With ``group_by_chain=False`` the chain and draw axes are merged into one.
+        """
+        draws = values[:, self.num_warmup :: self.thinning]
+        if not group_by_chain:
+            draws = draws.reshape((-1,) + draws.shape[2:])
+        return to_backend(draws, self._backend)
 
     def get_samples(self, group_by_chain: bool = False) -> Any:
         """Return the draws: a pytree like the parameters, each leaf ``(num_chains * draws, ...)``.
@@ -269,24 +284,28 @@ class MCMC:
         if self._draws is None:
             raise RuntimeError("MCMC.get_samples: no draws yet; call MCMC.run first")
         if self._samples is None:
-            z = self._kept(self._draws["z"])
-            num_chains, num_draws = z.shape[0], z.shape[1]
-            flat = dx.reshape(z, (num_chains * num_draws, z.shape[2]))
-            samples = dx.jit(dx.vmap(self.sampler.postprocess))(flat)
-            self._samples = dx.tree_map(lambda x: dx.reshape(x, (num_chains, num_draws) + tuple(x.shape[1:])), samples)
-        if group_by_chain:
-            return self._samples
-        return dx.tree_map(lambda x: dx.reshape(x, (-1,) + tuple(x.shape[2:])), self._samples)
+            z = self._draws["z"]
+            num_chains, num_draws = z.shape[0], len(range(self.num_warmup, z.shape[1], self.thinning))
+            postprocess = dx.vmap(self.sampler.postprocess)
+
+            def constrain(flat: Any) -> tuple[Any, Any]:
+                # One compiled call returns both shapes, because reshaping eagerly on JAX compiles too.
+                samples = postprocess(flat)
+                by_chain = dx.tree_map(lambda x: dx.reshape(x, (num_chains, num_draws) + tuple(x.shape[1:])), samples)
+                return samples, by_chain
+
+            self._samples = dx.jit(constrain)(self._kept(z, group_by_chain=False))
+        samples, by_chain = self._samples
+        return by_chain if group_by_chain else samples
 
     def get_extra_fields(self, group_by_chain: bool = False) -> dict[str, Any]:
         """Return the per-draw statistics requested in ``run(extra_fields=...)``."""
         if self._draws is None:
             raise RuntimeError("MCMC.get_extra_fields: no draws yet; call MCMC.run first")
-        fields = {}
-        for name in self._extra_fields:
-            values = self._kept(self._draws["step_size" if name == "adapt_state.step_size" else name])
-            fields[name] = values if group_by_chain else dx.reshape(values, (-1,) + tuple(values.shape[2:]))
-        return fields
+        return {
+            name: self._kept(self._draws["step_size" if name == "adapt_state.step_size" else name], group_by_chain)
+            for name in self._extra_fields
+        }
 
     def sampler_stats(self) -> dict[str, Any]:
         """Return every recorded per-draw statistic of the kept draws, each of shape ``(num_chains, draws)``."""
@@ -305,15 +324,6 @@ class MCMC:
         from .._summary import summary
 
         summary(self.get_samples(group_by_chain=True), prob=prob, divergences=self.divergences())
-
-
-def _take_first(buffer: Any, length: int, batched: bool) -> Any:
-    return buffer[:, :length] if batched else buffer[:length]
-
-
-def _mean_last(values: Any, length: int, batched: bool) -> float:
-    last = values[:, length - 1] if batched else values[length - 1]
-    return float(np.mean(np.asarray(last)))
 
 
 def _progress_bar(total: int, label: str, num_warmup: int) -> Any:

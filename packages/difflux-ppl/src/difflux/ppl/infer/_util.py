@@ -286,13 +286,9 @@ def initialize_model(
     # log(0) or overflow at a bad starting point are silenced while trying.
     with backend_scope(key), np.errstate(all="ignore"):
         for _ in range(max_tries):
-            key, key_try = dx.random.split(key)
-            seeded = seed(model, rng_seed=key_try)
-            runnable = substitute(seeded, substitute_fn=init_strategy)
-            model_trace = trace(runnable).get_trace(*model_args, **model_kwargs)
-            params = _unconstrained_params(model_trace)
-
-            energy, grads = value_and_grad(params)
+            key, model_trace, params, energy, grads = _try_initial_point(
+                key, model, model_args, model_kwargs, init_strategy, value_and_grad
+            )
             if _all_finite(energy) and all(_all_finite(g) for g in grads.values()):
                 return ModelInfo(params, potential_fn, postprocess_fn, model_trace)
             bad_sites = _diagnose(model_trace, params, grads)
@@ -303,6 +299,77 @@ def initialize_model(
         f"(last try: {details}). Check the priors and data of those sites, or choose an init_strategy such "
         "as init_to_median or init_to_value(values=...) that starts inside the support."
     )
+
+
+def _try_initial_point(
+    key: Any,
+    model: Callable[..., Any],
+    model_args: tuple[Any, ...],
+    model_kwargs: dict[str, Any],
+    init_strategy: Callable[[Message], Any],
+    value_and_grad: Callable[[dict[str, Any]], tuple[Any, Any]],
+) -> tuple[Any, OrderedDict[str, Message], dict[str, Any], Any, Any]:
+    """Run one try of ``initialize_model``.
+
+    Returns the key for the next try, the model's trace, the unconstrained
+    values and the potential with its gradient there.
+    """
+    key, key_try = dx.random.split(key)
+    seeded = seed(model, rng_seed=key_try)
+    runnable = substitute(seeded, substitute_fn=init_strategy)
+    model_trace = trace(runnable).get_trace(*model_args, **model_kwargs)
+    params = _unconstrained_params(model_trace)
+    energy, grads = value_and_grad(params)
+    return key, model_trace, params, energy, grads
+
+
+def find_initial_params_compiled(
+    keys: list[Any],
+    model: Callable[..., Any],
+    model_args: tuple[Any, ...] = (),
+    model_kwargs: dict[str, Any] | None = None,
+    init_strategy: Callable[[Message], Any] = init_to_uniform,
+    max_tries: int = 100,
+) -> list[dict[str, Any] | None]:
+    """Find a starting point per JAX key as ``initialize_model`` does, with each try compiled by ``dx.jit``.
+
+    Eager JAX compiles every new operation on first use, so an eager search
+    through the model, its gradient and the init strategy costs seconds.
+    Here one try is one compiled program, which every key and every try
+    reuses. The keys and the values found are those of ``initialize_model``
+    called with the same key. The model must be traceable by ``dx.jit``:
+    tracing raises otherwise, and the caller can fall back to
+    ``initialize_model``.
+
+    Returns:
+        One dict of unconstrained values (JAX arrays) per key. A key whose
+        ``max_tries`` tries found no finite potential and gradient gets
+        ``None``, and ``initialize_model`` with that key names the sites at
+        fault.
+    """
+    model_kwargs = dict(model_kwargs or {})
+
+    def attempt(key: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, dict[str, Any], Any]:
+        value_and_grad = dx.value_and_grad(functools.partial(potential_energy, model, args, kwargs))
+        with backend_scope(key):
+            key, _, params, energy, grads = _try_initial_point(key, model, args, kwargs, init_strategy, value_and_grad)
+            finite = dx.all(dx.isfinite(energy))
+            for grad in grads.values():
+                finite = finite & dx.all(dx.isfinite(grad))
+        return key, params, finite
+
+    # The model's arguments are traced, not baked into the program as constants.
+    compiled = dx.jit(attempt)
+    found: list[dict[str, Any] | None] = []
+    for key in keys:
+        params: dict[str, Any] | None = None
+        for _ in range(max_tries):
+            key, candidate, finite = compiled(key, model_args, model_kwargs)
+            if bool(finite):
+                params = candidate
+                break
+        found.append(params)
+    return found
 
 
 def _unconstrained_params(model_trace: dict[str, Message]) -> dict[str, Any]:
