@@ -137,7 +137,7 @@ def test_print_summary_counts_divergences(capsys: pytest.CaptureFixture[str]) ->
     mcmc.print_summary()
     out = capsys.readouterr().out
     assert "x[1,1]" in out
-    assert "Number of divergences: 0" in out
+    assert f"Number of divergences: {int(np.sum(mcmc.divergences()))}" in out
     assert "r_hat" in out
 
 

@@ -165,15 +165,18 @@ class NUTS(HMC):
         return Transition(t.proposal, t.proposal_energy, t.num_proposals, accept_prob, t.diverging)
 
     def _double(self, t: _Trajectory, energy_start: Any, step_size: Any, inverse_mass_matrix: Any) -> _Trajectory:
-        key, key_direction, key_subtree, key_merge = dx.random.split(t.key, 4)
-        forward = dx.random.bernoulli(key_direction)
+        # One split gives the next key, the subtree's key and the bits of two draws: the
+        # direction and the uniform of the biased progressive sampling below. Each random
+        # function would add a threefry program to the compiled code.
+        key, key_subtree, bits_merge, bits_direction = dx.random.split(t.key, 4)
+        forward = bits_direction[0] < 2**31
         direction = dx.where(forward, 1.0, -1.0)
         edge = _select(forward, t.right, t.left)
         sub = self._build_subtree(edge, t.size, direction * step_size, energy_start, inverse_mass_matrix, key_subtree)
 
         # Biased progressive sampling: prefer the new subtree's point.
         valid = ~sub.turning & ~sub.diverging
-        uniform = dx.random.uniform(key_merge, (), dtype=energy_start.dtype)
+        uniform = _uniform_from_bits(bits_merge, energy_start.dtype)
         take = valid & (dx.log(uniform) < sub.log_weight - t.log_weight)
         proposal = _select(take, sub.proposal, t.proposal)
         proposal_energy = dx.where(take, sub.proposal_energy, t.proposal_energy)
@@ -219,7 +222,14 @@ class NUTS(HMC):
             return (s.num_leaves < size) & ~s.turning & ~s.diverging
 
         def add_leaf(s: _Subtree) -> _Subtree:
-            key, key_accept = dx.random.split(s.key)
+            # A step into the tails may overflow or divide by zero (a constraining transform
+            # saturates, say). Its infinite or NaN energy marks the transition divergent, so
+            # NumPy's floating-point warnings carry no information here.
+            with np.errstate(all="ignore"):
+                return grow(s)
+
+        def grow(s: _Subtree) -> _Subtree:
+            key, bits = dx.random.split(s.key)
             leaf = leapfrog(s.leaf, signed_step_size, inverse_mass_matrix, potential_and_grad)
             energy = leaf.potential_energy + kinetic_energy(leaf.r, inverse_mass_matrix)
             delta = _nan_to_inf(energy - energy_start)
@@ -227,7 +237,7 @@ class NUTS(HMC):
             log_weight = dx.logaddexp(s.log_weight, log_weight_leaf)
 
             # Uniform progressive sampling inside the subtree.
-            uniform = dx.random.uniform(key_accept, (), dtype=energy_start.dtype)
+            uniform = _uniform_from_bits(bits, energy_start.dtype)
             take = dx.log(uniform) < log_weight_leaf - log_weight
             proposal = _select(take, leaf, s.proposal)
             proposal_energy = dx.where(take, energy, s.proposal_energy)
@@ -274,6 +284,21 @@ class NUTS(HMC):
             key=key,
         )
         return dx.while_loop(keep_going, add_leaf, first, max_steps=2 ** (depth - 1))
+
+
+def _uniform_from_bits(words: Any, dtype: Any) -> Any:
+    """Map two uniformly random ``uint32`` words to a uniform value on ``[0, 1]``.
+
+    A key from ``dx.random.split`` is such a pair of words: threefry output
+    on JAX and SeedSequence output on NumPy. So the sampler turns a split
+    key into a uniform, where ``dx.random.uniform`` would hash it again.
+    Rounding gives exactly 1 with probability about ``2^-54`` in float64.
+    The callers' test ``log(u) < x`` with ``x <= 0`` then rejects, as it
+    should at the top of the range.
+    """
+    high = dx.astype(words[0], dtype)
+    low = dx.astype(words[1], dtype)
+    return (high + low * 2.0**-32) * 2.0**-32
 
 
 def velocity_rows(rows: Any, inverse_mass_matrix: Any) -> Any:
