@@ -190,4 +190,7 @@ CASES += [
     Case("matmul_vector_matrix", lambda x, y: dx.matmul(x, y), uniform((3,), (3, 2))),
     Case("matmul_matrix_vector", lambda x, y: dx.matmul(x, y), uniform((2, 3), (3,))),
     Case("matmul_batched", lambda x, y: dx.matmul(x, y), uniform((2, 1, 3, 2), (4, 2, 2))),
+    Case("linear", lambda x, w, b: dx.linear(x, w, b), uniform((4, 3), (2, 3), (2,))),
+    Case("linear_vector", lambda x, w, b: dx.tanh(dx.linear(x, w, b)), uniform((3,), (2, 3), (2,))),
+    Case("linear_leading_axes", lambda x, w, b: dx.linear(x, w, b) ** 2, uniform((2, 3, 4), (5, 4), (5,))),
 ]

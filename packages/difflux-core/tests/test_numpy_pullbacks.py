@@ -64,6 +64,15 @@ CASES = [
     ("where both arrays", ew.where_p, (_normal(3, 4) > 0, _normal(3, 4), _normal(3, 4)), {}),
     ("where broadcast", ew.where_p, (_normal(3, 4) > 0, _normal(4), _normal(3, 1)), {}),
     ("where float32", ew.where_p, (_normal(5) > 0, _normal(5, dtype=np.float32), _normal(5, dtype=np.float32)), {}),
+    ("linear matrix", mm.linear_p, (_normal(5, 3), _normal(4, 3), _normal(4)), {}),
+    ("linear vector", mm.linear_p, (_normal(3), _normal(4, 3), _normal(4)), {}),
+    ("linear leading axes", mm.linear_p, (_normal(2, 5, 3), _normal(4, 3), _normal(4)), {}),
+    (
+        "linear float32",
+        mm.linear_p,
+        (_normal(5, 3, dtype=np.float32), _normal(4, 3, dtype=np.float32), _normal(4, dtype=np.float32)),
+        {},
+    ),
     ("matmul matrices", mm.matmul_p, (_normal(5, 3), _normal(3, 2)), {}),
     ("matmul batch broadcast", mm.matmul_p, (_normal(3, 4), _normal(2, 4, 5)), {}),
     ("matmul vector", mm.matmul_p, (_normal(3, 4), _normal(4)), {}),
@@ -114,6 +123,7 @@ def test_primitives_with_numpy_pullbacks_cover_cases():
         shp.permute_dims_p,
         shp.getitem_p,
         mm.matmul_p,
+        mm.linear_p,
         red.sum_p,
     ):
         assert prim.numpy_pullbacks is not None, prim.name

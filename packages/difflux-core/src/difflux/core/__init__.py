@@ -147,7 +147,7 @@ from ._ops_elementwise import (
 from ._ops_extra import expit, log_sigmoid, log_softmax, logit, relu, segment_sum, sigmoid, softmax, softplus
 from ._ops_index import at, index_add, index_update
 from ._ops_manipulation import concat, flip, moveaxis, repeat, roll, stack, tile, tril, triu, unstack
-from ._ops_matmul import matmul, tensordot, vecdot
+from ._ops_matmul import linear, matmul, tensordot, vecdot
 from ._ops_patches import extract_patches, fold_patches
 from ._ops_pool import avg_pool, max_pool
 from ._ops_reduction import (

@@ -297,6 +297,31 @@ def _matmul(prim: Primitive, values: list[Any], batched: list[bool], params: dic
     return out
 
 
+def _linear(prim: Primitive, values: list[Any], batched: list[bool], params: dict[str, Any]) -> Any:
+    """``x @ weight.T + bias`` with a batch axis on any operand."""
+    from ._ops_matmul import matmul
+    from ._ops_shape import permute_dims, reshape
+
+    (x, weight, bias), (x_batched, weight_batched, bias_batched) = values, batched
+    if not weight_batched and not bias_batched:
+        # linear maps every leading axis of x alike, the batch axis included.
+        return prim(x, weight, bias, **params)
+    x_shape = shape_of(x)
+    # The leading axes of one example of x, between its batch axis and its features.
+    lead = x_shape[1:-1] if x_batched else x_shape[:-1]
+    if weight_batched:
+        size, out_features, in_features = shape_of(weight)
+        # Each example's rows of x times that example's weight, shape (B, rows, out).
+        rows = reshape(x, (size if x_batched else 1, -1, in_features))
+        y = reshape(matmul(rows, permute_dims(weight, (0, 2, 1))), (size, *lead, out_features))
+    else:
+        y = matmul(x, permute_dims(weight, (1, 0)))
+    if bias_batched:
+        size, out_features = shape_of(bias)
+        bias = reshape(bias, (size,) + (1,) * len(lead) + (out_features,))
+    return y + bias
+
+
 def _einsum(prim: Primitive, values: list[Any], batched: list[bool], params: dict[str, Any]) -> Any:
     """Give the batch axis an unused letter in the batched operands and in front of the output."""
     from ._ops_einsum import _fresh_letters
@@ -339,6 +364,7 @@ _SPECIAL_RULES: dict[tuple[str, str], Rule] = {
     ("_ops_shape", "getitem"): _getitem,
     ("_ops_manipulation", "concat"): _concat,
     ("_ops_matmul", "matmul"): _matmul,
+    ("_ops_matmul", "linear"): _linear,
     ("_ops_index", "index_add"): _index_update,
     ("_ops_index", "index_update"): _index_update,
     ("_ops_einsum", "einsum"): _einsum,
