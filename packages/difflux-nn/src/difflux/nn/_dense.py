@@ -81,9 +81,7 @@ class Dense(Layer):
     def __call__(self, x: Any, *, key: Any = None) -> Any:
         if x.ndim == 0 or x.shape[-1] != self.in_features:
             raise shape_error(self, f"inputs with {self.in_features} features on the last axis", x)
-        y = dx.matmul(x, dx.matrix_transpose(self.weight))
-        if self.bias is not None:
-            y = y + self.bias
+        y = dx.linear(x, self.weight, self.bias)
         return y if self.activation is identity else self.activation(y)
 
     def __repr__(self) -> str:
