@@ -166,6 +166,29 @@ def test_shape_change_retraces():
 
 
 @needs_jax
+def test_dtype_change_retraces():
+    counted = Counter(lambda v: v * 2)
+    jitted = dx.jit(counted)
+    single = jitted(dx.ones(3, dtype=dx.float32, backend="jax"))
+    double = jitted(dx.ones(3, dtype=dx.float64, backend="jax"))
+    jitted(dx.ones(3, dtype=dx.float32, backend="jax"))
+    assert counted.calls == 2
+    assert single.dtype == dx.float32
+    assert double.dtype == dx.float64
+
+
+@needs_jax
+def test_numpy_and_jax_leaves_share_an_entry():
+    counted = Counter(lambda v, w: dx.sum(v * dx.asarray(w, backend="jax")))
+    jitted = dx.jit(counted)
+    first = jitted(dx.ones(3, backend="jax"), np.ones(3))
+    second = jitted(dx.ones(3, backend="jax"), np.full(3, 2.0))
+    assert counted.calls == 1
+    assert float(first) == 3.0
+    assert float(second) == 6.0
+
+
+@needs_jax
 def test_module_static_field_change_retraces():
     counted = Counter(_loss)
     jitted = dx.jit(counted)

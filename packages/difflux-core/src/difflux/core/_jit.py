@@ -245,7 +245,14 @@ class JitFunction:
         if _STATIC not in kinds and not static_args and not static_kwargs:
             # Every leaf is an array, the common case: a shorter key, which
             # cannot equal a key of the general form below.
-            key: tuple[Any, ...] = (treedef, tuple([(leaf.shape, leaf.dtype) for leaf in leaves]))
+            if _NUMPY in kinds:
+                signature = tuple([(leaf.shape, leaf.dtype) for leaf in leaves])
+            else:
+                # Reading a JAX array's abstract value (shape, dtype and weak
+                # type) costs about a quarter of reading its shape and dtype
+                # properties. jax.jit compiles per weak type anyway.
+                signature = tuple([leaf.aval for leaf in leaves])
+            key: tuple[Any, ...] = (treedef, signature)
             entry = self._cache.get(key)
             if entry is None:
                 mask = (True,) * len(leaves)
