@@ -1,6 +1,7 @@
 """Neural-ODE gradient step: fit dy/dt = MLP(y) to a Lotka-Volterra trajectory.
 
-Usage: ``python benchmarks/bench_neural_ode.py [--quick]``
+Usage: ``python benchmarks/bench_neural_ode.py [--quick] [--clock wall|cpu] [--controller pi|i]
+[--adjoints checkpoint,backsolve]``
 
 The data are the Lotka-Volterra equations ``x' = 1.5 x - x y``,
 ``y' = x y - 3 y`` from ``(1, 1)`` at 100 times in ``[0, 10]`` (SciPy's
@@ -8,6 +9,11 @@ The data are the Lotka-Volterra equations ``x' = 1.5 x - x y``,
 float64; the loss is the mean squared error of its trajectory at those
 times, solved with Tsit5 at ``rtol = atol = 1e-6``. One gradient step is
 the loss and its gradient with respect to every weight and bias.
+
+Both libraries use the same step-size controller, so that they take about
+as many steps: by default the PI controller that is difflux's default
+(``beta1 = 0.7, beta2 = -0.4``, Diffrax's ``pcoeff = 0.4, icoeff = 0.3``),
+or with ``--controller i`` the I controller that is Diffrax's default.
 
 Two sets of weights: the seeded initial weights, whose vector field is slow
 and needs few steps, and the same weights with the last layer scaled until
@@ -22,6 +28,11 @@ BLAS, PyTorch and XLA on one thread each:
   ``odeint_adjoint`` on PyTorch CPU. torchdiffeq has no Tsit5, so it runs
   ``dopri5``, the other fifth-order pair, at the same tolerances;
 * difflux eagerly on NumPy, with both adjoints.
+
+The two compiled runs alternate with each other only. torchdiffeq and
+NumPy are timed on their own, because a call that takes tens of
+milliseconds in between evicts the compiled runs' data from the caches.
+torchdiffeq uses its own default controller.
 """
 
 from __future__ import annotations
@@ -44,13 +55,16 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _timing import time_interleaved, time_once  # noqa: E402
+from _timing import set_clock, time_interleaved, time_once  # noqa: E402
 
 SIZES = (2, 32, 32, 2)
 TS = np.linspace(0.0, 10.0, 100)
 TOLERANCE = 1e-6
 MAX_STEPS = 1024
 TARGET_STEPS = 100
+# The step-size controllers as (beta1, beta2) of the error ratios of the
+# current and the previous step (Soderlind's notation, as in difflux).
+CONTROLLERS = {"pi": (0.7, -0.4), "i": (1.0, 0.0)}
 
 
 # --------------------------------------------------------------------------
@@ -83,7 +97,22 @@ def scaled(params: list[tuple[np.ndarray, np.ndarray]], factor: float) -> list[t
     return [*hidden, (weight * factor, bias * factor)]
 
 
-def difflux_steps(params: list[tuple[np.ndarray, np.ndarray]]) -> int:
+def difflux_controller(controller: str) -> Any:
+    from difflux import ode
+
+    beta1, beta2 = CONTROLLERS[controller]
+    return ode.PIDController(beta1=beta1, beta2=beta2)
+
+
+def diffrax_controller(controller: str) -> Any:
+    import diffrax
+
+    # Diffrax's exponents: beta1 = pcoeff + icoeff and beta2 = -pcoeff.
+    beta1, beta2 = CONTROLLERS[controller]
+    return diffrax.PIDController(rtol=TOLERANCE, atol=TOLERANCE, pcoeff=-beta2, icoeff=beta1 + beta2)
+
+
+def difflux_steps(params: list[tuple[np.ndarray, np.ndarray]], controller: str) -> int:
     from difflux import ode
 
     y0 = np.array([1.0, 1.0])
@@ -96,18 +125,27 @@ def difflux_steps(params: list[tuple[np.ndarray, np.ndarray]]) -> int:
         saveat=ode.SaveAt(ts=TS),
         rtol=TOLERANCE,
         atol=TOLERANCE,
+        controller=difflux_controller(controller),
         max_steps=MAX_STEPS,
     )
     return int(sol.stats["num_steps"])
 
 
-def weights_for_steps(target: int) -> tuple[list[tuple[np.ndarray, np.ndarray]], float]:
+def diffrax_steps(params: list[tuple[np.ndarray, np.ndarray]], controller: str) -> int:
+    import jax
+
+    loss = diffrax_loss("checkpoint", controller, with_steps=True)
+    _, steps = jax.jit(loss)(*_jax_args(params, lotka_volterra_data()))
+    return int(steps)
+
+
+def weights_for_steps(target: int, controller: str) -> tuple[list[tuple[np.ndarray, np.ndarray]], float]:
     """Scale the last layer (bisection on a log scale) until the solve takes about ``target`` steps."""
     base = initial_weights()
     low, high = 1.0, 1024.0
     for _ in range(12):
         middle = np.sqrt(low * high)
-        if difflux_steps(scaled(base, middle)) < target:
+        if difflux_steps(scaled(base, middle), controller) < target:
             low = middle
         else:
             high = middle
@@ -130,7 +168,7 @@ def difflux_field(t: Any, y: Any, params: Any) -> Any:
     return h
 
 
-def difflux_loss(sensitivity: Any) -> Callable[..., Any]:
+def difflux_loss(sensitivity: Any, controller: str) -> Callable[..., Any]:
     import difflux.core as dx
     from difflux import ode
 
@@ -144,6 +182,7 @@ def difflux_loss(sensitivity: Any) -> Callable[..., Any]:
             saveat=ode.SaveAt(ts=TS),
             rtol=TOLERANCE,
             atol=TOLERANCE,
+            controller=difflux_controller(controller),
             max_steps=MAX_STEPS,
             sensitivity=sensitivity,
         )
@@ -152,9 +191,12 @@ def difflux_loss(sensitivity: Any) -> Callable[..., Any]:
     return loss
 
 
-def diffrax_loss(adjoint: Any) -> Callable[..., Any]:
+def diffrax_loss(adjoint: str, controller: str, with_steps: bool = False) -> Callable[..., Any]:
+    """Return the loss with Diffrax (``adjoint``: "checkpoint" or "backsolve"), and its number of steps if ``with_steps``."""
     import diffrax
     import jax.numpy as jnp
+
+    kind = diffrax.RecursiveCheckpointAdjoint() if adjoint == "checkpoint" else diffrax.BacksolveAdjoint()
 
     def field(t: Any, y: Any, params: Any) -> Any:
         h = y
@@ -174,11 +216,12 @@ def diffrax_loss(adjoint: Any) -> Callable[..., Any]:
             y0,
             params,
             saveat=diffrax.SaveAt(ts=jnp.asarray(TS)),
-            stepsize_controller=diffrax.PIDController(rtol=TOLERANCE, atol=TOLERANCE),
-            adjoint=adjoint,
+            stepsize_controller=diffrax_controller(controller),
+            adjoint=kind,
             max_steps=MAX_STEPS,
         )
-        return jnp.mean((sol.ys - data) ** 2)
+        value = jnp.mean((sol.ys - data) ** 2)
+        return (value, sol.stats["num_steps"]) if with_steps else value
 
     return loss
 
@@ -189,48 +232,54 @@ def _jax_args(params: Any, data: np.ndarray) -> tuple[Any, Any, Any]:
     return [(jnp.asarray(w), jnp.asarray(b)) for w, b in params], jnp.asarray([1.0, 1.0]), jnp.asarray(data)
 
 
-def compiled_step(library: str, adjoint: str) -> Callable[..., Any]:
+def compiled_step(library: str, adjoint: str, controller: str) -> Callable[..., Any]:
     """Return a fresh compiled ``value_and_grad`` of the loss (``adjoint``: "checkpoint" or "backsolve")."""
     if library == "diffrax":
-        import diffrax
         import jax
 
-        kind = diffrax.RecursiveCheckpointAdjoint() if adjoint == "checkpoint" else diffrax.BacksolveAdjoint()
-        return jax.jit(jax.value_and_grad(diffrax_loss(kind)))
+        return jax.jit(jax.value_and_grad(diffrax_loss(adjoint, controller)))
     import difflux.core as dx
     from difflux import ode
 
     kind = ode.RecursiveCheckpointAdjoint() if adjoint == "checkpoint" else ode.BacksolveAdjoint()
-    return dx.jit(dx.value_and_grad(difflux_loss(kind)))
+    return dx.jit(dx.value_and_grad(difflux_loss(kind, controller)))
 
 
-def make_compiled_run(library: str, adjoint: str, params: Any, data: np.ndarray) -> Callable[[], Any]:
+def make_compiled_run(library: str, adjoint: str, controller: str, params: Any, data: np.ndarray) -> Callable[[], Any]:
     import jax
 
     args = _jax_args(params, data)
-    step = compiled_step(library, adjoint)
+    step = compiled_step(library, adjoint, controller)
     jax.block_until_ready(step(*args))
     return lambda: jax.block_until_ready(step(*args))
 
 
-def compile_time(library: str, adjoint: str, params: Any, data: np.ndarray, run_time: float, repeats: int) -> float:
+def compile_time(
+    library: str, adjoint: str, controller: str, params: Any, data: np.ndarray, run_time: float, repeats: int
+) -> float:
     """Median over fresh functions of the first call (trace + compile + one run), less one run."""
     import jax
 
     args = _jax_args(params, data)
     times = []
     for _ in range(repeats):
-        step = compiled_step(library, adjoint)
+        step = compiled_step(library, adjoint, controller)
         times.append(time_once(lambda step=step: jax.block_until_ready(step(*args))))
     return statistics.median(times) - run_time
 
 
-def make_difflux_numpy(adjoint: str, params: Any, data: np.ndarray) -> Callable[[], Any]:
+def calls_per_round(runs: dict[str, Callable[[], Any]], minimum: int) -> int:
+    """Return how many calls make a timing round of the slowest run last about 50 ms, at least ``minimum``."""
+    slowest = max(time_once(run) for run in runs.values())
+    return max(minimum, min(100, round(0.05 / max(slowest, 1e-6))))
+
+
+def make_difflux_numpy(adjoint: str, controller: str, params: Any, data: np.ndarray) -> Callable[[], Any]:
     import difflux.core as dx
     from difflux import ode
 
     kind = ode.RecursiveCheckpointAdjoint() if adjoint == "checkpoint" else ode.BacksolveAdjoint()
-    step = dx.value_and_grad(difflux_loss(kind))
+    step = dx.value_and_grad(difflux_loss(kind, controller))
     y0 = np.array([1.0, 1.0])
     return lambda: step(params, y0, data)
 
@@ -271,7 +320,7 @@ def make_torch(adjoint: str, params: Any, data: np.ndarray) -> Callable[[], Any]
 
     def step() -> Any:
         field.zero_grad()
-        ys = solve(field, y0, ts, rtol=TOLERANCE, atol=TOLERANCE, method="dopri5")
+        ys: Any = solve(field, y0, ts, rtol=TOLERANCE, atol=TOLERANCE, method="dopri5")
         loss = torch.mean((ys - target) ** 2)
         loss.backward()
         return loss
@@ -284,32 +333,35 @@ def make_torch(adjoint: str, params: Any, data: np.ndarray) -> Callable[[], Any]
 # --------------------------------------------------------------------------
 
 
-def run(quick: bool) -> list[tuple[str, float, float]]:
+def run(quick: bool, controller: str, adjoints: list[str]) -> list[tuple[str, float, float]]:
     import jax
 
     jax.config.update("jax_enable_x64", True)
     data = lotka_volterra_data()
-    fast_weights, factor = weights_for_steps(TARGET_STEPS)
+    fast_weights, factor = weights_for_steps(TARGET_STEPS, controller)
     settings = {"initial weights": initial_weights(), f"last layer x{factor:.2f}": fast_weights}
     rounds, number = (3, 1) if quick else (9, 3)
     rows: list[tuple[str, float, float]] = []
     for label, params in settings.items():
-        print(f"{label}: difflux takes {difflux_steps(params)} steps", flush=True)
-        for adjoint in ("checkpoint", "backsolve"):
+        steps = difflux_steps(params, controller), diffrax_steps(params, controller)
+        print(f"{label}, {controller} controller: difflux takes {steps[0]} steps, Diffrax {steps[1]}", flush=True)
+        for adjoint in adjoints:
             kind = "RecursiveCheckpointAdjoint" if adjoint == "checkpoint" else "BacksolveAdjoint"
             torch_name = "odeint" if adjoint == "checkpoint" else "odeint_adjoint"
             runs = {
-                "difflux": make_compiled_run("difflux", adjoint, params, data),
-                "diffrax": make_compiled_run("diffrax", adjoint, params, data),
+                "difflux": make_compiled_run("difflux", adjoint, controller, params, data),
+                "diffrax": make_compiled_run("diffrax", adjoint, controller, params, data),
                 "torch": make_torch(adjoint, params, data),
-                "numpy": make_difflux_numpy(adjoint, params, data),
+                "numpy": make_difflux_numpy(adjoint, controller, params, data),
             }
-            best = time_interleaved(
-                {name: runs[name] for name in ("difflux", "diffrax", "torch")}, number=number, rounds=rounds
-            )
+            # The compiled pair alternates on its own (see the module docstring).
+            compiled = {name: runs[name] for name in ("difflux", "diffrax")}
+            best = time_interleaved(compiled, number=calls_per_round(compiled, number), rounds=rounds)
+            best["torch"] = time_interleaved({"torch": runs["torch"]}, number=number, rounds=rounds)["torch"]
             best["numpy"] = time_interleaved({"numpy": runs["numpy"]}, number=1, rounds=max(2, rounds // 3))["numpy"]
-            compile_difflux = compile_time("difflux", adjoint, params, data, best["difflux"], 1 if quick else 3)
-            compile_diffrax = compile_time("diffrax", adjoint, params, data, best["diffrax"], 1 if quick else 3)
+            repeats = 1 if quick else 3
+            compile_difflux = compile_time("difflux", adjoint, controller, params, data, best["difflux"], repeats)
+            compile_diffrax = compile_time("diffrax", adjoint, controller, params, data, best["diffrax"], repeats)
             rows += [
                 (f"{label}, {kind}: dx.jit / Diffrax jax.jit, run", best["difflux"], best["diffrax"]),
                 (f"{label}, {kind}: trace + compile, difflux / Diffrax", compile_difflux, compile_diffrax),
@@ -324,12 +376,34 @@ def run(quick: bool) -> list[tuple[str, float, float]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds (a smoke run, noisy numbers)")
+    parser.add_argument(
+        "--clock",
+        choices=("wall", "cpu"),
+        default="wall",
+        help="wall time, or the process's CPU time for a machine that other jobs load (default: wall)",
+    )
+    parser.add_argument(
+        "--controller",
+        choices=tuple(CONTROLLERS),
+        default="pi",
+        help="the step-size controller of both libraries: pi (difflux's default) or i (Diffrax's); default: pi",
+    )
+    parser.add_argument(
+        "--adjoints",
+        default="checkpoint,backsolve",
+        help="comma-separated adjoint kinds to time: checkpoint, backsolve (default: both)",
+    )
     args = parser.parse_args()
+    adjoints = args.adjoints.split(",")
+    unknown = sorted(set(adjoints) - {"checkpoint", "backsolve"})
+    if unknown:
+        parser.error(f"unknown adjoint kinds {unknown}; use checkpoint and/or backsolve")
+    set_clock(args.clock)
     print("| comparison | difflux | peer | ratio |")
     print("|---|---|---|---|")
-    run(args.quick)
+    run(args.quick, args.controller, adjoints)
 
 
 if __name__ == "__main__":
