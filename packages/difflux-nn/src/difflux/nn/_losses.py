@@ -91,8 +91,11 @@ def _check_class_axis(prediction: Any, name: str) -> None:
         raise ValueError(f"{name}: the prediction needs a class axis, got a scalar")
 
 
-def _index_mask(prediction: Any, target: Any, axis: int, name: str) -> Any:
-    """Return a boolean array of the prediction's shape, true at each example's class index in ``target``."""
+def _check_index_target(prediction: Any, target: Any, axis: int, name: str) -> tuple[tuple[int, ...], int, int]:
+    """Check that class-index ``target`` has the prediction's shape without ``axis``.
+
+    Returns the prediction's shape, the non-negative axis and the number of classes.
+    """
     shape = tuple(prediction.shape)
     axis = axis % len(shape)
     num_classes = shape[axis]
@@ -103,6 +106,12 @@ def _index_mask(prediction: Any, target: Any, axis: int, name: str) -> Any:
             f"axis {axis}, that is {expected}, got {tuple(target.shape)}. For one-hot targets pass floats "
             "of the prediction's shape."
         )
+    return shape, axis, num_classes
+
+
+def _index_mask(prediction: Any, target: Any, axis: int, name: str) -> Any:
+    """Return a boolean array of the prediction's shape, true at each example's class index in ``target``."""
+    shape, axis, num_classes = _check_index_target(prediction, target, axis, name)
     classes = dx.arange(num_classes, backend=backend_of(target))
     classes = dx.reshape(classes, (num_classes,) + (1,) * (len(shape) - 1 - axis))
     return dx.expand_dims(target, axis=axis) == classes
@@ -115,16 +124,7 @@ def _class_index(prediction: Any, target: np.ndarray, axis: int, name: str) -> t
         ValueError: for a target shape other than the prediction's without
             ``axis``, or for a class index outside ``[0, num_classes)``.
     """
-    shape = tuple(prediction.shape)
-    axis = axis % len(shape)
-    num_classes = shape[axis]
-    expected = shape[:axis] + shape[axis + 1 :]
-    if tuple(target.shape) != expected:
-        raise ValueError(
-            f"{name}: class-index targets must have the prediction's shape {shape} without the class "
-            f"axis {axis}, that is {expected}, got {tuple(target.shape)}. For one-hot targets pass floats "
-            "of the prediction's shape."
-        )
+    shape, axis, num_classes = _check_index_target(prediction, target, axis, name)
     if target.size:
         low, high = int(target.min()), int(target.max())
         if low < 0 or high >= num_classes:
@@ -140,7 +140,7 @@ def _class_index(prediction: Any, target: np.ndarray, axis: int, name: str) -> t
             index.append(target)
             continue
         position = dim if dim < axis else dim - 1
-        index.append(np.arange(size).reshape((1,) * position + (size,) + (1,) * (len(expected) - position - 1)))
+        index.append(np.arange(size).reshape((1,) * position + (size,) + (1,) * (len(shape) - 1 - position - 1)))
     return tuple(index)
 
 
