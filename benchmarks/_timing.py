@@ -9,6 +9,7 @@ Python's ``timeit`` documentation recommends.
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import time
 from collections.abc import Callable
@@ -20,6 +21,16 @@ from typing import Any
 # machine that other jobs load. It also leaves out time spent waiting, which
 # these in-memory workloads with one thread per library hardly do.
 _clock: Callable[[], float] = time.perf_counter
+
+
+def add_clock_argument(parser: argparse.ArgumentParser) -> None:
+    """Add the ``--clock wall|cpu`` option that a benchmark script passes to :func:`set_clock`."""
+    parser.add_argument(
+        "--clock",
+        choices=("wall", "cpu"),
+        default="wall",
+        help="wall time, or the process's CPU time for a machine that other jobs load (default: wall)",
+    )
 
 
 def set_clock(name: str) -> None:

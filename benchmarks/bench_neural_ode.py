@@ -55,7 +55,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _timing import set_clock, time_interleaved, time_once  # noqa: E402
+from _timing import add_clock_argument, set_clock, time_interleaved, time_once  # noqa: E402
 
 SIZES = (2, 32, 32, 2)
 TS = np.linspace(0.0, 10.0, 100)
@@ -378,12 +378,7 @@ def run(quick: bool, controller: str, adjoints: list[str]) -> list[tuple[str, fl
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds (a smoke run, noisy numbers)")
-    parser.add_argument(
-        "--clock",
-        choices=("wall", "cpu"),
-        default="wall",
-        help="wall time, or the process's CPU time for a machine that other jobs load (default: wall)",
-    )
+    add_clock_argument(parser)
     parser.add_argument(
         "--controller",
         choices=tuple(CONTROLLERS),

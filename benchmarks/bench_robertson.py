@@ -38,7 +38,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _timing import set_clock, time_interleaved, time_once  # noqa: E402
+from _timing import add_clock_argument, set_clock, time_interleaved, time_once  # noqa: E402
 
 RATES = np.array([0.04, 3e7, 1e4])
 Y0 = np.array([1.0, 0.0, 0.0])
@@ -197,12 +197,7 @@ def time_eager(rounds: int) -> tuple[list[tuple[str, float, Any]], dict[str, flo
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds (a smoke run, noisy numbers)")
-    parser.add_argument(
-        "--clock",
-        choices=("wall", "cpu"),
-        default="wall",
-        help="wall time, or the process's CPU time for a machine that other jobs load (default: wall)",
-    )
+    add_clock_argument(parser)
     parser.add_argument(
         "--numpy-only", action="store_true", help="time only the eager NumPy rows against SciPy (no JAX, no Diffrax)"
     )

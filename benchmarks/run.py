@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import bench_adam  # noqa: E402
 import bench_chain  # noqa: E402
 import bench_mlp  # noqa: E402
-from _timing import set_clock, time_interleaved  # noqa: E402
+from _timing import add_clock_argument, set_clock, time_interleaved  # noqa: E402
 
 
 def _version(package: str) -> str:
@@ -56,12 +56,7 @@ def main() -> None:
     parser.add_argument(
         "--only", default="mlp,chain,adam", help="comma-separated workloads to run (default: mlp,chain,adam)"
     )
-    parser.add_argument(
-        "--clock",
-        choices=("wall", "cpu"),
-        default="wall",
-        help="wall time, or the process's CPU time for a machine that other jobs load (default: wall)",
-    )
+    add_clock_argument(parser)
     args = parser.parse_args()
     set_clock(args.clock)
     workloads = set(args.only.split(","))
