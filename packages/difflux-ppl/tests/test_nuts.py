@@ -113,8 +113,8 @@ def test_funnel_reports_divergences(backend: str) -> None:
         y, x = z[0], z[1:]
         return y**2 / 18.0 + 0.5 * dx.sum(x**2) * dx.exp(-y) + 0.5 * (z.shape[0] - 1) * y
 
-    # A fixed step of 1 is stable where the scale of x, exp(y / 2), is near 1 and diverges in
-    # the neck (y below about -2), which the chains soon reach: each of 13 seeds tried gave
+    # A fixed step of 1 is stable where the scale of x, exp(y / 2), is near 1. It diverges in
+    # the neck (y below about -2), which the chains soon reach, and each of 13 seeds tried gave
     # over 70 divergences. Adapting the step would make divergences rare and seed-dependent.
     mcmc = run_nuts(
         backend,

@@ -290,7 +290,11 @@ def _newton_numpy(
         scaled = step / scale
         # np.mean is add.reduce divided by the count, without its argument handling.
         norm = sqrt(scalar(np.add.reduce(scaled * scaled)) / size)
-        theta = norm / (previous_norm if previous_norm > 1e-300 else 1e-300) if iterations > 0 else scalar(0.0)
+        # theta, the contraction rate, needs a previous iteration.
+        theta = scalar(0.0)
+        if iterations > 0:
+            # Not max(), which returns NaN for a NaN previous norm where this gives the floor.
+            theta = norm / (previous_norm if previous_norm > 1e-300 else 1e-300)
         iterations += 1
         small = norm <= 1e-3 * kappa
         fast = iterations > 1 and theta < 1.0 and theta / (1.0 - min(theta, 0.999)) * norm <= kappa
