@@ -84,6 +84,32 @@ def test_split_streams_are_independent(backend):
     assert abs(np.corrcoef(a, parent)[0, 1]) < 5 / np.sqrt(N)
 
 
+@needs_jax
+@pytest.mark.parametrize("partitionable", [True, False])
+def test_eager_jax_split_matches_jax_bit_for_bit(partitionable):
+    # An eager split of a concrete JAX key is computed in NumPy (no program to compile);
+    # the oracle is jax.random.split itself, inside dx.jit and eagerly.
+    import jax
+
+    from difflux.core.random import _threefry_split_on_host
+
+    previous = jax.config.jax_threefry_partitionable  # pyright: ignore[reportAttributeAccessIssue]
+    jax.config.update("jax_threefry_partitionable", partitionable)
+    try:
+        for seed in (0, 7, 2**31 + 5):
+            k = dx.random.key(seed, backend="jax")
+            # The NumPy path serves the default setting; the other one goes through JAX.
+            assert (_threefry_split_on_host(k, 2) is not None) == partitionable
+            for num in (1, 2, 3, 4, 9):
+                expected = np.asarray(jax.random.key_data(jax.random.split(jax.random.wrap_key_data(k), num)))
+                keys = dx.random.split(k, num)
+                assert isinstance(keys, jax.Array)
+                np.testing.assert_array_equal(_np(keys), expected)
+                np.testing.assert_array_equal(_np(dx.jit(lambda key, n=num: dx.random.split(key, n))(k)), expected)
+    finally:
+        jax.config.update("jax_threefry_partitionable", previous)
+
+
 def test_fold_in_gives_distinct_keys(backend):
     k = _key(backend)
     folded = [tuple(_np(dx.random.fold_in(k, i))) for i in range(5)]

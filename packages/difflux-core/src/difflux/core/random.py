@@ -165,6 +165,54 @@ def _numpy_child_keys(k: np.ndarray, request: tuple[int, int], count: int) -> np
     return sequence.generate_state(2 * count, np.uint32).reshape(count, 2)
 
 
+_THREEFRY_ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
+
+
+def threefry2x32(key: np.ndarray, x1: np.ndarray, x2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Apply the Threefry-2x32 block cipher (20 rounds) to the word pairs ``(x1, x2)`` under ``key``.
+
+    Salmon, Moraes, Dror and Shaw, "Parallel random numbers: as easy as
+    1, 2, 3" (SC 2011), as JAX's ``threefry2x32`` computes it, in NumPy.
+    """
+    with np.errstate(over="ignore"):
+        k1, k2 = np.uint32(key[0]), np.uint32(key[1])
+        schedule = (k1, k2, k1 ^ k2 ^ np.uint32(0x1BD11BDA))
+        x = [np.asarray(x1, dtype=np.uint32) + schedule[0], np.asarray(x2, dtype=np.uint32) + schedule[1]]
+        for block in range(5):
+            for rotation in _THREEFRY_ROTATIONS[block % 2]:
+                x[0] = x[0] + x[1]
+                x[1] = (x[1] << np.uint32(rotation)) | (x[1] >> np.uint32(32 - rotation))
+                x[1] = x[0] ^ x[1]
+            x[0] = x[0] + schedule[(block + 1) % 3]
+            x[1] = x[1] + schedule[(block + 2) % 3] + np.uint32(block + 1)
+    return x[0], x[1]
+
+
+def _threefry_split_on_host(value: Any, num: int) -> np.ndarray | None:
+    """Return ``jax.random.split`` of a concrete raw JAX key, computed in NumPy; ``None`` where it cannot.
+
+    Eager JAX compiles a program for each new operation, about 0.2 s for a
+    split, so the set-up code of a compiled run (MCMC's chains, say) would
+    pay that before its own compilation. The keys are JAX's bit for bit:
+    the default threefry implementation with partitionable splitting (the
+    default since JAX 0.5) counts ``i = 0 .. num - 1`` as the word pairs
+    ``(0, i)``. Traced keys, typed keys and other settings return ``None``
+    and go through JAX.
+    """
+    jax = jax_module()
+    if (
+        not isinstance(value, jax.Array)
+        or isinstance(value, jax.core.Tracer)
+        or value.shape != (2,)
+        or value.dtype != np.uint32
+        or not jax.config.jax_threefry_partitionable
+        or jax.config.jax_default_prng_impl != "threefry2x32"
+    ):
+        return None
+    bits1, bits2 = threefry2x32(np.asarray(value), np.zeros(num, dtype=np.uint32), np.arange(num, dtype=np.uint32))
+    return np.stack([bits1, bits2], axis=1)
+
+
 @_per_key
 def split(k: Any, num: int = 2) -> Any:
     """Derive ``num`` new independent keys from ``k``; returns an array of shape ``(num, 2)``.
@@ -183,6 +231,9 @@ def split(k: Any, num: int = 2) -> Any:
     backend, unpacked = _unpack(k, "split")
     if backend == "jax":
         jax = jax_module()
+        host = _threefry_split_on_host(value_of(k), num)
+        if host is not None:
+            return jax.device_put(host)
         keys = jax.random.split(unpacked, num)
         return keys if _is_typed(k) else jax.random.key_data(keys)
     return _numpy_child_keys(unpacked, (_SPLIT, num), num)
