@@ -147,6 +147,13 @@ def to_backend(tree: Any, backend: str) -> Any:
     return dx.tree_map(move, tree)
 
 
+def scale_momentum(noise: Any, mass_matrix_sqrt: Any) -> Any:
+    """Turn standard normal ``noise`` into a momentum ``r ~ Normal(0, M)``, as ``sample_momentum`` does."""
+    if mass_matrix_sqrt.ndim < 2:
+        return mass_matrix_sqrt * noise
+    return dx.matmul(mass_matrix_sqrt, noise)
+
+
 def mass_matrix_sqrt_of(inverse_mass_matrix: Any) -> Any:
     """Return the square root of ``M`` used to draw momenta: ``sqrt(1 / diag)`` or ``cholesky(inv(M^-1))``."""
     if inverse_mass_matrix.ndim == 1:
@@ -167,14 +174,18 @@ def find_reasonable_step_size(
     mass_matrix_sqrt: Any,
     potential_and_grad: Callable[[Any], tuple[Any, Any]],
     max_steps: int = 100,
+    *,
+    momentum: Any = None,
 ) -> Any:
     """Double or halve ``step_size`` until one leapfrog step's acceptance ratio crosses 1/2.
 
     Hoffman & Gelman (2014), algorithm 4. A step that produces a non-finite
     energy counts as rejected, so the search halves away from it. The search
     stops after ``max_steps`` changes (a flat density would double forever).
+    The momentum is drawn from ``key``, unless ``momentum`` gives it (``key``
+    is then unused).
     """
-    r = sample_momentum(key, mass_matrix_sqrt, state.z)
+    r = sample_momentum(key, mass_matrix_sqrt, state.z) if momentum is None else momentum
     start = IntegratorState(state.z, r, state.potential_energy, state.z_grad)
     energy = state.potential_energy + kinetic_energy(r, inverse_mass_matrix)
 
@@ -299,11 +310,14 @@ class WarmupAdapter:
         self,
         i: Any,
         state: AdaptState,
-        key: Any,
+        noise: Any,
         integrator_state: IntegratorState,
         potential_and_grad: Callable[[Any], tuple[Any, Any]],
     ) -> tuple[AdaptState, IntegratorState]:
         """Before iteration ``i``: evaluate the potential where needed and search a step size where scheduled.
+
+        ``noise`` is a standard normal vector like ``z``; the search's momentum
+        is ``noise`` scaled by the current mass matrix's square root.
 
         The first iteration evaluates the potential and its gradient at the
         initial position (chains start without them, so that no potential is
@@ -321,7 +335,13 @@ class WarmupAdapter:
             point = IntegratorState(point.z, point.r, potential_energy, z_grad)
             if self.adapt_step_size:
                 eps = find_reasonable_step_size(
-                    key, point, s.step_size, s.inverse_mass_matrix, s.mass_matrix_sqrt, potential_and_grad
+                    None,
+                    point,
+                    s.step_size,
+                    s.inverse_mass_matrix,
+                    s.mass_matrix_sqrt,
+                    potential_and_grad,
+                    momentum=scale_momentum(noise, s.mass_matrix_sqrt),
                 )
                 s = s._replace(step_size=eps, dual_averaging=dual_averaging_init(eps))
             return s, point

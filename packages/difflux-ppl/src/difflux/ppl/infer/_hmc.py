@@ -17,14 +17,13 @@ import numpy as np
 
 import difflux.core as dx
 
-from ._adaptation import AdaptState, WarmupAdapter, backend_name, to_backend
+from ._adaptation import AdaptState, WarmupAdapter, backend_name, scale_momentum, to_backend
 from ._integrator import (
     IntegratorState,
     kinetic_energy,
     leapfrog,
     make_potential_and_grad,
     ravel_pytree,
-    sample_momentum,
 )
 
 
@@ -69,6 +68,21 @@ def _compose(potential_fn: Callable[[Any], Any], unravel: Callable[[Any], Any]) 
 
 def _nan_to_inf(x: Any) -> Any:
     return dx.where(dx.isnan(x), dx.inf, x)
+
+
+def uniform_from_bits(words: Any, dtype: Any) -> Any:
+    """Map two uniformly random ``uint32`` words to a uniform value on ``[0, 1]``.
+
+    A key from ``dx.random.split`` is such a pair of words: threefry output
+    on JAX and SeedSequence output on NumPy. So the samplers turn a split
+    key into a uniform, where ``dx.random.uniform`` would hash it again.
+    Rounding gives exactly 1 with probability about ``2^-54`` in float64.
+    The callers' test ``log(u) < x`` with ``x <= 0`` then rejects, as it
+    should at the top of the range.
+    """
+    high = dx.astype(words[0], dtype)
+    low = dx.astype(words[1], dtype)
+    return (high + low * 2.0**-32) * 2.0**-32
 
 
 class HMC:
@@ -352,12 +366,15 @@ class HMC:
     def sample_at(self, state: HMCState, i: Any) -> HMCState:
         """Run iteration ``i`` (warm-up while ``i < num_warmup``) from ``state``."""
         potential_and_grad, adapter = self._prepared()
-        key, key_transition, key_search = dx.random.split(state.rng_key, 3)
+        # Every random function is a threefry program in compiled code (compile time, and
+        # per call run time), so an iteration makes two: one split and one normal draw, whose
+        # rows are the momenta of the step-size search (when it runs) and of the transition.
+        key, key_momentum, key_transition, bits = dx.random.split(state.rng_key, 4)
+        noise = dx.random.normal(key_momentum, (2, *state.z.shape), dtype=state.z.dtype)
         start = IntegratorState(state.z, state.z, state.potential_energy, state.z_grad)
-        adapt, start = adapter.refresh(i, state.adapt_state, key_search, start, potential_and_grad)
-        move = self.transition(
-            key_transition, start, adapt.step_size, adapt.inverse_mass_matrix, adapt.mass_matrix_sqrt
-        )
+        adapt, start = adapter.refresh(i, state.adapt_state, noise[0], start, potential_and_grad)
+        start = start._replace(r=scale_momentum(noise[1], adapt.mass_matrix_sqrt))
+        move = self.transition(key_transition, bits, start, adapt.step_size, adapt.inverse_mass_matrix)
         adapt = adapter.update(i, adapt, move.state.z, move.accept_prob)
 
         num_warmup = adapter.num_warmup
@@ -379,14 +396,18 @@ class HMC:
         )
 
     def transition(
-        self, key: Any, start: IntegratorState, step_size: Any, inverse_mass_matrix: Any, mass_matrix_sqrt: Any
+        self, key: Any, bits: Any, start: IntegratorState, step_size: Any, inverse_mass_matrix: Any
     ) -> Transition:
-        """Make one Metropolis-corrected HMC move from ``start`` (whose ``r`` is ignored)."""
+        """Make one Metropolis-corrected HMC move from ``start``, whose ``r`` is the momentum drawn for it.
+
+        ``key`` and ``bits`` are two keys from ``dx.random.split``. HMC reads
+        its acceptance uniform from the words of ``bits`` and does not use
+        ``key``; NUTS splits ``key`` along the trajectory and reads its
+        first direction from ``bits``.
+        """
         potential_and_grad, _ = self._prepared()
-        key_momentum, key_accept = dx.random.split(key)
-        r = sample_momentum(key_momentum, mass_matrix_sqrt, start.z)
-        begin = IntegratorState(start.z, r, start.potential_energy, start.z_grad)
-        energy_start = begin.potential_energy + kinetic_energy(r, inverse_mass_matrix)
+        begin = start
+        energy_start = begin.potential_energy + kinetic_energy(begin.r, inverse_mass_matrix)
 
         num_steps = dx.maximum(dx.astype(dx.ceil(self.trajectory_length / step_size), dx.int32), 1)
         end = dx.fori_loop(
@@ -396,7 +417,7 @@ class HMC:
 
         delta = _nan_to_inf(energy_end - energy_start)
         accept_prob = dx.exp(dx.minimum(-delta, 0.0))
-        uniform = dx.random.uniform(key_accept, (), dtype=energy_start.dtype)
+        uniform = uniform_from_bits(bits, energy_start.dtype)
         accept = dx.log(uniform) < -delta
         new = dx.tree_map(lambda a, b: dx.where(accept, a, b), end, begin)
         energy = dx.where(accept, energy_end, energy_start)

@@ -34,8 +34,8 @@ import numpy as np
 import difflux.core as dx
 
 from ._adaptation import backend_name
-from ._hmc import HMC, Transition, _nan_to_inf
-from ._integrator import IntegratorState, kinetic_energy, leapfrog, sample_momentum, velocity
+from ._hmc import HMC, Transition, _nan_to_inf, uniform_from_bits
+from ._integrator import IntegratorState, kinetic_energy, leapfrog, velocity
 
 
 def _select(pred: Any, a: Any, b: Any) -> Any:
@@ -55,6 +55,8 @@ class _Subtree(NamedTuple):
     diverging: Any
     sum_accept_probs: Any
     key: Any
+    bits_merge: Any
+    bits_direction: Any
 
 
 class _Trajectory(NamedTuple):
@@ -71,6 +73,7 @@ class _Trajectory(NamedTuple):
     sum_accept_probs: Any
     num_proposals: Any
     key: Any
+    bits_direction: Any
 
 
 def _turned(v_minus: Any, v_plus: Any, rho: Any) -> Any:
@@ -127,12 +130,15 @@ class NUTS(HMC):
         self.max_tree_depth = max_tree_depth
 
     def transition(
-        self, key: Any, start: IntegratorState, step_size: Any, inverse_mass_matrix: Any, mass_matrix_sqrt: Any
+        self, key: Any, bits: Any, start: IntegratorState, step_size: Any, inverse_mass_matrix: Any
     ) -> Transition:
-        """Build one NUTS trajectory from ``start`` (whose ``r`` is ignored) and return its chosen point."""
-        key_momentum, key_tree = dx.random.split(key)
-        r = sample_momentum(key_momentum, mass_matrix_sqrt, start.z)
-        begin = IntegratorState(start.z, r, start.potential_energy, start.z_grad)
+        """Build one NUTS trajectory from ``start``, whose ``r`` is the momentum drawn for it; return its chosen point.
+
+        The first doubling's direction comes from the words of ``bits``, and
+        the subtrees split ``key`` leaf by leaf.
+        """
+        begin = start
+        r = begin.r
         energy_start = begin.potential_energy + kinetic_energy(r, inverse_mass_matrix)
         backend = backend_name(start.z)
         zero = dx.zeros_like(energy_start)
@@ -151,7 +157,8 @@ class NUTS(HMC):
             diverging=dx.asarray(False, backend=backend),
             sum_accept_probs=zero,
             num_proposals=0 * one_int,
-            key=key_tree,
+            key=key,
+            bits_direction=bits,
         )
 
         def keep_doubling(t: _Trajectory) -> Any:
@@ -165,18 +172,17 @@ class NUTS(HMC):
         return Transition(t.proposal, t.proposal_energy, t.num_proposals, accept_prob, t.diverging)
 
     def _double(self, t: _Trajectory, energy_start: Any, step_size: Any, inverse_mass_matrix: Any) -> _Trajectory:
-        # One split gives the next key, the subtree's key and the bits of two draws: the
-        # direction and the uniform of the biased progressive sampling below. Each random
-        # function would add a threefry program to the compiled code.
-        key, key_subtree, bits_merge, bits_direction = dx.random.split(t.key, 4)
-        forward = bits_direction[0] < 2**31
+        # The doubling splits no key of its own: each random function adds a threefry program
+        # to the compiled code. Its direction comes from the previous subtree's last leaf (or
+        # from the transition), and so do the next key and the uniform of the merge below.
+        forward = t.bits_direction[0] < 2**31
         direction = dx.where(forward, 1.0, -1.0)
         edge = _select(forward, t.right, t.left)
-        sub = self._build_subtree(edge, t.size, direction * step_size, energy_start, inverse_mass_matrix, key_subtree)
+        sub = self._build_subtree(edge, t.size, direction * step_size, energy_start, inverse_mass_matrix, t.key)
 
         # Biased progressive sampling: prefer the new subtree's point.
         valid = ~sub.turning & ~sub.diverging
-        uniform = _uniform_from_bits(bits_merge, energy_start.dtype)
+        uniform = uniform_from_bits(sub.bits_merge, energy_start.dtype)
         take = valid & (dx.log(uniform) < sub.log_weight - t.log_weight)
         proposal = _select(take, sub.proposal, t.proposal)
         proposal_energy = dx.where(take, sub.proposal_energy, t.proposal_energy)
@@ -198,7 +204,8 @@ class NUTS(HMC):
             diverging=sub.diverging,
             sum_accept_probs=t.sum_accept_probs + sub.sum_accept_probs,
             num_proposals=t.num_proposals + sub.num_leaves,
-            key=key,
+            key=sub.key,
+            bits_direction=sub.bits_direction,
         )
 
     def _build_subtree(
@@ -210,7 +217,13 @@ class NUTS(HMC):
         inverse_mass_matrix: Any,
         key: Any,
     ) -> _Subtree:
-        """Integrate ``size`` leapfrog steps from ``edge``, stopping early on a U-turn or divergence."""
+        """Integrate ``size`` leapfrog steps from ``edge``, stopping early on a U-turn or divergence.
+
+        Each leaf splits the key into four: the next leaf's key, the bits of
+        the leaf's uniform, and two more whose last values (those of the
+        subtree's last leaf, as there is at least one) the doubling uses for
+        its merge and for the next direction.
+        """
         potential_and_grad, _ = self._prepared()
         backend = backend_name(edge.z)
         depth = self.max_tree_depth
@@ -229,7 +242,7 @@ class NUTS(HMC):
                 return grow(s)
 
         def grow(s: _Subtree) -> _Subtree:
-            key, bits = dx.random.split(s.key)
+            key, bits, bits_merge, bits_direction = dx.random.split(s.key, 4)
             leaf = leapfrog(s.leaf, signed_step_size, inverse_mass_matrix, potential_and_grad)
             energy = leaf.potential_energy + kinetic_energy(leaf.r, inverse_mass_matrix)
             delta = _nan_to_inf(energy - energy_start)
@@ -237,7 +250,7 @@ class NUTS(HMC):
             log_weight = dx.logaddexp(s.log_weight, log_weight_leaf)
 
             # Uniform progressive sampling inside the subtree.
-            uniform = _uniform_from_bits(bits, energy_start.dtype)
+            uniform = uniform_from_bits(bits, energy_start.dtype)
             take = dx.log(uniform) < log_weight_leaf - log_weight
             proposal = _select(take, leaf, s.proposal)
             proposal_energy = dx.where(take, energy, s.proposal_energy)
@@ -267,6 +280,8 @@ class NUTS(HMC):
                 diverging=delta > self.max_delta_energy,
                 sum_accept_probs=s.sum_accept_probs + dx.exp(dx.minimum(-delta, 0.0)),
                 key=key,
+                bits_merge=bits_merge,
+                bits_direction=bits_direction,
             )
 
         first = _Subtree(
@@ -282,23 +297,11 @@ class NUTS(HMC):
             diverging=dx.asarray(False, backend=backend),
             sum_accept_probs=zero,
             key=key,
+            # Placeholders of the right shape: the first leaf overwrites them.
+            bits_merge=key,
+            bits_direction=key,
         )
         return dx.while_loop(keep_going, add_leaf, first, max_steps=2 ** (depth - 1))
-
-
-def _uniform_from_bits(words: Any, dtype: Any) -> Any:
-    """Map two uniformly random ``uint32`` words to a uniform value on ``[0, 1]``.
-
-    A key from ``dx.random.split`` is such a pair of words: threefry output
-    on JAX and SeedSequence output on NumPy. So the sampler turns a split
-    key into a uniform, where ``dx.random.uniform`` would hash it again.
-    Rounding gives exactly 1 with probability about ``2^-54`` in float64.
-    The callers' test ``log(u) < x`` with ``x <= 0`` then rejects, as it
-    should at the top of the range.
-    """
-    high = dx.astype(words[0], dtype)
-    low = dx.astype(words[1], dtype)
-    return (high + low * 2.0**-32) * 2.0**-32
 
 
 def velocity_rows(rows: Any, inverse_mass_matrix: Any) -> Any:
