@@ -5,12 +5,17 @@ JAX arrays) are traced. Every other leaf (Python numbers, strings, functions)
 is static, and so is the structure itself, including the static fields of
 ``dx.Module`` values. One ``jax.jit``-compiled function is kept per distinct
 static part, in a cache keyed on the structure, the static leaves (compared
-by value), the static arguments, and the shape and dtype of each array leaf.
-So a change of shape, of structure or of a static value compiles again, and
-new array values do not.
+by value) and the static arguments. ``jax.jit`` itself compiles again when
+the shape or dtype of an array leaf changes. So a change of shape, of
+structure or of a static value compiles again, and new array values do not.
 
-Outputs may hold non-array leaves as well: they are computed once while
-tracing, stored with the cache entry, and put back into every result.
+Outputs may hold non-array leaves as well: they are computed once per trace
+and put back into every result by a builder that ``jax.jit`` returns with
+the arrays of that trace's program.
+
+A structure seen before with only JAX arrays as leaves takes a fast path:
+code generated for that structure (``_jit_plan.py``) flattens the arguments
+and builds the outputs, with no Python callback per module.
 
 When no argument is a JAX array (and the default backend is ``numpy``)
 ``dx.jit`` calls the function unchanged, so the same code runs eagerly on
@@ -31,6 +36,7 @@ from typing import Any
 
 from . import _backend, _core
 from ._core import Tracer, TracerConversionError
+from ._jit_plan import FLATTEN_ERRORS, make_builder, make_flattener
 from ._module import Module, _static_key, is_array
 
 _ADVICE = (
@@ -62,6 +68,50 @@ def _normalize_static_argnums(argnums: int | Iterable[int]) -> tuple[int, ...]:
     return nums
 
 
+class _Result:
+    """Output of the traced function: the output arrays and a function that builds the output.
+
+    It is a ``jax.tree_util`` node whose children are the arrays and whose
+    auxiliary data is the function, so ``jax.jit`` keeps the function of
+    each trace with its compiled program and returns it with the arrays.
+    Its C++ dispatch then rebuilds one node, not one per module.
+    """
+
+    __slots__ = ("build", "arrays")
+
+    def __init__(self, build: Callable[[Any], Any], arrays: Any) -> None:
+        self.build = build
+        self.arrays = arrays
+
+
+def _flatten_result(result: _Result) -> tuple[Any, Callable[[Any], Any]]:
+    return result.arrays, result.build
+
+
+def _unflatten_result(build: Callable[[Any], Any], arrays: Any) -> _Result:
+    return _Result(build, arrays)
+
+
+_result_registered = False
+
+
+def _register_result(jax: Any) -> None:
+    global _result_registered
+    if not _result_registered:
+        jax.tree_util.register_pytree_node(_Result, _flatten_result, _unflatten_result)
+        _result_registered = True
+
+
+def _generic_builder(out_def: Any, mask: list[bool], static: list[Any]) -> Callable[[Any], Any]:
+    """Return a function that puts the static leaves back among the arrays and unflattens."""
+
+    def build(arrays: Any) -> Any:
+        arrays_iter, static_iter = iter(arrays), iter(static)
+        return out_def.unflatten([next(arrays_iter) if keep else next(static_iter) for keep in mask])
+
+    return build
+
+
 class _Entry:
     """One compiled specialisation: the static parts of a call and its ``jax.jit`` function."""
 
@@ -77,6 +127,7 @@ class _Entry:
     ) -> None:
         import jax
 
+        _register_result(jax)
         self.fun = fun
         self.treedef = treedef
         self.mask = mask
@@ -84,15 +135,12 @@ class _Entry:
         self.static_args = static_args
         self.static_kwargs = static_kwargs
         self.num_args = num_args
-        # Set while tracing: the output structure, which output leaves are
-        # arrays, and the values of the others.
-        self.out_def: Any = None
-        self.out_mask: list[bool] = []
-        self.out_static: list[Any] = []
-        self.out_direct = False
         self.compiled = jax.jit(self._traced)
+        # The fast path's flattener for this entry's structure: None until
+        # dx.jit tries to generate it, False when that is not possible.
+        self.plan: _Plan | bool | None = None
 
-    def _traced(self, arrays: list[Any]) -> list[Any]:
+    def _traced(self, arrays: list[Any]) -> _Result:
         arrays_iter, static_iter = iter(arrays), iter(self.static_leaves)
         leaves = [next(arrays_iter) if is_array_leaf else next(static_iter) for is_array_leaf in self.mask]
         dynamic_args, dynamic_kwargs = self.treedef.unflatten(leaves)
@@ -110,27 +158,24 @@ class _Entry:
                     "still being differentiated by a transformation outside dx.jit. Return plain "
                     "values, or apply dx.jit outside the transformation: dx.jit(dx.grad(f))."
                 )
-        self.out_def = out_def
-        self.out_mask = [is_array(leaf) for leaf in out_leaves]
-        self.out_static = [leaf for leaf, keep in zip(out_leaves, self.out_mask) if not keep]
-        # With only array leaves, jax.jit returns the structure itself and
-        # rebuilds it in C++, which is faster than __call__ below.
-        self.out_direct = all(self.out_mask)
-        if self.out_direct:
-            return out
-        return [leaf for leaf, keep in zip(out_leaves, self.out_mask) if keep]
+        # Non-array leaves of the output are computed here, once per trace,
+        # and the builder puts them back into every result.
+        out_mask = [is_array(leaf) for leaf in out_leaves]
+        out_arrays = [leaf for leaf, keep in zip(out_leaves, out_mask) if keep]
+        # Code generated for this structure rebuilds it faster than
+        # jax.tree_util, which calls back into Python for every module.
+        build = make_builder(out, out_leaves, out_mask)
+        if build is None or jax.tree_util.tree_structure(build(out_arrays)) != out_def:
+            out_static = [leaf for leaf, keep in zip(out_leaves, out_mask) if not keep]
+            build = _generic_builder(out_def, out_mask, out_static)
+        return _Result(build, out_arrays)
 
     def __call__(self, arrays: list[Any]) -> Any:
         try:
-            out_arrays = self.compiled(arrays)
+            result = self.compiled(arrays)
         except _jax_conversion_errors() as error:
             raise TracerConversionError(f"{type(error).__name__} inside dx.jit. {_ADVICE}") from error
-        if self.out_direct:
-            return out_arrays
-        assert self.out_def is not None
-        arrays_iter, static_iter = iter(out_arrays), iter(self.out_static)
-        leaves = [next(arrays_iter) if keep else next(static_iter) for keep in self.out_mask]
-        return self.out_def.unflatten(leaves)
+        return result.build(result.arrays)
 
 
 # The kind of each type of argument leaf for dx.jit. is_array and the backend
@@ -163,6 +208,21 @@ def _array_signature(x: Any) -> tuple[Any, ...]:
     return (x.shape, x.dtype)
 
 
+class _Plan:
+    """A flattener generated for one argument structure, and the entry that compiles it."""
+
+    __slots__ = ("flatten", "entry")
+
+    def __init__(self, flatten: Callable[..., Any], entry: _Entry) -> None:
+        self.flatten = flatten
+        self.entry = entry
+
+
+# The most generated flatteners a function keeps. A call of another
+# structure takes the slower general path, which replaces the oldest.
+_MAX_PLANS = 4
+
+
 class JitFunction:
     """A function wrapped by :func:`jit`; call it as the original function."""
 
@@ -189,6 +249,9 @@ class JitFunction:
         self._static_argnames = frozenset(names)
         self._param_names = self._positional_names(fun)
         self._cache: dict[Any, _Entry] = {}
+        # Generated flatteners of argument structures seen before, newest
+        # first, used only when no argument is static.
+        self._plans: list[_Plan] = []
         functools.update_wrapper(self, fun)
 
     @staticmethod
@@ -215,6 +278,18 @@ class JitFunction:
         jax = sys.modules.get("jax")
         if jax is None:
             return self._fun(*args, **kwargs)
+
+        if not self._static_argnums and not self._static_argnames:
+            # The fast path: an argument structure seen before, with only
+            # JAX arrays as leaves. jax.jit checks their shapes and dtypes
+            # and compiles again when they change.
+            for plan in self._plans:
+                try:
+                    flat = plan.flatten(args, kwargs)
+                except FLATTEN_ERRORS:
+                    continue
+                if flat is not None:
+                    return plan.entry(flat)
 
         num_args = len(args)
         if self._static_argnums or self._static_argnames:
@@ -244,20 +319,17 @@ class JitFunction:
 
         if _STATIC not in kinds and not static_args and not static_kwargs:
             # Every leaf is an array, the common case: a shorter key, which
-            # cannot equal a key of the general form below.
-            if _NUMPY in kinds:
-                signature = tuple([(leaf.shape, leaf.dtype) for leaf in leaves])
-            else:
-                # Reading a JAX array's abstract value (shape, dtype and weak
-                # type) costs about a quarter of reading its shape and dtype
-                # properties. jax.jit compiles per weak type anyway.
-                signature = tuple([leaf.aval for leaf in leaves])
-            key: tuple[Any, ...] = (treedef, signature)
+            # cannot equal a key of the general form below. It leaves out the
+            # shapes and dtypes because jax.jit compiles again when they
+            # change, and each trace carries its own output builder.
+            key: tuple[Any, ...] = (treedef,)
             entry = self._cache.get(key)
             if entry is None:
                 mask = (True,) * len(leaves)
                 entry = _Entry(self._fun, treedef, mask, [], {}, {}, num_args)
                 self._cache[key] = entry
+            if _NUMPY not in kinds:
+                self._remember(args, kwargs, leaves, entry)
             return entry(leaves)
 
         mask = tuple([kind != _STATIC for kind in kinds])
@@ -278,9 +350,21 @@ class JitFunction:
             self._cache[key] = entry
         return entry(arrays)
 
+    def _remember(self, args: tuple[Any, ...], kwargs: dict[str, Any], leaves: list[Any], entry: _Entry) -> None:
+        """Let the fast path find ``entry`` for calls structured as this one."""
+        if entry.plan is None:
+            # Generated once per entry, so that a structure the generator
+            # does not handle costs the attempt only once.
+            flatten = make_flattener(args, kwargs, leaves)
+            entry.plan = False if flatten is None else _Plan(flatten, entry)
+        if isinstance(entry.plan, _Plan) and entry.plan not in self._plans:
+            self._plans.insert(0, entry.plan)
+            del self._plans[_MAX_PLANS:]
+
     def clear_cache(self) -> None:
         """Forget every compiled specialisation."""
         self._cache.clear()
+        self._plans.clear()
 
     def __repr__(self) -> str:
         return f"dx.jit({getattr(self._fun, '__qualname__', self._fun)!r})"
