@@ -95,9 +95,10 @@ class _FlattenerSource(_Source):
         kind = type(value)
         if kind is tuple or kind is list or _is_named_tuple(value):
             self.emit(f"if type({var}) is not {self.constant(kind)} or len({var}) != {len(value)}: return None")
-            for i, item in enumerate(value):
-                child = self.name("v")
-                self.emit(f"{child} = {var}[{i}]")
+            children = [self.name("v") for _ in value]
+            if children:
+                self.emit(f"{''.join(f'{child}, ' for child in children)}= {var}")
+            for item, child in zip(value, children):
                 self.walk(item, child)
         elif kind is dict:
             keys = _string_keys(value)
@@ -111,11 +112,11 @@ class _FlattenerSource(_Source):
         elif isinstance(value, Module):
             aux = _module_aux(value)
             expected, found = self.constant(aux, rebound=True), self.name("x")
-            self.emit(f"if type({var}) is not {self.constant(kind)}: return None")
+            # The structure names the module's class and compares it, so no
+            # type check is needed. An equal structure replaces the stored
+            # one, so the next call that passes the same module, or a result
+            # of this function, passes the check by identity.
             self.emit(f"{found} = {var}.{_AUX}")
-            # An equal structure replaces the stored one, so the next call
-            # that passes the same module, or a result of this function,
-            # passes the check by identity.
             self.emit(f"if {found} is not {expected}:")
             self.emit(f"    if {found} != {expected}: return None")
             self.emit(f"    {expected} = {found}")
