@@ -156,6 +156,24 @@ def test_new_array_values_do_not_retrace():
 
 
 @needs_jax
+def test_compiler_options_reach_xla():
+    model = _dense("jax")
+    x, y = _data("jax")
+    expected = float(dx.jit(_loss)(model, x, y))
+    # LLVM at level 0 keeps IEEE semantics, so this small loss agrees to rounding.
+    quick = dx.jit(_loss, compiler_options={"xla_backend_optimization_level": 0})
+    np.testing.assert_allclose(float(quick(model, x, y)), expected, rtol=1e-12)
+    # XLA itself rejects an unknown option, so the options reach the compiler.
+    rejected = dx.jit(_loss, compiler_options={"xla_no_such_option": 1})
+    with pytest.raises(Exception, match="xla_no_such_option"):
+        rejected(model, x, y)
+    # The decorator form passes them on too.
+    decorated = dx.jit(compiler_options={"xla_no_such_option": 1})(_loss)
+    with pytest.raises(Exception, match="xla_no_such_option"):
+        decorated(model, x, y)
+
+
+@needs_jax
 def test_shape_change_retraces():
     counted = Counter(lambda v: dx.sum(v))
     jitted = dx.jit(counted)

@@ -124,6 +124,7 @@ class _Entry:
         static_args: dict[int, Any],
         static_kwargs: dict[str, Any],
         num_args: int,
+        compiler_options: dict[str, Any] | None = None,
     ) -> None:
         import jax
 
@@ -135,7 +136,7 @@ class _Entry:
         self.static_args = static_args
         self.static_kwargs = static_kwargs
         self.num_args = num_args
-        self.compiled = jax.jit(self._traced)
+        self.compiled = jax.jit(self._traced, compiler_options=compiler_options)
         # The fast path's flattener for this entry's structure: None until
         # dx.jit tries to generate it, False when that is not possible.
         self.plan: _Plan | bool | None = None
@@ -231,6 +232,7 @@ class JitFunction:
         fun: Callable[..., Any],
         static_argnums: int | Iterable[int] = (),
         static_argnames: str | Iterable[str] = (),
+        compiler_options: dict[str, Any] | None = None,
     ) -> None:
         if not callable(fun):
             raise TypeError(f"dx.jit expects a callable, got {type(fun).__name__}")
@@ -247,6 +249,7 @@ class JitFunction:
         self._fun = fun
         self._static_argnums = static_nums
         self._static_argnames = frozenset(names)
+        self._compiler_options = dict(compiler_options) if compiler_options else None
         self._param_names = self._positional_names(fun)
         self._cache: dict[Any, _Entry] = {}
         # Generated flatteners of argument structures seen before, newest
@@ -326,7 +329,7 @@ class JitFunction:
             entry = self._cache.get(key)
             if entry is None:
                 mask = (True,) * len(leaves)
-                entry = _Entry(self._fun, treedef, mask, [], {}, {}, num_args)
+                entry = _Entry(self._fun, treedef, mask, [], {}, {}, num_args, self._compiler_options)
                 self._cache[key] = entry
             if _NUMPY not in kinds:
                 self._remember(args, kwargs, leaves, entry)
@@ -346,7 +349,9 @@ class JitFunction:
         )
         entry = self._cache.get(key)
         if entry is None:
-            entry = _Entry(self._fun, treedef, mask, static_leaves, static_args, static_kwargs, num_args)
+            entry = _Entry(
+                self._fun, treedef, mask, static_leaves, static_args, static_kwargs, num_args, self._compiler_options
+            )
             self._cache[key] = entry
         return entry(arrays)
 
@@ -375,6 +380,7 @@ def jit(
     *,
     static_argnums: int | Iterable[int] = (),
     static_argnames: str | Iterable[str] = (),
+    compiler_options: dict[str, Any] | None = None,
 ) -> Any:
     """Compile ``fun`` with XLA on JAX; call it unchanged on NumPy.
 
@@ -401,6 +407,11 @@ def jit(
             with only keyword arguments (``@dx.jit(static_argnames="n")``).
         static_argnums: positions of arguments to treat as static.
         static_argnames: names of arguments to treat as static.
+        compiler_options: XLA options for this function's compilations,
+            passed to ``jax.jit`` (``{"xla_backend_optimization_level": 0}``
+            for a function that runs a few times only, say, which compiles
+            in about half the time). XLA rejects an unknown option when the
+            function first compiles.
 
     Examples:
         >>> import numpy as np
@@ -411,5 +422,7 @@ def jit(
         [2.0, 2.0]
     """
     if fun is None:
-        return functools.partial(jit, static_argnums=static_argnums, static_argnames=static_argnames)
-    return JitFunction(fun, static_argnums, static_argnames)
+        return functools.partial(
+            jit, static_argnums=static_argnums, static_argnames=static_argnames, compiler_options=compiler_options
+        )
+    return JitFunction(fun, static_argnums, static_argnames, compiler_options)
