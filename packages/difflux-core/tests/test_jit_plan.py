@@ -238,6 +238,9 @@ def test_inside_jax_transformations():
     np.testing.assert_allclose(np.asarray(jax.jit(jitted)(model, x)), expected, rtol=1e-12)
     batched = jax.vmap(jitted, in_axes=(None, 0))(model, x[:, None, :])
     np.testing.assert_allclose(np.asarray(batched)[:, 0, :], expected, rtol=1e-12)
+    gradient = jax.grad(lambda inputs: jitted(model, inputs).sum())(x)
+    expected_gradient = jax.grad(lambda inputs: model(inputs).sum())(x)
+    np.testing.assert_allclose(np.asarray(gradient), np.asarray(expected_gradient), rtol=1e-12)
 
 
 def test_clear_cache_forgets_plans():
