@@ -235,3 +235,38 @@ def test_derivative_tracer_uses_generic_loop(monkeypatch):
 
     dx.grad(loss)(THETA)
     assert runs == [False]
+
+
+@pytest.mark.parametrize("batched", [False, True])
+def test_recorded_solve_reruns_the_loop_for_new_inputs(batched):
+    # Inside a recording the solve is one call of the program, which runs the
+    # adaptive loop on the inputs of each replay: its steps follow them.
+    from difflux.core._record import record
+
+    def final(z0):
+        sol = _solve_lv(z0, THETA)
+        return sol.ys, sol.stats["num_steps"]
+
+    function = dx.vmap(final) if batched else final
+    starts = [Z0, 2.0 * Z0, 0.5 * Z0]
+    inputs = [np.stack([z0, 1.5 * z0]) if batched else z0 for z0 in starts]
+    program = record(function, [inputs[0]])
+    steps = set()
+    for z0 in inputs:
+        got, expected = program(z0), function(z0)
+        for value, reference in zip(got, expected):
+            np.testing.assert_array_equal(np.asarray(value), np.asarray(reference))
+        steps.add(int(np.max(got[1])))
+    assert len(steps) == len(starts)
+
+
+def test_recorded_stateful_solve_cannot_be_recorded():
+    from difflux.core._record import RecordingError, record
+
+    # The implicit solver's loop reads the state to decide its Newton
+    # iterations, so a recording of it stops with an error.
+    def final(y0):
+        return ode.solve(robertson, y0, (0.0, 40.0), np.array([0.04, 3e7, 1e4]), solver=ode.Kvaerno5()).ys
+
+    with pytest.raises(RecordingError):
+        record(final, [np.array([1.0, 0.0, 0.0])])

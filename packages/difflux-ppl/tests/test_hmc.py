@@ -141,3 +141,39 @@ def test_fixed_metric_without_adaptation(backend: str) -> None:
     fields = mcmc.get_extra_fields()
     np.testing.assert_allclose(np.asarray(fields["step_size"]), 0.3)
     np.testing.assert_array_equal(np.asarray(fields["num_steps"]), 4)
+
+
+def _bumpy_potential(z):
+    return 0.5 * dx.sum(z**2 / SCALES**2) + dx.sum(dx.log1p(z**2))
+
+
+def test_numpy_potential_and_grad_replays_a_recording() -> None:
+    # On NumPy the potential and its gradient are recorded on the first call
+    # of each shape (one chain, or the chains under dx.vmap) and replayed,
+    # with the bits of an eager evaluation.
+    potential_and_grad = make_potential_and_grad(_bumpy_potential)
+    eager = dx.value_and_grad(_bumpy_potential)
+    points = [np.array([1.0, -2.0]), np.array([0.3, 0.1]), np.array([-4.0, 2.5])]
+    for z in points:
+        for value, reference in zip(potential_and_grad(z), eager(z)):
+            np.testing.assert_array_equal(value, reference)
+    batch = np.stack(points)
+    for value, reference in zip(dx.vmap(potential_and_grad)(batch), dx.vmap(eager)(batch)):
+        np.testing.assert_array_equal(np.asarray(value), np.asarray(reference))
+    assert set(potential_and_grad.programs) == {
+        (False, (2,), np.dtype(np.float64)),
+        (True, (3, 2), np.dtype(np.float64)),
+    }
+    assert all(program is not None for program in potential_and_grad.programs.values())
+
+
+def test_numpy_potential_that_branches_on_values_runs_eagerly() -> None:
+    def branching(z):
+        return dx.sum(z**2) if float(dx.stop_gradient(z[0])) > 0 else dx.sum(z**4)
+
+    potential_and_grad = make_potential_and_grad(branching)
+    for z, expected in [(np.array([1.5, 2.0]), 6.25), (np.array([-1.5, 2.0]), 21.0625)]:
+        value, grad = potential_and_grad(z)
+        assert float(value) == expected
+        np.testing.assert_array_equal(grad, 2 * z if z[0] > 0 else 4 * z**3)
+    assert list(potential_and_grad.programs.values()) == [None]

@@ -37,8 +37,8 @@ import numpy as np
 
 import difflux.core as dx
 from difflux.core._batching import BatchTrace, BatchTracer
-from difflux.core._core import Tracer
-from difflux.core._record import RecordingError, record
+from difflux.core._core import Primitive, Tracer
+from difflux.core._record import RecordingError, RecordTracer, record
 
 from ._controller import ConstantStepSize, PIDController
 from ._runge_kutta import AbstractRungeKutta
@@ -80,17 +80,29 @@ class _Inputs:
     def __init__(self) -> None:
         self.trace: BatchTrace | None = None
         self.size = 1
+        self.recording = False
 
     def unwrap(self, leaf: Any) -> tuple[Any, bool] | None:
-        """Return ``(NumPy value, batched)`` for an input leaf, or ``None`` if the NumPy loop cannot take it."""
+        """Return ``(NumPy value, batched)`` for an input leaf, or ``None`` if the NumPy loop cannot take it.
+
+        Under ``difflux.core._record.record`` the value is a recorded array
+        (``recording`` turns true), for which the solve becomes one call.
+        """
         if type(leaf) is BatchTracer:
             trace = leaf._trace
             value = leaf.value
-            if not isinstance(value, np.ndarray) or (self.trace is not None and trace is not self.trace):
+            if type(value) is RecordTracer:
+                self.recording = True
+            elif not isinstance(value, np.ndarray):
+                return None
+            if self.trace is not None and trace is not self.trace:
                 return None
             assert isinstance(trace, BatchTrace)
             self.trace, self.size = trace, trace.size
             return value, True
+        if type(leaf) is RecordTracer:
+            self.recording = True
+            return leaf, False
         if isinstance(leaf, Tracer):
             return None
         if isinstance(leaf, np.ndarray | np.generic):
@@ -120,7 +132,7 @@ def solve_numpy(
 
     The caller has checked the arguments and has no events or progress bar.
     """
-    from ._solve import _check_ts, _flat_vector_field, _ravel
+    from ._solve import _ravel
 
     stateful = not _explicit_without_state(solver)
     if saveat.steps or saveat.dense or (stateful and not isinstance(solver, AbstractRungeKutta)):
@@ -150,13 +162,95 @@ def solve_numpy(
     arg_entries = unwrapped[count + 4 :]
     batched = inputs.trace is not None
     size = inputs.size
-    if stateful and batched:
-        # The solver's state has no axis of examples.
+    if stateful and (batched or inputs.recording):
+        # The solver's state has no axis of examples, and it calls the
+        # vector field with the caller's own arrays.
         return None
+
+    example_leaves = [np.zeros(leaf_shape(value, is_batched), dtype=value.dtype) for value, is_batched in y_entries]
+    _, unravel, _, _ = _ravel(dx.tree_unflatten(y_def, example_leaves))
+    spec = _SolveSpec(
+        y_def=y_def,
+        y_batched=[is_batched for _, is_batched in y_entries],
+        field_leaves=field_leaves,
+        field_def=field_def,
+        array_positions=array_positions,
+        arg_batched=[is_batched for _, is_batched in arg_entries],
+        time_batched=[is_batched for _, is_batched in (t0_entry, t1_entry, ts_entry, dt0_entry)],
+        time_given=[value is not None for value, _ in (t0_entry, t1_entry, ts_entry, dt0_entry)],
+        size=size if batched else None,
+        solver=solver,
+        saveat=saveat,
+        options={"rtol": rtol, "atol": atol, "adaptive": adaptive, "controller": controller, "max_steps": max_steps},
+        throw=throw,
+        stateful=stateful,
+        caller_field=(vector_field, args),
+    )
+    values = [value for value, _ in unwrapped if value is not None]
+    if inputs.recording:
+        # Inside a recording the solve is one call of the program, which
+        # runs the loop on whatever arrays the program is given.
+        times, values_out, status, *counters = _solve_p(*values, spec=spec)
+        stats: dict[str, Any] = dict(zip(_COUNTERS, counters))
+    else:
+        outputs = _solve_values(*values, spec=spec)
+        if outputs is None:
+            return None
+        times, values_out, status, stats = outputs
+    if batched:
+        trace = inputs.trace
+        assert trace is not None
+        times, values_out, status = trace.wrap(times), trace.wrap(values_out), trace.wrap(status)
+        stats = {name: trace.wrap(value) for name, value in stats.items()}
+    return Solution(
+        ts=times,
+        ys=unravel(values_out),
+        stats=stats,
+        status=status,
+        dense=None,
+        interpolate=solver.interpolate,
+        unravel=unravel,
+    )
+
+
+def leaf_shape(value: Any, batched: bool) -> tuple[int, ...]:
+    """Return the shape of one example of an input leaf."""
+    shape = tuple(np.shape(value)) if not isinstance(value, Tracer) else tuple(value.shape)
+    return shape[1:] if batched else shape
+
+
+class _SolveSpec:
+    """Everything about a solve but its arrays: where they go, the solver and its options."""
+
+    def __init__(self, **fields: Any) -> None:
+        self.__dict__.update(fields)
+
+
+def _solve_values(*values: Any, spec: Any) -> tuple[Any, Any, Any, dict[str, Any]] | None:
+    """Run the NumPy loop on the input arrays of a solve; return its outputs, or ``None`` to use the generic loop.
+
+    The outputs are the saved times, the flat saved states, the status and
+    the dictionary of ``Solution.stats``, each array with a leading axis of
+    examples when batched.
+    """
+    from ._solve import _check_ts, _flat_vector_field, _ravel
+
+    solver, saveat, options = spec.solver, spec.saveat, spec.options
+    remaining = iter(values)
+    y_entries = [(next(remaining), is_batched) for is_batched in spec.y_batched]
+    t0_entry, t1_entry, ts_entry, dt0_entry = (
+        (next(remaining) if given else None, is_batched)
+        for given, is_batched in zip(spec.time_given, spec.time_batched)
+    )
+    arg_entries = [(next(remaining), is_batched) for is_batched in spec.arg_batched]
+    batched = spec.size is not None
+    size = spec.size or 1
+    field_leaves, field_def, array_positions = spec.field_leaves, spec.field_def, spec.array_positions
+    stateful = spec.stateful
 
     # -- the flat state, with a leading axis of examples when batched ------------
     example_leaves = [value[0] if is_batched else value for value, is_batched in y_entries]
-    example_vector, unravel, shapes, treedef = _ravel(dx.tree_unflatten(y_def, example_leaves))
+    example_vector, unravel, shapes, treedef = _ravel(dx.tree_unflatten(spec.y_def, example_leaves))
     dtype = example_vector.dtype
     lanes = (size,) if batched else ()
     parts = [
@@ -198,9 +292,23 @@ def solve_numpy(
             return None
         field = _direct_field(flat_field, arg_values)
 
-    loop = _Loop(solver, controller, adaptive, rtol, atol, max_steps, field, arg_values, t0, t1, ts, dtype)
+    loop = _Loop(
+        solver,
+        options["controller"],
+        options["adaptive"],
+        options["rtol"],
+        options["atol"],
+        options["max_steps"],
+        field,
+        arg_values,
+        t0,
+        t1,
+        ts,
+        dtype,
+    )
     if stateful:
-        # Without a batch the arguments are the caller's own NumPy values.
+        # Without a batch or a recording the arguments are the caller's own NumPy values.
+        vector_field, args = spec.caller_field
         loop.solver_field = _solver_field(loop.f, _flat_vector_field(vector_field, args, unravel, shapes, treedef))
     try:
         with np.errstate(all="ignore"):
@@ -223,7 +331,7 @@ def solve_numpy(
         ts_parts.append(state["t"][..., None])
         ys_parts.append(np.where(final_ok, state["y"], np.nan)[..., None, :])
     times = ts_parts[0] if len(ts_parts) == 1 else np.concatenate(ts_parts, axis=-1)
-    values = ys_parts[0] if len(ys_parts) == 1 else np.concatenate(ys_parts, axis=-2)
+    saved = ys_parts[0] if len(ys_parts) == 1 else np.concatenate(ys_parts, axis=-2)
     stats = {
         "num_steps": state["num_steps"],
         "num_accepted": state["num_accepted"],
@@ -235,23 +343,27 @@ def solve_numpy(
     else:
         stats["num_fevals"] = state["num_steps"] * solver.function_evaluations_per_step + state["num_fevals"]
     status = state["status"]
-    if throw:
+    if spec.throw:
         _raise_failure(status, state["t"], t1, state["num_steps"])
+    return times, saved, status, stats
 
-    if batched:
-        trace = inputs.trace
-        assert trace is not None
-        times, values, status = trace.wrap(times), trace.wrap(values), trace.wrap(status)
-        stats = {name: trace.wrap(value) for name, value in stats.items()}
-    return Solution(
-        ts=times,
-        ys=unravel(values),
-        stats=stats,
-        status=status,
-        dense=None,
-        interpolate=solver.interpolate,
-        unravel=unravel,
-    )
+
+# The counters of an explicit solver's Solution.stats, in the order of _solve_recorded's outputs.
+_COUNTERS = ("num_steps", "num_accepted", "num_rejected", "num_fevals")
+
+
+def _solve_recorded(*values: Any, spec: Any) -> tuple[Any, ...]:
+    outputs = _solve_values(*values, spec=spec)
+    if outputs is None:
+        raise RecordingError("this solve needs the generic loop, which cannot be recorded")
+    times, saved, status, stats = outputs
+    return (times, saved, status, *(stats[name] for name in _COUNTERS))
+
+
+# The NumPy loop as one call of a recorded program (difflux.core._record).
+# It has no derivative rules, because only recorded arrays, never tracers of
+# a derivative, reach it.
+_solve_p = Primitive("numpy_solve", _solve_recorded, multiple_results=True)
 
 
 class _NotNumpyError(Exception):

@@ -20,7 +20,11 @@ import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+import numpy as np
+
 import difflux.core as dx
+from difflux.core._batching import BatchTrace, BatchTracer
+from difflux.core._record import record
 
 
 class IntegratorState(NamedTuple):
@@ -103,5 +107,55 @@ def leapfrog(
 
 
 def make_potential_and_grad(potential_fn: Callable[[Any], Any]) -> Callable[[Any], tuple[Any, Any]]:
-    """Return a function of ``z`` giving ``(potential_fn(z), grad potential_fn(z))``."""
-    return dx.value_and_grad(potential_fn)
+    """Return a function of ``z`` giving ``(potential_fn(z), grad potential_fn(z))``.
+
+    On NumPy it is replayed from a recording (see :class:`RecordedOnNumpy`).
+    """
+    return RecordedOnNumpy(dx.value_and_grad(potential_fn))
+
+
+class RecordedOnNumpy:
+    """A function of ``z`` that runs, on NumPy, as a recorded program of NumPy calls.
+
+    Eager NumPy pays Python's dispatch for every operation of the model,
+    its transforms and its reverse-mode gradient, at every leapfrog step.
+    The first call with NumPy values of a shape (one chain's vector, or
+    the chains' batch under ``dx.vmap``) records ``function``, batched over
+    the chains when they are, with ``difflux.core._record.record``. Later
+    calls replay the program, which gives the same bits. An ODE solve inside
+    the model stays one call of the program (``difflux.ode``'s NumPy loop).
+    A function that cannot be recorded, because it reads values to choose
+    its operations, runs as it is, and so does every call on JAX or on
+    tracers of a derivative.
+    """
+
+    def __init__(self, function: Callable[[Any], Any]) -> None:
+        self.function = function
+        # (batched, shape, dtype) -> the program, or None when recording failed.
+        self.programs: dict[tuple[bool, tuple[int, ...], Any], Any] = {}
+
+    def __call__(self, z: Any) -> Any:
+        if type(z) is BatchTracer and type(z.value) is np.ndarray:
+            program = self._program(z.value, batched=True)
+            if program is not None:
+                trace = z._trace
+                assert isinstance(trace, BatchTrace)
+                return dx.tree_map(trace.wrap, program(z.value))
+        elif type(z) is np.ndarray:
+            program = self._program(z, batched=False)
+            if program is not None:
+                return program(z)
+        return self.function(z)
+
+    def _program(self, value: np.ndarray, *, batched: bool) -> Any:
+        key = (batched, value.shape, value.dtype)
+        if key not in self.programs:
+            function = dx.vmap(self.function) if batched else self.function
+            try:
+                self.programs[key] = record(function, [value])
+            except Exception:
+                # RecordingError, or an error that only recorded arrays
+                # cause (a NumPy function applied to one, say). The function
+                # itself reports any error of its own when it runs eagerly.
+                self.programs[key] = None
+        return self.programs[key]
