@@ -9,11 +9,16 @@ for the interpolant.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
+import numpy as np
+
 import difflux.core as dx
+from difflux.core._control import is_jax_tracer
 
 from ._tableau import ButcherTableau
 
@@ -50,6 +55,8 @@ class AbstractRungeKutta:
         evaluation is wasted.
         """
         tableau = self.tableau
+        if _rolled.get() and all(is_jax_tracer(value) for value in (t, y, f0, h)):
+            return _rolled_step(tableau, f, t, y, f0, h)
         ks = [f0]
         for i in range(1, tableau.stages):
             y_stage = _combine(y, h, tableau.a[i], ks)
@@ -130,6 +137,60 @@ def hermite_cubic(y0: Any, y1: Any, f0: Any, f1: Any, h: Any, theta: Any) -> Any
         + theta * (y1 - y0)
         + theta * theta_minus * ((1.0 - 2.0 * theta) * (y1 - y0) + h * (theta_minus * f0 + theta * f1))
     )
+
+
+# Whether traced steps run their stages in a loop (see rolled_stages).
+_rolled: contextvars.ContextVar[bool] = contextvars.ContextVar("rolled_stages", default=False)
+
+
+@contextlib.contextmanager
+def rolled_stages() -> Iterator[None]:
+    """Trace the explicit Runge-Kutta steps taken inside this block with their stages in a loop.
+
+    Applies to steps on values traced by JAX only. XLA on CPU emits machine
+    code for every matrix product of the vector field separately, so a step
+    whose stages are written out contains the field once per stage, and its
+    compile time grows with that. A loop over the stages contains it once,
+    and each step then runs slower by the loop's overhead per stage. With
+    finite stage values the results differ from the unrolled step by
+    rounding only.
+    """
+    token = _rolled.set(True)
+    try:
+        yield
+    finally:
+        _rolled.reset(token)
+
+
+def _rolled_step(tableau: ButcherTableau, f: VectorField, t: Any, y: Any, f0: Any, h: Any) -> tuple[Any, Any, Any, Any]:
+    """Take the step of :meth:`AbstractRungeKutta.step` with one ``jax.lax.fori_loop`` over the stages.
+
+    Stage ``i`` reads row ``i`` of the stage matrix, whose entries for the
+    stages not yet computed are zero, and the rows of ``ks`` for those
+    stages are still zero too.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    stages, dtype = tableau.stages, y.dtype
+    matrix = np.zeros((stages, stages))
+    for i, row in enumerate(tableau.a):
+        matrix[i, : len(row)] = [float(w) for w in row]
+    a = jnp.asarray(matrix, dtype=dtype)
+    c = jnp.asarray([float(node) for node in tableau.c], dtype=dtype)
+
+    def stage(i: Any, ks: Any) -> Any:
+        y_stage = y + h * (a[i] @ ks)
+        return ks.at[i].set(f(t + c[i] * h, y_stage))
+
+    ks = jnp.zeros((stages, y.shape[0]), dtype=dtype).at[0].set(f0)
+    ks = jax.lax.fori_loop(1, stages, stage, ks)
+    y1 = y + h * (jnp.asarray([float(w) for w in tableau.b], dtype=dtype) @ ks)
+    f1 = ks[-1] if tableau.fsal else f(t + h, y1)
+    y_error = None
+    if tableau.b_error is not None:
+        y_error = h * (jnp.asarray([float(w) for w in tableau.b_error], dtype=dtype) @ ks)
+    return y1, y_error, ks, f1
 
 
 def _combine(y: Any, h: Any, weights: Any, ks: list[Any]) -> Any:
