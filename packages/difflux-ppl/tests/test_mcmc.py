@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import subprocess
 import sys
+from typing import Any
 
 import numpy as np
 import pytest
@@ -127,6 +128,34 @@ def test_progress_bar_runs(capsys: pytest.CaptureFixture[str]) -> None:
     err = capsys.readouterr().err
     assert "sample" in err
     assert "20/20" in err
+
+
+@pytest.mark.parametrize("progress_bar", [False, True])
+def test_numpy_chunks_follow_progress_bar(monkeypatch: pytest.MonkeyPatch, progress_bar: bool) -> None:
+    # On NumPy a progress bar moves with every iteration; without one the run is one chunk.
+    chunks = []
+    original = ppl.MCMC._run_chunks
+
+    def spy(self: ppl.MCMC, run_chunk: Any, chunk: int, state: Any, **options: Any) -> Any:
+        chunks.append(chunk)
+        return original(self, run_chunk, chunk, state, **options)
+
+    monkeypatch.setattr(ppl.MCMC, "_run_chunks", spy)
+    mcmc = ppl.MCMC(
+        ppl.HMC(potential_fn=standard_normal, trajectory_length=1.0),
+        num_warmup=10,
+        num_samples=10,
+        progress_bar=progress_bar,
+    )
+    mcmc.run(dx.random.key(0, backend="numpy"), init_params={"x": np.zeros((2, 2)), "y": np.ones(())})
+    assert chunks == [1 if progress_bar else 20]
+
+    unchunked = ppl.MCMC(
+        ppl.HMC(potential_fn=standard_normal, trajectory_length=1.0), num_warmup=10, num_samples=10, chunk_size=20
+    )
+    unchunked.run(dx.random.key(0, backend="numpy"), init_params={"x": np.zeros((2, 2)), "y": np.ones(())})
+    for name, values in mcmc.get_samples().items():
+        np.testing.assert_array_equal(values, unchunked.get_samples()[name])
 
 
 def test_print_summary_counts_divergences(capsys: pytest.CaptureFixture[str]) -> None:

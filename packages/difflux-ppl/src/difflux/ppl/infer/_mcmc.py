@@ -74,7 +74,9 @@ class MCMC:
             ``"vectorized"``.
         progress_bar: show a tqdm bar, updated between chunks of iterations.
         chunk_size: iterations per compiled call; default about 1/20 of the
-            run with a progress bar and the whole run without. Warm-up and
+            run with a progress bar and the whole run without. On NumPy,
+            where nothing is compiled, the default with a progress bar is
+            one iteration, so the bar moves with every iteration. Warm-up and
             sampling are never in one call, so ``warmup_time`` (compilation
             included) and ``sampling_time`` report each phase's seconds.
 
@@ -169,7 +171,15 @@ class MCMC:
         per_chain = [self.sampler.init_state(host_keys[c], host_z[c]) for c in range(self.num_chains)]
 
         total = self.num_warmup + self.num_samples
-        chunk = self.chunk_size or (max(1, math.ceil(total / 20)) if self.progress_bar else total)
+        if self.chunk_size is not None:
+            chunk = self.chunk_size
+        elif not self.progress_bar:
+            chunk = total
+        elif backend == "numpy":
+            # Eager iterations cost the same in any chunk, so the bar can move with each one.
+            chunk = 1
+        else:
+            chunk = max(1, math.ceil(total / 20))
         chunk = min(chunk, total)
         # One compiled function per run: every chain and every chunk calls it with arrays of
         # the same shapes. It is not kept across runs because it bakes in the model arguments.
