@@ -33,3 +33,15 @@ def to_backend(backend: str):
         return dx.asarray(np.asarray(x, dtype=np.float64) if not isinstance(x, np.ndarray) else x, backend=backend)
 
     return convert
+
+
+class Counter:
+    """Counts how often a function body runs (once per trace under jax.jit)."""
+
+    def __init__(self, fun):
+        self.fun = fun
+        self.calls = 0
+
+    def __call__(self, *args, **kwargs):
+        self.calls += 1
+        return self.fun(*args, **kwargs)

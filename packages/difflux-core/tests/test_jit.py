@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import difflux.core as dx
-from conftest import HAS_JAX
+from conftest import HAS_JAX, Counter
 
 needs_jax = pytest.mark.skipif(not HAS_JAX, reason="JAX is not installed")
 
@@ -38,18 +38,6 @@ def _loss(model, x, y):
 def _data(backend):
     rng = np.random.default_rng(2)
     return dx.asarray(rng.normal(size=(5, 3)), backend=backend), dx.asarray(rng.normal(size=(5, 2)), backend=backend)
-
-
-class Counter:
-    """Counts how often a function body runs (once per trace under jax.jit)."""
-
-    def __init__(self, fun):
-        self.fun = fun
-        self.calls = 0
-
-    def __call__(self, *args, **kwargs):
-        self.calls += 1
-        return self.fun(*args, **kwargs)
 
 
 # -- NumPy: the identity -------------------------------------------------------------

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import difflux.core as dx
-from conftest import HAS_JAX
+from conftest import HAS_JAX, Counter
 
 pytestmark = pytest.mark.skipif(not HAS_JAX, reason="JAX is not installed")
 
@@ -39,18 +39,6 @@ class Chain(dx.Module):
 class Pair(NamedTuple):
     first: Any
     second: Any
-
-
-class Counter:
-    """Counts how often a function body runs (once per trace under jax.jit)."""
-
-    def __init__(self, fun):
-        self.fun = fun
-        self.calls = 0
-
-    def __call__(self, *args, **kwargs):
-        self.calls += 1
-        return self.fun(*args, **kwargs)
 
 
 def _chain(backend: str, activation: Any = dx.tanh, bias: bool = True) -> Chain:

@@ -30,7 +30,7 @@ import numpy as np
 
 import difflux.core as dx
 
-from ._integrator import IntegratorState, kinetic_energy, leapfrog, sample_momentum
+from ._integrator import IntegratorState, kinetic_energy, leapfrog, sample_momentum, scale_momentum
 
 _GAMMA, _T0, _KAPPA = 0.05, 10.0, 0.75
 
@@ -145,13 +145,6 @@ def to_backend(tree: Any, backend: str) -> Any:
         return dx.asarray(leaf, backend="jax")
 
     return dx.tree_map(move, tree)
-
-
-def scale_momentum(noise: Any, mass_matrix_sqrt: Any) -> Any:
-    """Turn standard normal ``noise`` into a momentum ``r ~ Normal(0, M)``, as ``sample_momentum`` does."""
-    if mass_matrix_sqrt.ndim < 2:
-        return mass_matrix_sqrt * noise
-    return dx.matmul(mass_matrix_sqrt, noise)
 
 
 def mass_matrix_sqrt_of(inverse_mass_matrix: Any) -> Any:

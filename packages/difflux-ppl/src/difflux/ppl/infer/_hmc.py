@@ -17,13 +17,14 @@ import numpy as np
 
 import difflux.core as dx
 
-from ._adaptation import AdaptState, WarmupAdapter, backend_name, scale_momentum, to_backend
+from ._adaptation import AdaptState, WarmupAdapter, backend_name, to_backend
 from ._integrator import (
     IntegratorState,
     kinetic_energy,
     leapfrog,
     make_potential_and_grad,
     ravel_pytree,
+    scale_momentum,
 )
 
 
@@ -366,9 +367,10 @@ class HMC:
     def sample_at(self, state: HMCState, i: Any) -> HMCState:
         """Run iteration ``i`` (warm-up while ``i < num_warmup``) from ``state``."""
         potential_and_grad, adapter = self._prepared()
-        # Every random function is a threefry program in compiled code (compile time, and
-        # per call run time), so an iteration makes two: one split and one normal draw, whose
-        # rows are the momenta of the step-size search (when it runs) and of the transition.
+        # Each random function is a threefry program in compiled code, which costs compile
+        # time and run time per call. So an iteration makes two: one split and one normal
+        # draw. Its rows are the momenta of the step-size search (when it runs) and of the
+        # transition.
         key, key_momentum, key_transition, bits = dx.random.split(state.rng_key, 4)
         noise = dx.random.normal(key_momentum, (2, *state.z.shape), dtype=state.z.dtype)
         start = IntegratorState(state.z, state.z, state.potential_energy, state.z_grad)

@@ -80,7 +80,11 @@ def sample_momentum(key: Any, mass_matrix_sqrt: Any, like: Any) -> Any:
     For a diagonal matrix ``mass_matrix_sqrt`` is the vector ``sqrt(M)``;
     for a dense one it is a lower-triangular ``L`` with ``L L^T = M``.
     """
-    noise = dx.random.normal(key, like.shape, dtype=like.dtype)
+    return scale_momentum(dx.random.normal(key, like.shape, dtype=like.dtype), mass_matrix_sqrt)
+
+
+def scale_momentum(noise: Any, mass_matrix_sqrt: Any) -> Any:
+    """Turn standard normal ``noise`` into a momentum ``r ~ Normal(0, M)`` with the square root of ``M``."""
     if mass_matrix_sqrt.ndim < 2:
         return mass_matrix_sqrt * noise
     return dx.matmul(mass_matrix_sqrt, noise)
