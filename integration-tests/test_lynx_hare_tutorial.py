@@ -131,8 +131,8 @@ def page_comparison_rows(page: str) -> list[str]:
 
 def test_record_summary_matches_report_table() -> None:
     # The report prints 4 significant digits of the full values and the CSV
-    # keeps 6, so a report cell lies within half a unit of its 4th digit of
-    # the CSV's value (rounding the CSV's value again may differ in that digit).
+    # keeps 6. Rounding the CSV's value again may change the 4th digit, so a
+    # report cell is checked to lie within half a unit of that digit.
     summary = read_rows(RECORD / "posterior_summary.csv")
     report = {}
     for line in (RECORD / "report.md").read_text().splitlines():

@@ -9,7 +9,7 @@ each module's class and static structure on the way. Its builder fills new
 modules' ``__dict__`` directly, as ``_unflatten_module`` does.
 
 Both generators walk a sample value in step with the leaves that
-``jax.tree_util`` returned for it, and give up (return ``None``) on anything
+``jax.tree_util`` returned for it. They give up (return ``None``) on anything
 they do not mirror exactly: other registered node types, dicts with keys that
 are not all strings, and leaves that are not the expected objects. Callers
 then use ``jax.tree_util``, so giving up costs speed, never correctness.

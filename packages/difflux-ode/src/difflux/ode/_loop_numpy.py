@@ -177,7 +177,7 @@ def solve_numpy(
         array_positions=array_positions,
         arg_batched=[is_batched for _, is_batched in arg_entries],
         time_batched=[is_batched for _, is_batched in (t0_entry, t1_entry, ts_entry, dt0_entry)],
-        time_given=[value is not None for value, _ in (t0_entry, t1_entry, ts_entry, dt0_entry)],
+        time_present=[value is not None for value, _ in (t0_entry, t1_entry, ts_entry, dt0_entry)],
         size=size if batched else None,
         solver=solver,
         saveat=saveat,
@@ -239,8 +239,8 @@ def _solve_values(*values: Any, spec: Any) -> tuple[Any, Any, Any, dict[str, Any
     remaining = iter(values)
     y_entries = [(next(remaining), is_batched) for is_batched in spec.y_batched]
     t0_entry, t1_entry, ts_entry, dt0_entry = (
-        (next(remaining) if given else None, is_batched)
-        for given, is_batched in zip(spec.time_given, spec.time_batched)
+        (next(remaining) if present else None, is_batched)
+        for present, is_batched in zip(spec.time_present, spec.time_batched)
     )
     arg_entries = [(next(remaining), is_batched) for is_batched in spec.arg_batched]
     batched = spec.size is not None

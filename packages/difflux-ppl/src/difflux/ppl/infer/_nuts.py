@@ -220,9 +220,9 @@ class NUTS(HMC):
         """Integrate ``size`` leapfrog steps from ``edge``, stopping early on a U-turn or divergence.
 
         Each leaf splits the key into four: the next leaf's key, the bits of
-        the leaf's uniform, and two more whose last values (those of the
-        subtree's last leaf, as there is at least one) the doubling uses for
-        its merge and for the next direction.
+        the leaf's uniform, and two more keys. The doubling uses the last
+        leaf's two extra keys (a subtree has at least one leaf) for its merge
+        and for the next direction.
         """
         potential_and_grad, _ = self._prepared()
         backend = backend_name(edge.z)

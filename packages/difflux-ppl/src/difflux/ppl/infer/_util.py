@@ -359,9 +359,9 @@ def find_initial_params_compiled(
         return key, params, finite
 
     # The model's arguments are traced, not baked into the program as constants. A try usually
-    # runs once per chain, so the program's compile time is what counts: without LLVM's
-    # optimisation passes it compiles in about half the time (0.55 s against 1.1 s of CPU for
-    # a logistic regression on 569 x 30 data, on a 2-core machine).
+    # runs once per chain, so the program's compile time is what counts. Without LLVM's
+    # optimisation passes it compiled in about half the time: 0.55 s against 1.1 s of CPU
+    # for a logistic regression on 569 x 30 data, on a 2-core machine.
     compiled = dx.jit(attempt, compiler_options={"xla_backend_optimization_level": 0})
     found: list[dict[str, Any] | None] = []
     for key in keys:
