@@ -159,6 +159,19 @@ def lynx_hare(session: nox.Session) -> None:
 
 
 @nox.session
+def lynx_hare_numpy(session: nox.Session) -> None:
+    """Run the flagship study on NumPy with JAX not installed, 4 chains x (500 warm-up + 500 draws) by default.
+
+    Arguments after `--` replace the default options.
+    """
+    install_packages(session)
+    session.install("matplotlib")
+    session.run("python", "-c", JAX_ABSENT)
+    options = session.posargs or ["--chains", "4", "--warmup", "500", "--draws", "500"]
+    session.run("python", "examples/lynx_hare/run.py", "--backend", "numpy", *options)
+
+
+@nox.session
 def quickstart(session: nox.Session) -> None:
     """Run examples/core_quickstart.py on NumPy, and on JAX."""
     install_packages(session, "jax")

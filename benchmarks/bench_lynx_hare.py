@@ -201,6 +201,8 @@ def run_difflux(chains: int, warmup: int, draws: int, seed: int) -> dict[str, fl
             draws=num_samples,
             seed=seed,
             progress=False,
+            # NUTS's own random starts and identity metric, as in NumPyro's run.
+            laplace=False,
         )
 
     compile_seconds = fit(1, 1).seconds

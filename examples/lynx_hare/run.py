@@ -118,7 +118,6 @@ def main(argv: list[str] | None = None) -> int:
         draws=arguments.draws,
         seed=arguments.seed,
         progress=progress,
-        laplace=arguments.backend == "numpy",
     )
     timings["NUTS, 1900-1920"] = posterior.seconds
     table = report.posterior_table(posterior.samples)
@@ -190,7 +189,6 @@ def fit_to_1915(
         draws=arguments.holdout_draws or arguments.draws,
         seed=arguments.seed + 2,
         progress=progress,
-        laplace=arguments.backend == "numpy",
     )
     mechanistic = bayes.predictive_counts(holdout, t, backend=arguments.backend, seed=arguments.seed + 3)
     holdout.mcmc = None
