@@ -1,4 +1,4 @@
-"""The Laplace start of the lynx-hare study's NumPy runs, against the reference posterior.
+"""The Laplace start of the lynx-hare study, on NumPy, against the reference posterior.
 
 ``bayes.laplace_start`` climbs from four random points to the posterior's
 highest mode and returns chain starting points drawn from the Laplace

@@ -130,10 +130,10 @@ def sample_posterior(
     start = time.perf_counter()
     years_b = dx.asarray(years, backend=backend)
     counts_b = dx.asarray(counts, backend=backend)
-    init_params, inverse_mass = None, None
+    # --8<-- [start:nuts]
+    init_params, inverse_mass = None, None  # NUTS's own defaults
     if laplace:
         init_params, inverse_mass = laplace_start(years_b, counts_b, chains=chains, seed=seed)
-    # --8<-- [start:nuts]
     # The rates are strongly correlated in the posterior (alpha with beta,
     # gamma with delta), so a dense mass matrix takes far fewer leapfrog steps
     # per draw than a diagonal one: the cost of each draw on either backend.
@@ -161,9 +161,9 @@ def laplace_start(years: Any, counts: Any, *, chains: int, seed: int) -> tuple[A
     From one random starting point per chain (``init_to_uniform``, NUTS's
     default), L-BFGS climbs to a mode of the posterior in unconstrained
     space, and the highest mode found is kept. The posterior has a second,
-    minor mode (alpha near 1, hare0 near 20, its density lower by a factor
-    of about e^40) that three of eight random starts reached in a trial, so
-    taking the best of the chains' climbs matters. The inverse of the
+    minor mode (alpha near 1, hare0 near 20), whose density is lower by a
+    factor of about e^40. In a trial, three of eight random starts climbed
+    to it, so taking the best of the chains' climbs matters. The inverse of the
     potential's Hessian there is the Laplace approximation's covariance: the
     starting metric, and the normal distribution the chains' starting points
     are drawn from. NUTS's warm-up then adapts the metric and the step size
