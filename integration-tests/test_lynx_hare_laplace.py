@@ -66,3 +66,10 @@ def test_laplace_start_is_at_the_main_mode() -> None:
         for name in names:
             distance = abs(float(values[name]) - ref[name]["mean"]) / ref[name]["sd"]
             assert distance < 5.0, (chain, name, float(values[name]), ref[name]["mean"])
+
+
+def test_laplace_start_of_one_chain_has_no_chain_axis() -> None:
+    # MCMC.run(init_params=...) with num_chains=1 takes a single chain's values.
+    years, counts = data()
+    init_params, _ = bayes.laplace_start(years, counts, chains=1, seed=0)
+    assert {name: np.shape(value) for name, value in init_params.items()} == dict.fromkeys(bayes.NAMES, ())

@@ -205,7 +205,9 @@ def laplace_start(years: Any, counts: Any, *, chains: int, seed: int) -> tuple[A
         return None, None
     draws = np.asarray(dx.random.normal(keys[chains], (chains, mode.size)))
     starts = mode + draws @ scale_tril.T
-    init_params = {name: dx.asarray(starts[:, i], backend=backend) for i, name in enumerate(names)}
+    if chains == 1:
+        starts = starts[0]  # MCMC takes a single chain's values without a chain axis
+    init_params = {name: dx.asarray(starts[..., i], backend=backend) for i, name in enumerate(names)}
     return init_params, scale_tril @ scale_tril.T
 
 
