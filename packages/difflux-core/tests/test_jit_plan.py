@@ -136,10 +136,29 @@ def test_changed_static_fields_retrace():
 def test_output_structure_follows_shape():
     counted = Counter(lambda v: {"count": v.shape[0], "rows": [v[i] for i in range(v.shape[0])]})
     jitted = dx.jit(counted)
-    for size in (2, 3, 2, 3):
+    for size in (2, 3, 2, 3, 2, 3):
         out = jitted(dx.arange(size, dtype=dx.float64, backend="jax"))
         assert out["count"] == size
         assert [float(row) for row in out["rows"]] == [float(i) for i in range(size)]
+    # The second structure makes dx.jit keep each trace's builder, which
+    # traces both shapes once more; after that nothing traces again.
+    assert counted.calls == 4
+
+
+def test_new_batch_size_traces_once():
+    counted = Counter(_sgd_step)
+    jitted = dx.jit(counted)
+    model = _chain("jax")
+    x, y = _data("jax")
+    for rows in (5, 3, 5, 3):
+        batch = {"x": x[:rows], "y": y[:rows]}
+        new_model, loss = jitted(model, batch)
+        expected_model, expected_loss = _sgd_step(model, batch)
+        np.testing.assert_allclose(float(loss), float(expected_loss), rtol=1e-12)
+        np.testing.assert_allclose(
+            np.asarray(new_model.layers[0].weight), np.asarray(expected_model.layers[0].weight), rtol=1e-12
+        )
+    # Both shapes give results of one structure, so each traces once.
     assert counted.calls == 2
 
 

@@ -10,12 +10,16 @@ the shape or dtype of an array leaf changes. So a change of shape, of
 structure or of a static value compiles again, and new array values do not.
 
 Outputs may hold non-array leaves as well: they are computed once per trace
-and put back into every result by a builder that ``jax.jit`` returns with
-the arrays of that trace's program.
+and put back into every result by a builder. While every trace of an entry
+gives outputs of one structure, the compiled function returns a plain list
+of arrays and the first trace's builder builds every result. Once a trace
+gives another structure (``lambda x: x.shape``, say), a second ``jax.jit``
+function returns each trace's own builder with its arrays.
 
 A structure seen before with only JAX arrays as leaves takes a fast path:
 code generated for that structure (``_jit_plan.py``) flattens the arguments
-and builds the outputs, with no Python callback per module.
+and builds the outputs, with no Python callback per module, and the call
+itself runs as few Python operations as it can.
 
 When no argument is a JAX array (and the default backend is ``numpy``)
 ``dx.jit`` calls the function unchanged, so the same code runs eagerly on
@@ -136,7 +140,17 @@ class _Entry:
         self.static_args = static_args
         self.static_kwargs = static_kwargs
         self.num_args = num_args
-        self.compiled = jax.jit(self._traced, compiler_options=compiler_options)
+        self.compiler_options = compiler_options
+        # Most functions give outputs of one structure, whatever the shapes
+        # of the arguments. Their outputs leave the compiled function as a
+        # plain list, and the builder of the first trace builds each result.
+        self.compiled = jax.jit(self._traced_arrays, compiler_options=compiler_options)
+        self.build: Callable[[Any], Any] | None = None
+        self.signature: tuple[Any, ...] | None = None
+        # Set to a second jax.jit function, which returns each trace's own
+        # builder with the arrays, once a trace gives outputs of another
+        # structure or other non-array values.
+        self.with_builder: Callable[..., _Result] | None = None
         # The fast path's flattener for this entry's structure: None until
         # dx.jit tries to generate it, False when that is not possible.
         self.plan: _Plan | bool | None = None
@@ -166,14 +180,63 @@ class _Entry:
         # Code generated for this structure rebuilds it faster than
         # jax.tree_util, which calls back into Python for every module.
         build = make_builder(out, out_leaves, out_mask)
+        out_static = [leaf for leaf, keep in zip(out_leaves, out_mask) if not keep]
         if build is None or jax.tree_util.tree_structure(build(out_arrays)) != out_def:
-            out_static = [leaf for leaf, keep in zip(out_leaves, out_mask) if not keep]
             build = _generic_builder(out_def, out_mask, out_static)
+        signature = (out_def, tuple(out_mask), tuple(map(_static_key, out_static)))
+        if self.signature is None:
+            self.build, self.signature = build, signature
+        elif signature != self.signature:
+            self._use_builders()
         return _Result(build, out_arrays)
+
+    def _traced_arrays(self, arrays: list[Any]) -> list[Any]:
+        return self._traced(arrays).arrays
+
+    def _use_builders(self) -> None:
+        import jax
+
+        if self.with_builder is None:
+            self.with_builder = jax.jit(self._traced, compiler_options=self.compiler_options)
+
+    def fast_call(self, flatten: Callable[..., Any]) -> Callable[..., Any]:
+        """Return the fast path of :class:`JitFunction` for calls that ``flatten`` accepts.
+
+        It returns ``_MISS`` for any other call. Timed inside a training loop,
+        Python work per call cost about twice what it cost timed alone
+        (probably because the XLA program evicts the interpreter's data from
+        the CPU caches), so this path does as little as it can.
+        """
+        compiled, trace_stack = self.compiled, _core.trace_stack
+
+        def call(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+            if trace_stack or self.with_builder is not None:
+                return _MISS
+            try:
+                arrays = flatten(args, kwargs)
+            except FLATTEN_ERRORS:
+                return _MISS
+            if arrays is None:
+                return _MISS
+            try:
+                out = compiled(arrays)
+            except _jax_conversion_errors() as error:
+                raise TracerConversionError(f"{type(error).__name__} inside dx.jit. {_ADVICE}") from error
+            if self.with_builder is not None:
+                return self(arrays)
+            return self.build(out)  # type: ignore[misc]
+
+        return call
 
     def __call__(self, arrays: list[Any]) -> Any:
         try:
-            result = self.compiled(arrays)
+            if self.with_builder is None:
+                out = self.compiled(arrays)
+                # A trace of this call (or of another thread's) may have
+                # switched to per-trace builders; then this call runs again.
+                if self.with_builder is None:
+                    return self.build(out)  # type: ignore[misc]
+            result = self.with_builder(arrays)
         except _jax_conversion_errors() as error:
             raise TracerConversionError(f"{type(error).__name__} inside dx.jit. {_ADVICE}") from error
         return result.build(result.arrays)
@@ -210,13 +273,18 @@ def _array_signature(x: Any) -> tuple[Any, ...]:
 
 
 class _Plan:
-    """A flattener generated for one argument structure, and the entry that compiles it."""
+    """A flattener generated for one argument structure, the entry that compiles it, and their fast path."""
 
-    __slots__ = ("flatten", "entry")
+    __slots__ = ("flatten", "entry", "fast")
 
     def __init__(self, flatten: Callable[..., Any], entry: _Entry) -> None:
         self.flatten = flatten
         self.entry = entry
+        self.fast = entry.fast_call(flatten)
+
+
+# The value a fast path returns for a call that it does not handle.
+_MISS = object()
 
 
 # The most generated flatteners a function keeps. A call of another
@@ -255,6 +323,8 @@ class JitFunction:
         # Generated flatteners of argument structures seen before, newest
         # first, used only when no argument is static.
         self._plans: list[_Plan] = []
+        # The newest plan's fast path, tried before anything else.
+        self._fast: Callable[..., Any] | None = None
         functools.update_wrapper(self, fun)
 
     @staticmethod
@@ -273,6 +343,11 @@ class JitFunction:
         return functools.partial(self, instance)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        fast = self._fast
+        if fast is not None:
+            result = fast(args, kwargs)
+            if result is not _MISS:
+                return result
         if self._bound_module is not None:
             args = (self._bound_module, *args)
         if _core.trace_stack:
@@ -365,11 +440,14 @@ class JitFunction:
         if isinstance(entry.plan, _Plan) and entry.plan not in self._plans:
             self._plans.insert(0, entry.plan)
             del self._plans[_MAX_PLANS:]
+            if self._bound_module is None and not self._static_argnums and not self._static_argnames:
+                self._fast = entry.plan.fast
 
     def clear_cache(self) -> None:
         """Forget every compiled specialisation."""
         self._cache.clear()
         self._plans.clear()
+        self._fast = None
 
     def __repr__(self) -> str:
         return f"dx.jit({getattr(self._fun, '__qualname__', self._fun)!r})"
