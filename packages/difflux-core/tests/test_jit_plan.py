@@ -162,6 +162,22 @@ def test_new_batch_size_traces_once():
     assert counted.calls == 2
 
 
+def test_arrayless_module_shared_across_results():
+    settings = Chain((), scale=0.5)
+    jitted = dx.jit(lambda state, x: ({"settings": state["settings"], "lists": [state["settings"]]}, x * 2))
+    x, _ = _data("jax")
+    state = {"settings": settings}
+    first, doubled = jitted(state, x)
+    second, _ = jitted(state, x)
+    np.testing.assert_allclose(np.asarray(doubled), 2 * np.asarray(x), rtol=0)
+    # An immutable module with no arrays is one shared object, but each
+    # result gets its own mutable containers.
+    assert first["settings"] is second["settings"]
+    assert first["settings"].scale == 0.5
+    assert first["lists"] is not second["lists"]
+    assert first is not second
+
+
 def test_dict_with_other_keys_retraces():
     counted = Counter(lambda d: {key: value * 2 for key, value in d.items()})
     jitted = dx.jit(counted)

@@ -181,8 +181,30 @@ class _BuilderSource(_Source):
         self.position = 0
         self.array_index = 0
 
+    def shared_constant(self, value: Any) -> str | None:
+        """Return a constant for a module or tuple with no arrays in it, which every result can share.
+
+        An optimiser's rule inside its state is such a module. It is immutable,
+        so one object serves every result.
+        """
+        if not (isinstance(value, Module) or type(value) is tuple or _is_named_tuple(value)):
+            return None
+        import jax
+
+        count = len(jax.tree_util.tree_leaves(value))
+        end = self.position + count
+        if end > len(self.expected) or any(self.mask[self.position : end]):
+            return None
+        if not _immutable(value):
+            return None
+        self.position = end
+        return self.constant(value)
+
     def walk(self, value: Any) -> str:
         """Emit the statements that build ``value`` and return an expression for it."""
+        shared = self.shared_constant(value)
+        if shared is not None:
+            return shared
         kind = type(value)
         if kind is tuple:
             items = [self.walk(item) for item in value]
@@ -222,6 +244,15 @@ class _BuilderSource(_Source):
             return self.constant(value)
         self.array_index += 1
         return f"arrays[{self.array_index - 1}]"
+
+
+def _immutable(value: Any) -> bool:
+    """Return whether ``value`` is a tuple or module all the way down to its leaves."""
+    if type(value) is tuple or _is_named_tuple(value):
+        return all(_immutable(item) for item in value)
+    if isinstance(value, Module):
+        return all(_immutable(getattr(value, name)) for name in _module_aux(value).children)
+    return type(value) is not list and type(value) is not dict
 
 
 def make_builder(out: Any, leaves: list[Any], mask: list[bool]) -> Callable[[list[Any]], Any] | None:
