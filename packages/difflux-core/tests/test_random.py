@@ -288,6 +288,20 @@ def test_sampling_inside_jit_matches_eager():
 
 
 @needs_jax
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("shape", [(), (9,), (2, 7)])
+def test_traced_normal_matches_jax_bits(dtype, shape):
+    # A traced key draws normals with difflux's unrolled threefry; the oracle is jax.random.normal.
+    import jax
+
+    keys = dx.random.split(_key("jax", 3), 4)
+    expected = np.asarray(jax.vmap(lambda k: jax.random.normal(k, shape, dtype))(jax.random.wrap_key_data(keys)))
+    batched = dx.jit(dx.vmap(lambda k: dx.random.normal(k, shape, dtype)))(keys)
+    np.testing.assert_array_equal(_np(batched), expected)
+    np.testing.assert_array_equal(_np(dx.jit(lambda k: dx.random.normal(k, shape, dtype))(keys[1])), expected[1])
+
+
+@needs_jax
 def test_typed_jax_keys_accepted():
     import jax
 

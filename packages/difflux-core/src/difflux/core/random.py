@@ -213,6 +213,103 @@ def _threefry_split_on_host(value: Any, num: int) -> np.ndarray | None:
     return np.stack([bits1, bits2], axis=1)
 
 
+# --------------------------------------------------------------------------
+# Threefry under tracing
+# --------------------------------------------------------------------------
+#
+# On CPU, JAX lowers its threefry hash as a loop of five blocks whose rotation
+# amounts are loop-carried values, and LLVM's optimisation of those variable
+# shifts is slow. One vmapped jax.random.normal of shape (2, 31) compiled in
+# 0.82 s, and the same draw through the unrolled hash below, with constant
+# rotations, in 0.07 s (JAX 0.10.2, one pinned core of a 2-core machine).
+# So ``normal`` with a traced key takes the unrolled hash, which gives JAX's
+# bits exactly. Concrete keys keep JAX's own compiled program.
+#
+# NOTE: ``split`` and ``uniform`` keep JAX's hash. Unrolled, a chain of splits
+# (the initial-value search of difflux.ppl) compiled slower at XLA's
+# optimisation level 0, because XLA copied each unrolled hash into every
+# fusion that reads its keys.
+
+
+def _threefry2x32_unrolled(key: Any, x1: Any, x2: Any) -> tuple[Any, Any]:
+    """Apply Threefry-2x32 (20 rounds) with ``jax.lax``, as :func:`threefry2x32` does in NumPy."""
+    lax = jax_module().lax
+    k1, k2 = key[0], key[1]
+    schedule = (k1, k2, k1 ^ k2 ^ np.uint32(0x1BD11BDA))
+    x = [x1 + schedule[0], x2 + schedule[1]]
+    for block in range(5):
+        for rotation in _THREEFRY_ROTATIONS[block % 2]:
+            x[0] = x[0] + x[1]
+            x[1] = lax.shift_left(x[1], np.uint32(rotation)) | lax.shift_right_logical(x[1], np.uint32(32 - rotation))
+            x[1] = x[0] ^ x[1]
+        x[0] = x[0] + schedule[(block + 1) % 3]
+        x[1] = x[1] + schedule[(block + 2) % 3] + np.uint32(block + 1)
+    return x[0], x[1]
+
+
+def _threefry_counts(shape: tuple[int, ...]) -> tuple[Any, Any]:
+    """Return the word pairs ``(0, i)`` that JAX's partitionable threefry hashes for element ``i`` of ``shape``."""
+    lax = jax_module().lax
+    size = math.prod(shape)
+    low = lax.reshape(lax.iota(np.uint32, size), shape)
+    return lax.full(shape, 0, np.uint32), low
+
+
+def _unrolled_unit_uniform(value: Any, shape: tuple[int, ...], dtype: Any) -> Any:
+    """Return ``jax.random.uniform(key, shape, dtype)`` on ``[0, 1)`` for the raw key ``value``, bit for bit."""
+    lax = jax_module().lax
+    bits1, bits2 = _threefry2x32_unrolled(value, *_threefry_counts(shape))
+    finfo = np.finfo(dtype)
+    if finfo.bits == 64:
+        bits = lax.shift_left(lax.convert_element_type(bits1, np.uint64), np.uint64(32))
+        bits = bits | lax.convert_element_type(bits2, np.uint64)
+        unsigned = np.uint64
+    else:
+        bits = bits1 ^ bits2
+        unsigned = np.uint32
+    # Random mantissa bits under the exponent of 1.0 give a float in [1, 2).
+    float_bits = lax.shift_right_logical(bits, unsigned(finfo.bits - finfo.nmant))
+    float_bits = float_bits | np.array(1.0, dtype).view(unsigned)
+    return lax.bitcast_convert_type(float_bits, dtype) - np.array(1.0, dtype)
+
+
+def _unrolled_normal(value: Any, shape: tuple[int, ...], dtype: Any) -> Any:
+    """Return ``jax.random.normal(key, shape, dtype)`` for the raw key ``value``, bit for bit."""
+    lax = jax_module().lax
+    low = np.nextafter(np.array(-1.0, dtype), np.array(0.0, dtype), dtype=dtype)
+    high = np.array(1.0, dtype)
+    unit = _unrolled_unit_uniform(value, shape, dtype)
+    uniform = lax.max(low, unit * (high - low) + low)
+    return lax.mul(np.array(np.sqrt(2), dtype), lax.erf_inv(uniform))
+
+
+@functools.cache
+def _compiled_unrolled_normal() -> Callable[..., Any]:
+    # Shape and dtype are static. Inside an enclosing jax.jit this is one call in that program.
+    return jax_module().jit(_unrolled_normal, static_argnums=(1, 2))
+
+
+def _unrolled_float_dtype(value: Any, shape: tuple[int, ...], dtype: Any) -> Any:
+    """Return the dtype of a sample from the unrolled hash, or ``None`` where ``jax.random`` must sample.
+
+    The unrolled hash serves raw ``uint32`` keys of shape ``(2,)`` that are
+    traced, under JAX's default threefry with partitionable counting, for
+    float32 and float64 samples of fewer than ``2**32`` elements.
+    """
+    jax = jax_module()
+    if (
+        not isinstance(value, jax.core.Tracer)
+        or value.shape != (2,)
+        or value.dtype != np.uint32
+        or not jax.config.jax_threefry_partitionable
+        or jax.config.jax_default_prng_impl != "threefry2x32"
+        or math.prod(shape) >= 2**32
+    ):
+        return None
+    resolved = np.dtype(jax.dtypes.canonicalize_dtype(float if dtype is None else dtype))
+    return resolved if resolved in (np.dtype(np.float32), np.dtype(np.float64)) else None
+
+
 @_per_key
 def split(k: Any, num: int = 2) -> Any:
     """Derive ``num`` new independent keys from ``k``; returns an array of shape ``(num, 2)``.
@@ -308,6 +405,9 @@ def normal(k: Any, shape: Shape = (), dtype: Any = None) -> Any:
     shape = _shape(shape)
     if backend == "jax":
         jax = jax_module()
+        unrolled = _unrolled_float_dtype(value_of(k), shape, dtype)
+        if unrolled is not None:
+            return _compiled_unrolled_normal()(value_of(k), shape, unrolled)
         return jax.random.normal(unpacked, shape, **({} if dtype is None else {"dtype": dtype}))
     dtype = _float_dtype(dtype, "normal")
     sample = _generator(unpacked).standard_normal(shape, dtype=np.float64 if dtype.itemsize < 4 else dtype)
