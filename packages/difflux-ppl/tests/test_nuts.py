@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import warnings
 
 import numpy as np
 import pytest
 
 import difflux.core as dx
+from conftest import HAS_JAX
 from difflux import ppl
 
 COVARIANCE = np.array([[1.0, 1.5], [1.5, 4.0]])
@@ -173,3 +177,37 @@ def test_divergent_leaf_raises_no_numpy_warning() -> None:
         state = kernel.sample(state)
     assert bool(state.diverging)
     assert int(state.num_steps) == 1
+
+
+_FLOAT32_SCRIPT = """
+import jax
+import numpy as np
+import difflux.core as dx
+from difflux import ppl
+from difflux.ppl import dist
+
+def model(y):
+    mu = ppl.sample("mu", dist.Normal(0.0, 5.0))
+    ppl.sample("y", dist.Normal(mu, 1.0), obs=y)
+
+assert not jax.config.jax_enable_x64
+y = dx.asarray(np.array([0.3, 1.2, -0.4, 0.8], np.float32), backend="jax")
+mcmc = ppl.MCMC(ppl.NUTS(model), num_warmup=200, num_samples=400, num_chains=2, progress_bar=False)
+mcmc.run(dx.random.key(0, backend="jax"), y)
+draws = np.asarray(mcmc.get_samples()["mu"])
+print(draws.dtype, draws.mean())
+"""
+
+
+@pytest.mark.skipif(not HAS_JAX, reason="JAX is not installed")
+def test_nuts_on_jax_float32():
+    # JAX's default: 32-bit types. A fresh process, because the tests enable float64.
+    env = {key: value for key, value in os.environ.items() if key != "JAX_ENABLE_X64"}
+    result = subprocess.run(
+        [sys.executable, "-c", _FLOAT32_SCRIPT], capture_output=True, text=True, env=env, timeout=600
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    dtype, mean = result.stdout.split()
+    assert dtype == "float32"
+    # Conjugate posterior of mu: mean sum(y) / (4 + 1/25), sd 1 / sqrt(4.04).
+    assert abs(float(mean) - 1.9 / 4.04) < 0.15

@@ -175,7 +175,7 @@ class NUTS(HMC):
         # The doubling splits no key of its own: each random function adds a threefry program
         # to the compiled code. Its direction comes from the previous subtree's last leaf (or
         # from the transition), and so do the next key and the uniform of the merge below.
-        forward = t.bits_direction[0] < 2**31
+        forward = t.bits_direction[0] < np.uint32(2**31)
         direction = dx.where(forward, 1.0, -1.0)
         edge = _select(forward, t.right, t.left)
         sub = self._build_subtree(edge, t.size, direction * step_size, energy_start, inverse_mass_matrix, t.key)
