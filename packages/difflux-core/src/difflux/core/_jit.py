@@ -64,6 +64,11 @@ def _jax_conversion_errors() -> tuple[type[BaseException], ...]:
     )
 
 
+def _conversion_error(error: BaseException) -> TracerConversionError:
+    """Return the error that dx.jit raises for JAX's ``error`` about a traced value used as a concrete one."""
+    return TracerConversionError(f"{type(error).__name__} inside dx.jit. {_ADVICE}")
+
+
 def _normalize_static_argnums(argnums: int | Iterable[int]) -> tuple[int, ...]:
     nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
     for n in nums:
@@ -221,7 +226,7 @@ class _Entry:
             try:
                 out = compiled(arrays)
             except _jax_conversion_errors() as error:
-                raise TracerConversionError(f"{type(error).__name__} inside dx.jit. {_ADVICE}") from error
+                raise _conversion_error(error) from error
             if self.with_builder is not None:
                 return self(arrays)
             return self.build(out)  # type: ignore[misc]
@@ -238,7 +243,7 @@ class _Entry:
                     return self.build(out)  # type: ignore[misc]
             result = self.with_builder(arrays)
         except _jax_conversion_errors() as error:
-            raise TracerConversionError(f"{type(error).__name__} inside dx.jit. {_ADVICE}") from error
+            raise _conversion_error(error) from error
         return result.build(result.arrays)
 
 

@@ -175,17 +175,38 @@ def threefry2x32(key: np.ndarray, x1: np.ndarray, x2: np.ndarray) -> tuple[np.nd
     1, 2, 3" (SC 2011), as JAX's ``threefry2x32`` computes it, in NumPy.
     """
     with np.errstate(over="ignore"):
-        k1, k2 = np.uint32(key[0]), np.uint32(key[1])
-        schedule = (k1, k2, k1 ^ k2 ^ np.uint32(0x1BD11BDA))
-        x = [np.asarray(x1, dtype=np.uint32) + schedule[0], np.asarray(x2, dtype=np.uint32) + schedule[1]]
-        for block in range(5):
-            for rotation in _THREEFRY_ROTATIONS[block % 2]:
-                x[0] = x[0] + x[1]
-                x[1] = (x[1] << np.uint32(rotation)) | (x[1] >> np.uint32(32 - rotation))
-                x[1] = x[0] ^ x[1]
-            x[0] = x[0] + schedule[(block + 1) % 3]
-            x[1] = x[1] + schedule[(block + 2) % 3] + np.uint32(block + 1)
+        return _threefry_rounds(
+            np.uint32(key[0]), np.uint32(key[1]), np.asarray(x1, dtype=np.uint32), np.asarray(x2, dtype=np.uint32)
+        )
+
+
+def _threefry_rounds(k1: Any, k2: Any, x1: Any, x2: Any) -> tuple[Any, Any]:
+    """Return Threefry-2x32's 20 rounds on ``uint32`` words, NumPy arrays or traced JAX arrays alike.
+
+    The rotations are Python constants, so under tracing the rounds unroll
+    into shifts by constant amounts.
+    """
+    schedule = (k1, k2, k1 ^ k2 ^ np.uint32(0x1BD11BDA))
+    x = [x1 + schedule[0], x2 + schedule[1]]
+    for block in range(5):
+        for rotation in _THREEFRY_ROTATIONS[block % 2]:
+            x[0] = x[0] + x[1]
+            x[1] = (x[1] << np.uint32(rotation)) | (x[1] >> np.uint32(32 - rotation))
+            x[1] = x[0] ^ x[1]
+        x[0] = x[0] + schedule[(block + 1) % 3]
+        x[1] = x[1] + schedule[(block + 2) % 3] + np.uint32(block + 1)
     return x[0], x[1]
+
+
+def _default_threefry_key(value: Any) -> bool:
+    """Return whether ``value`` is a raw ``uint32`` key of shape ``(2,)`` under JAX's default partitionable threefry."""
+    jax = jax_module()
+    return (
+        value.shape == (2,)
+        and value.dtype == np.uint32
+        and jax.config.jax_threefry_partitionable
+        and jax.config.jax_default_prng_impl == "threefry2x32"
+    )
 
 
 def _threefry_split_on_host(value: Any, num: int) -> np.ndarray | None:
@@ -200,14 +221,7 @@ def _threefry_split_on_host(value: Any, num: int) -> np.ndarray | None:
     and go through JAX.
     """
     jax = jax_module()
-    if (
-        not isinstance(value, jax.Array)
-        or isinstance(value, jax.core.Tracer)
-        or value.shape != (2,)
-        or value.dtype != np.uint32
-        or not jax.config.jax_threefry_partitionable
-        or jax.config.jax_default_prng_impl != "threefry2x32"
-    ):
+    if not isinstance(value, jax.Array) or isinstance(value, jax.core.Tracer) or not _default_threefry_key(value):
         return None
     bits1, bits2 = threefry2x32(np.asarray(value), np.zeros(num, dtype=np.uint32), np.arange(num, dtype=np.uint32))
     return np.stack([bits1, bits2], axis=1)
@@ -231,22 +245,6 @@ def _threefry_split_on_host(value: Any, num: int) -> np.ndarray | None:
 # fusion that reads its keys.
 
 
-def _threefry2x32_unrolled(key: Any, x1: Any, x2: Any) -> tuple[Any, Any]:
-    """Apply Threefry-2x32 (20 rounds) with ``jax.lax``, as :func:`threefry2x32` does in NumPy."""
-    lax = jax_module().lax
-    k1, k2 = key[0], key[1]
-    schedule = (k1, k2, k1 ^ k2 ^ np.uint32(0x1BD11BDA))
-    x = [x1 + schedule[0], x2 + schedule[1]]
-    for block in range(5):
-        for rotation in _THREEFRY_ROTATIONS[block % 2]:
-            x[0] = x[0] + x[1]
-            x[1] = lax.shift_left(x[1], np.uint32(rotation)) | lax.shift_right_logical(x[1], np.uint32(32 - rotation))
-            x[1] = x[0] ^ x[1]
-        x[0] = x[0] + schedule[(block + 1) % 3]
-        x[1] = x[1] + schedule[(block + 2) % 3] + np.uint32(block + 1)
-    return x[0], x[1]
-
-
 def _threefry_counts(shape: tuple[int, ...]) -> tuple[Any, Any]:
     """Return the word pairs ``(0, i)`` that JAX's partitionable threefry hashes for element ``i`` of ``shape``."""
     lax = jax_module().lax
@@ -258,7 +256,7 @@ def _threefry_counts(shape: tuple[int, ...]) -> tuple[Any, Any]:
 def _unrolled_unit_uniform(value: Any, shape: tuple[int, ...], dtype: Any) -> Any:
     """Return ``jax.random.uniform(key, shape, dtype)`` on ``[0, 1)`` for the raw key ``value``, bit for bit."""
     lax = jax_module().lax
-    bits1, bits2 = _threefry2x32_unrolled(value, *_threefry_counts(shape))
+    bits1, bits2 = _threefry_rounds(value[0], value[1], *_threefry_counts(shape))
     finfo = np.finfo(dtype)
     if finfo.bits == 64:
         bits = lax.shift_left(lax.convert_element_type(bits1, np.uint64), np.uint64(32))
@@ -297,14 +295,7 @@ def _unrolled_float_dtype(value: Any, shape: tuple[int, ...], dtype: Any) -> Any
     float32 and float64 samples of fewer than ``2**32`` elements.
     """
     jax = jax_module()
-    if (
-        not isinstance(value, jax.core.Tracer)
-        or value.shape != (2,)
-        or value.dtype != np.uint32
-        or not jax.config.jax_threefry_partitionable
-        or jax.config.jax_default_prng_impl != "threefry2x32"
-        or math.prod(shape) >= 2**32
-    ):
+    if not isinstance(value, jax.core.Tracer) or not _default_threefry_key(value) or math.prod(shape) >= 2**32:
         return None
     resolved = np.dtype(jax.dtypes.canonicalize_dtype(float if dtype is None else dtype))
     return resolved if resolved in (np.dtype(np.float32), np.dtype(np.float64)) else None
