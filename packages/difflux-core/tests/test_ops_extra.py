@@ -139,6 +139,15 @@ def test_softplus_extremes(x, value, slope, backend):
     assert float(slope_out) == pytest.approx(slope, rel=1e-15)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_softplus_slope_matches_expit(dtype, backend):
+    # The slope is computed from exp(-|x|); SciPy's expit is the oracle, tails included.
+    x = np.array([-800.0, -40.0, -3.0, -1e-8, 0.0, 1e-8, 2.5, 40.0, 800.0, np.inf, -np.inf], dtype=dtype)
+    slope = dx.grad(lambda v: dx.sum(dx.softplus(v)))(dx.asarray(x, backend=backend))
+    assert slope.dtype == dtype
+    np.testing.assert_allclose(as_numpy(slope), scipy.special.expit(x), rtol=4 * np.finfo(dtype).eps, atol=0)
+
+
 def test_softplus_second_derivative_finite(backend):
     for x in (1000.0, -1000.0):
         curvature = dx.grad(dx.grad(dx.softplus))(dx.asarray(np.float64(x), backend=backend))

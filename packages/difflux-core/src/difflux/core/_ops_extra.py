@@ -14,7 +14,19 @@ from ._core import Primitive, value_of
 from ._dispatch import make_impl, shape_of
 from ._ops_creation import full
 from ._ops_dtype import astype
-from ._ops_elementwise import exp, greater, multiply, negative, reciprocal, subtract
+from ._ops_elementwise import (
+    abs,  # noqa: A004 (Array API name)
+    add,
+    divide,
+    exp,
+    greater,
+    greater_equal,
+    multiply,
+    negative,
+    reciprocal,
+    subtract,
+    where,
+)
 from ._ops_index import index_add
 from ._ops_reduction import logsumexp
 
@@ -104,11 +116,18 @@ logit_p = Primitive(
 )
 
 
+def _softplus_slope(x: Any) -> Any:
+    # sigmoid(x) from exp(-|x|), the term the value of softplus computes too, so a compiled
+    # program that needs both (a log density and its gradient) makes one exponential per element.
+    e = exp(negative(abs(x)))
+    return divide(where(greater_equal(x, 0.0), 1.0, e), add(1.0, e))
+
+
 softplus_p = Primitive(
     "softplus",
     make_impl("softplus", _softplus_numpy, "jax.nn.softplus"),
-    pullbacks=(lambda g, out, x: multiply(g, sigmoid(x)),),
-    jvps=(lambda t, out, x: multiply(t, sigmoid(x)),),
+    pullbacks=(lambda g, out, x: multiply(g, _softplus_slope(x)),),
+    jvps=(lambda t, out, x: multiply(t, _softplus_slope(x)),),
 )
 
 
