@@ -19,8 +19,8 @@ Two numbers per model:
 * wall time to the last draw, from the call to ``run`` to its return, with
   compilation included.
 
-difflux runs its default chain method: on one device the chains are
-vectorised and compiled once. NumPyro runs its default, ``"parallel"``,
+difflux runs its default chain method, ``"parallel"``: on one CPU device
+the chains run one after another through one compiled program. NumPyro runs its default, ``"parallel"``,
 which on one CPU device falls back to running the chains sequentially, and
 ``"vectorized"``. difflux reports ``MCMC.sampling_time``; NumPyro compiles
 again on every ``run``, so its sampling time is that of its compiled

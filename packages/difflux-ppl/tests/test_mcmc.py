@@ -217,6 +217,24 @@ def test_numpyro_extra_field_names() -> None:
     assert np.all(np.asarray(extra["potential_energy"]) <= np.asarray(extra["energy"]))
 
 
+@pytest.mark.parametrize(
+    ("chain_method", "backend", "expected"),
+    [
+        ("parallel", "numpy", "vectorized"),
+        ("sequential", "numpy", "sequential"),
+        pytest.param("parallel", "jax", "sequential", marks=pytest.mark.skipif(not HAS_JAX, reason="needs JAX")),
+        pytest.param("vectorized", "jax", "vectorized", marks=pytest.mark.skipif(not HAS_JAX, reason="needs JAX")),
+    ],
+)
+def test_parallel_resolves_per_platform(chain_method: str, backend: str, expected: str) -> None:
+    # On one CPU device "parallel" runs the chains one after another, as NumPyro does;
+    # this test process has JAX's single CPU device.
+    mcmc = ppl.MCMC(
+        ppl.NUTS(potential_fn=standard_normal), num_warmup=1, num_samples=1, num_chains=2, chain_method=chain_method
+    )
+    assert mcmc.resolved_chain_method(backend) == expected
+
+
 PARALLEL_SCRIPT = """
 import os
 os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
