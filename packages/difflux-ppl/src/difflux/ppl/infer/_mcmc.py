@@ -195,7 +195,10 @@ class MCMC:
                 state, chain_draws = self._run_chunks(run_chunk, chunk, state, batched=False, label=f"chain {chain}")
                 states.append(state)
                 draws.append(chain_draws)
-            self.last_state = dx.tree_map(lambda *leaves: dx.stack(leaves), *states)
+            # Stacked on the host and moved in one transfer: on JAX an eager stack
+            # compiles a program for each shape and dtype of the state's leaves.
+            stacked = dx.tree_map(lambda *leaves: np.stack([np.asarray(leaf) for leaf in leaves]), *states)
+            self.last_state = to_backend(stacked, backend)
             self._draws = {name: np.stack([d[name] for d in draws]) for name in draws[0]}
         else:
             states = to_backend(dx.tree_map(lambda *leaves: np.stack(leaves), *per_chain), backend)
