@@ -20,8 +20,9 @@ Two numbers per model:
   compilation included.
 
 difflux runs its default chain method, ``"parallel"``: on one CPU device
-the chains run one after another through one compiled program. NumPyro runs its default, ``"parallel"``,
-which on one CPU device falls back to running the chains sequentially, and
+the chains run one after another through one compiled program. NumPyro
+runs its default, ``"parallel"``, which on one CPU device falls back to
+running the chains sequentially (compiling once per chain), and
 ``"vectorized"``. difflux reports ``MCMC.sampling_time``; NumPyro compiles
 again on every ``run``, so its sampling time is that of its compiled
 sampling step run from the adapted state (see ``run_numpyro``). Rounds alternate between

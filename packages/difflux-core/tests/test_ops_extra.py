@@ -141,7 +141,7 @@ def test_softplus_extremes(x, value, slope, backend):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_softplus_slope_matches_expit(dtype, backend):
-    # The slope is computed from exp(-|x|); SciPy's expit is the oracle, tails included.
+    # The slope is computed from exp(-|x|). SciPy's expit is the oracle, tails included.
     x = np.array([-800.0, -40.0, -3.0, -1e-8, 0.0, 1e-8, 2.5, 40.0, 800.0, np.inf, -np.inf], dtype=dtype)
     slope = dx.grad(lambda v: dx.sum(dx.softplus(v)))(dx.asarray(x, backend=backend))
     assert slope.dtype == dtype

@@ -304,7 +304,7 @@ def test_traced_normal_matches_jax_bits(dtype, shape):
 @needs_jax
 @pytest.mark.parametrize("num", [1, 2, 4, 7])
 def test_traced_split_matches_jax_bits(num):
-    # A traced key splits with difflux's unrolled threefry; the oracle is jax.random.split.
+    # A traced key splits with difflux's unrolled threefry. The oracle is jax.random.split.
     import jax
 
     keys = dx.random.split(_key("jax", 5), 3)

@@ -227,8 +227,8 @@ def test_numpyro_extra_field_names() -> None:
     ],
 )
 def test_parallel_resolves_per_platform(chain_method: str, backend: str, expected: str) -> None:
-    # On one CPU device "parallel" runs the chains one after another, as NumPyro does;
-    # this test process has JAX's single CPU device.
+    # On one CPU device "parallel" runs the chains one after another, as NumPyro does.
+    # This test process has JAX's single CPU device.
     mcmc = ppl.MCMC(
         ppl.NUTS(potential_fn=standard_normal), num_warmup=1, num_samples=1, num_chains=2, chain_method=chain_method
     )

@@ -117,8 +117,8 @@ logit_p = Primitive(
 
 
 def _softplus_slope(x: Any) -> Any:
-    # sigmoid(x) from exp(-|x|), the term the value of softplus computes too, so a compiled
-    # program that needs both (a log density and its gradient) makes one exponential per element.
+    # sigmoid(x) from exp(-|x|), the term that the value of softplus computes too. A compiled
+    # program that needs both (a log density and its gradient) then computes one exponential.
     e = exp(negative(abs(x)))
     return divide(where(greater_equal(x, 0.0), 1.0, e), add(1.0, e))
 

@@ -334,10 +334,10 @@ def split(k: Any, num: int = 2) -> Any:
     backend, unpacked = _unpack(k, "split")
     if backend == "jax":
         jax = jax_module()
-        host = _threefry_split_on_host(value_of(k), num)
+        value = value_of(k)
+        host = _threefry_split_on_host(value, num)
         if host is not None:
             return jax.device_put(host)
-        value = value_of(k)
         if isinstance(value, jax.core.Tracer) and _default_threefry_key(value):
             return _compiled_unrolled_split()(value, num)
         keys = jax.random.split(unpacked, num)

@@ -195,13 +195,10 @@ class MCMC:
                 state, chain_draws = self._run_chunks(run_chunk, chunk, state, batched=False, label=f"chain {chain}")
                 states.append(state)
                 draws.append(chain_draws)
-            # Stacked on the host and moved in one transfer: on JAX an eager stack
-            # compiles a program for each shape and dtype of the state's leaves.
-            stacked = dx.tree_map(lambda *leaves: np.stack([np.asarray(leaf) for leaf in leaves]), *states)
-            self.last_state = to_backend(stacked, backend)
+            self.last_state = _stack_on_host(states, backend)
             self._draws = {name: np.stack([d[name] for d in draws]) for name in draws[0]}
         else:
-            states = to_backend(dx.tree_map(lambda *leaves: np.stack(leaves), *per_chain), backend)
+            states = _stack_on_host(per_chain, backend)
             if method == "parallel":
                 states = _shard_chains(states, self.num_chains)
             self.last_state, self._draws = self._run_chunks(run_chunk, chunk, states, batched=True, label="")
@@ -374,6 +371,15 @@ def _progress_bar(total: int, label: str, num_warmup: int) -> Any:
         return None
     phase = "warmup" if num_warmup > 0 else "sample"
     return tqdm(total=total, desc=f"{label} {phase}".strip())
+
+
+def _stack_on_host(trees: list[Any], backend: str) -> Any:
+    """Stack the leaves of per-chain ``trees`` along a new first axis in NumPy and return them on ``backend``.
+
+    On JAX an eager stack would compile a program for each shape and dtype
+    of the leaves, where one transfer of NumPy arrays compiles nothing.
+    """
+    return to_backend(dx.tree_map(lambda *leaves: np.stack(leaves), *trees), backend)
 
 
 def _shard_chains(states: Any, num_chains: int) -> Any:
