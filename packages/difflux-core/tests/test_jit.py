@@ -378,3 +378,20 @@ def test_default_backend_setting():
         finally:
             dx.config.default_backend = original
     assert dx.default_backend() == original
+
+
+@pytest.mark.parametrize("name", ["NumPy", "cpu", "torch", ""])
+@pytest.mark.parametrize(
+    "create",
+    [
+        lambda b: dx.zeros(2, backend=b),
+        lambda b: dx.arange(3, backend=b),
+        lambda b: dx.eye(2, backend=b),
+        lambda b: dx.asarray([1.0], backend=b),
+        lambda b: dx.random.key(0, backend=b),
+    ],
+    ids=["zeros", "arange", "eye", "asarray", "key"],
+)
+def test_creation_rejects_unknown_backend(create, name):
+    with pytest.raises(ValueError, match=f"Unknown difflux backend {name!r}"):
+        create(name)

@@ -47,16 +47,17 @@ _JAX_TYPES: set[type] = set()
 _OTHER_TYPES: set[type] = set()
 
 
-def _validate_backend_name(name: str) -> str:
+def check_backend_name(name: str, source: str = "") -> str:
+    """Return ``name`` when it names a backend; raise ``ValueError`` naming ``source`` otherwise."""
     if name not in BACKENDS:
-        raise ValueError(
-            f"Unknown difflux backend {name!r}. Valid backends are 'numpy' and 'jax'; "
-            "set DIFFLUX_BACKEND or call dx.backend(...) with one of them."
-        )
+        where = f" (from {source})" if source else ""
+        raise ValueError(f"Unknown difflux backend {name!r}{where}. Valid backends are 'numpy' and 'jax'.")
     return name
 
 
-_default_stack: list[str] = [_validate_backend_name(os.environ.get("DIFFLUX_BACKEND", "numpy"))]
+_default_stack: list[str] = [
+    check_backend_name(os.environ.get("DIFFLUX_BACKEND", "numpy"), "the DIFFLUX_BACKEND environment variable")
+]
 
 
 def default_backend() -> str:
@@ -79,7 +80,7 @@ def backend(name: str) -> Iterator[str]:
         >>> type(x).__name__
         'ndarray'
     """
-    _validate_backend_name(name)
+    check_backend_name(name)
     if name == "jax":
         jax_module()
     _default_stack.append(name)
@@ -163,6 +164,8 @@ def namespace(name: str) -> ModuleType:
     """Return the array namespace (``numpy`` or ``jax.numpy``) of a backend."""
     if name == "numpy":
         return np
+    if name != "jax":
+        check_backend_name(name)
     jax_module()
     import jax.numpy as jnp
 

@@ -64,7 +64,7 @@ class Config:
 
     @default_backend.setter
     def default_backend(self, name: str) -> None:
-        _backend._validate_backend_name(name)
+        _backend.check_backend_name(name)
         if name == "jax":
             _backend.jax_module()
         _backend._default_stack[0] = name

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ._backend import backend_of_value, default_backend, namespace
+from ._backend import backend_of_value, check_backend_name, default_backend, namespace
 from ._batching import UnbatchableError, underlying
 from ._core import Tracer, value_of
 
@@ -29,6 +29,8 @@ def asarray(obj: Any, /, *, dtype: Any = None, backend: str | None = None, copy:
             return astype(obj, dtype)
         return obj
     source = backend_of_value(obj)
+    if backend is not None:
+        check_backend_name(backend)
     target = backend or source or default_backend()
     if target == "numpy":
         if source == "jax":

@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from ._backend import backend_of_value, default_backend, jax_module
+from ._backend import backend_of_value, check_backend_name, default_backend, jax_module
 from ._batching import BatchTrace, BatchTracer
 from ._core import Primitive, Tracer, value_of
 
@@ -87,12 +87,12 @@ def key(seed: int, *, backend: str | None = None) -> Any:
         >>> k.shape, k.dtype
         ((2,), dtype('uint32'))
     """
-    name = backend or default_backend()
+    name = backend if backend is not None else default_backend()
     if name == "jax":
         jax = jax_module()
         return jax.random.key_data(jax.random.key(seed))
     if name != "numpy":
-        raise ValueError(f"Unknown difflux backend {name!r}; use 'numpy' or 'jax'.")
+        check_backend_name(name)
     try:
         seed = operator.index(seed)
     except TypeError:
