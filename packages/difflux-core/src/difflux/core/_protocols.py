@@ -10,7 +10,9 @@ from __future__ import annotations
 from typing import Any, Protocol, runtime_checkable
 
 from ._core import value_of
+from ._dispatch import shape_of
 from ._tree import tree_flatten, tree_unflatten
+from ._tree_paths import format_path, leaf_paths, structure_mismatch
 
 
 @runtime_checkable
@@ -42,17 +44,23 @@ def apply_updates(params: Any, updates: Any) -> Any:
     # None counts as a leaf on both sides, so a None parameter (an absent
     # bias, say) lines up with its None update.
     param_leaves, treedef = tree_flatten(params, is_leaf=_is_none)
-    update_leaves = tree_flatten(updates, is_leaf=_is_none)[0]
-    if len(update_leaves) != len(param_leaves):
+    update_leaves, update_def = tree_flatten(updates, is_leaf=_is_none)
+    if update_def != treedef:
         raise ValueError(
-            f"apply_updates got {len(update_leaves)} update leaves for {len(param_leaves)} parameter "
-            "leaves; the updates must have the structure of the parameters"
+            f"apply_updates: {structure_mismatch('updates', update_def, treedef, 'parameters')}. "
+            "The updates must have the structure of the parameters, as an optimiser's update returns them."
         )
     new_leaves = []
-    for param, update in zip(param_leaves, update_leaves):
+    for index, (param, update) in enumerate(zip(param_leaves, update_leaves)):
         if update is None or not hasattr(value_of(param), "dtype"):
             new_leaves.append(param)
             continue
+        if shape_of(update) != shape_of(param):
+            raise ValueError(
+                f"apply_updates: the update at {format_path(leaf_paths(treedef)[index][1])} has shape "
+                f"{shape_of(update)} but the parameter has shape {shape_of(param)}; each update must have "
+                "the shape of its parameter."
+            )
         new = param + update
         dtype = value_of(param).dtype
         if value_of(new).dtype != dtype:

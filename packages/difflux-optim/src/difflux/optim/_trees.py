@@ -9,11 +9,12 @@ and as tuples of keys (``("layers", 0, "weight")``) for freezing and masks.
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 
 import difflux.core as dx
+from difflux.core._tree_paths import format_keys, format_path, leaf_paths, structure_mismatch
 
 
 def is_none(x: Any) -> bool:
@@ -70,83 +71,6 @@ def trainable_dtype(x: Any) -> Any:
             )
         real = _REAL_FLOATING[dtype] = bool(dx.isdtype(dtype, "real floating"))
     return dtype if real else None
-
-
-# --------------------------------------------------------------------------
-# Paths
-# --------------------------------------------------------------------------
-
-
-def _child_keys(treedef: dx.TreeDef) -> list[tuple[Any, str]]:
-    """Return ``(key, formatted)`` for each child of a structure node."""
-    kind, aux, count = treedef.kind, treedef.aux, len(treedef.children)
-    if kind is dict:
-        return [(key, f"[{key!r}]") for key in cast(tuple, aux)]
-    if isinstance(kind, type) and issubclass(kind, dx.Module):
-        # A module's structure stores the names of its parameter fields.
-        names = getattr(aux, "children", None)
-        if names is not None and len(names) == count:
-            return [(name, f".{name}") for name in names]
-    fields = getattr(kind, "_fields", None)
-    if fields is not None and len(fields) == count:
-        return [(name, f".{name}") for name in fields]
-    return [(index, f"[{index}]") for index in range(count)]
-
-
-def leaf_paths(treedef: dx.TreeDef) -> list[tuple[tuple[Any, ...], str]]:
-    """Return ``(keys, formatted path)`` of every leaf of ``treedef``, in leaf order."""
-    paths: list[tuple[tuple[Any, ...], str]] = []
-    _collect_paths(treedef, (), "", paths)
-    return paths
-
-
-def _collect_paths(treedef: dx.TreeDef, keys: tuple[Any, ...], text: str, out: list[Any]) -> None:
-    if treedef.kind is None:
-        out.append((keys, text))
-        return
-    for (key, formatted), child in zip(_child_keys(treedef), treedef.children):
-        _collect_paths(child, keys + (key,), text + formatted, out)
-
-
-def _format_keys(keys: tuple[Any, ...]) -> str:
-    return format_path("".join(f"[{key!r}]" for key in keys))
-
-
-def format_path(text: str) -> str:
-    return text if text else "the root"
-
-
-def _describe(treedef: dx.TreeDef) -> str:
-    kind = treedef.kind
-    if kind is None:
-        return "a leaf"
-    if kind is dict:
-        return f"a dict with keys {list(cast(tuple, treedef.aux))}"
-    if kind in (list, tuple):
-        return f"a {kind.__name__} of {len(treedef.children)} items"
-    return f"a {kind.__name__} with children {[text for _, text in _child_keys(treedef)]}"
-
-
-def _first_difference(a: dx.TreeDef, b: dx.TreeDef, text: str) -> tuple[str, str, str] | None:
-    same_node = a.kind == b.kind and len(a.children) == len(b.children)
-    if same_node and a.kind is not None:
-        same_node = a.aux == b.aux
-    if not same_node:
-        return text, _describe(a), _describe(b)
-    for (_, formatted), child_a, child_b in zip(_child_keys(a), a.children, b.children):
-        found = _first_difference(child_a, child_b, text + formatted)
-        if found is not None:
-            return found
-    return None
-
-
-def structure_mismatch(name: str, treedef: dx.TreeDef, reference: dx.TreeDef, reference_name: str) -> str:
-    """Describe where ``treedef`` first differs from ``reference``, for an error message."""
-    found = _first_difference(treedef, reference, "")
-    if found is None:  # equal nodes with different static module fields
-        return f"the {name} do not have the structure of the {reference_name}: {treedef!r} against {reference!r}"
-    text, described, expected = found
-    return f"the {name} have {described} at {format_path(text)} where the {reference_name} have {expected}"
 
 
 def check_gradients(
@@ -222,7 +146,7 @@ def mask_for(mask: Any, params: Any, param_keys: list[tuple[Any, ...]], owner: s
         matches = [(len(prefix), value) for prefix, value in entries if keys[: len(prefix)] == prefix]
         if not matches:
             raise ValueError(
-                f"{owner}: the mask has no entry for the parameter at {_format_keys(keys)}. Give the mask the "
+                f"{owner}: the mask has no entry for the parameter at {format_keys(keys)}. Give the mask the "
                 "structure of the parameters, for example dx.tree_map(lambda p: p.ndim > 1, params)."
             )
         values.append(max(matches, key=lambda match: match[0])[1])
