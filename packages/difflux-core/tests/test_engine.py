@@ -121,3 +121,10 @@ def test_numpy_gradient_under_jax_default_backend():
         g = dx.grad(lambda x: dx.sum(dx.tanh(x) ** 2))(np.array([0.5, -1.0]))
     assert isinstance(g, np.ndarray)
     np.testing.assert_allclose(g, 2 * np.tanh([0.5, -1.0]) / np.cosh([0.5, -1.0]) ** 2)
+
+
+@pytest.mark.parametrize("shape", [(1,), (), (2,)])
+def test_vjp_rejects_cotangent_shape(to_backend, shape):
+    _, back = dx.vjp(dx.sin, to_backend(np.ones(3)))
+    with pytest.raises(ValueError, match=r"output of shape \(3,\) got a cotangent of shape"):
+        back(to_backend(np.ones(shape)))

@@ -85,6 +85,14 @@ class _Recorded:
             raise ValueError(
                 f"the cotangent's structure {ct_def!r} does not match the output's structure {self.out_def!r}"
             )
+        for out, ct in zip(self.out_leaves, ct_leaves):
+            # shape_of reads tracers' shapes without their arrays, as in jvp.
+            out_shape, ct_shape = shape_of(out), shape_of(ct)
+            if ct is not None and out_shape != ct_shape:
+                raise ValueError(
+                    f"an output of shape {out_shape} got a cotangent of shape {ct_shape}; each cotangent "
+                    "must have the shape of its output"
+                )
         return self.pull_leaves(ct_leaves)
 
     def pull_leaves(self, ct_leaves: list[Any]) -> list[Any]:
