@@ -6,7 +6,7 @@ differentiation API and the transformations. See the package README for the
 design.
 """
 
-from . import _operators, linalg, random, special
+from . import _operators, linalg, random, special, testing
 from ._api import (
     grad,
     gradient,
