@@ -297,7 +297,9 @@ def initialize_model(
     raise RuntimeError(
         f"initialize_model found no starting point with a finite potential and gradient in {max_tries} tries "
         f"(last try: {details}). Check the priors and data of those sites, or choose an init_strategy such "
-        "as init_to_median or init_to_value(values=...) that starts inside the support."
+        "as init_to_median or init_to_value(values=...) that starts inside the support. An invalid "
+        "distribution parameter (a negative scale, say) also gives a log density that is not finite: "
+        "call dist.enable_validation() before the run to have distributions check their parameters."
     )
 
 
