@@ -158,6 +158,17 @@ def test_plate_batch_mismatch_raises(backend: str, to_backend) -> None:
         _trace(model, backend)
 
 
+def test_plate_observed_size_mismatch_raises(backend: str, to_backend) -> None:
+    data = to_backend(np.zeros(10))
+
+    def model():
+        with ppl.plate("data", 5):
+            ppl.sample("y", dist.Normal(0.0, 1.0), obs=data)
+
+    with pytest.raises(ValueError, match=r"site 'y' observes a value of shape \(10,\).*plate 'data' has size 5"):
+        _trace(model, backend)
+
+
 def test_plate_invalid_arguments() -> None:
     with pytest.raises(ValueError, match="positive int"):
         ppl.plate("p", 0)

@@ -306,12 +306,27 @@ class plate(Messenger):  # noqa: N801 (NumPyro's name for a context manager)
         batch_shape = expected[:overlap] + tuple(trailing)
         if batch_shape != tuple(fn.batch_shape):
             msg["fn"] = fn.expand(batch_shape)
+        if msg["is_observed"]:
+            self._check_observed(msg, batch_shape + tuple(fn.event_shape))
         if sample_shape:
             msg["kwargs"]["sample_shape"] = ()
 
         if self.subsample_size < self.size:
             factor = self.size / self.subsample_size
             msg["scale"] = factor if msg["scale"] is None else factor * msg["scale"]
+
+    def _check_observed(self, msg: Message, shape: tuple[int, ...]) -> None:
+        """Raise ValueError when the observed value does not broadcast to the site's batch and event shape."""
+        observed = tuple(np.shape(msg["value"]))
+        try:
+            dx.broadcast_shapes(observed, shape)
+        except ValueError:
+            raise ValueError(
+                f"sample site {msg['name']!r} observes a value of shape {observed}, which does not broadcast "
+                f"to the shape {shape} that its plates and distribution give it (plate {self.name!r} has size "
+                f"{self.subsample_size} at dim {self.dim}). Give the plate the size of the data, or index the "
+                "data with the plate's subsample indices."
+            ) from None
 
 
 def _check_size(name: str, what: str, value: Any) -> int:
