@@ -12,6 +12,7 @@ import pytest
 
 import difflux.core as dx
 from difflux import ppl
+from difflux.ppl import dist
 
 HAS_JAX = importlib.util.find_spec("jax") is not None
 
@@ -77,6 +78,23 @@ def test_vectorized_matches_sequential_on_jax() -> None:
         mcmc.run(dx.random.key(5, backend="jax"), init_params=init_params("jax", 2))
         draws[method] = np.asarray(mcmc.get_samples(group_by_chain=True)["x"])
     np.testing.assert_allclose(draws["vectorized"], draws["sequential"], rtol=1e-8, atol=1e-10)
+
+
+def test_jax_key_moves_numpy_data() -> None:
+    pytest.importorskip("jax")
+    data = np.linspace(-1.0, 3.0, 12)
+
+    def model(y, size):
+        mu = ppl.sample("mu", dist.Normal(0.0, 5.0))
+        with ppl.plate("data", size):
+            ppl.sample("y", dist.Normal(mu, 1.0), obs=y)
+
+    mcmc = ppl.MCMC(ppl.NUTS(model), num_warmup=20, num_samples=10, progress_bar=False)
+    mcmc.run(dx.random.key(0, backend="jax"), data, 12)
+    draws = mcmc.get_samples()["mu"]
+    assert "jax" in type(draws).__module__
+    assert draws.shape == (10,)
+    assert np.all(np.isfinite(np.asarray(draws)))
 
 
 def test_chunks_do_not_change_draws() -> None:

@@ -162,7 +162,12 @@ class MCMC:
         self.sampling_time = 0.0
         # Keys and initial states are handled as NumPy copies, because on JAX each eager
         # operation (unpacking a split, indexing, stacking) compiles a program of its own.
-        key_setup, key_init = to_backend(list(np.asarray(dx.random.split(rng_key))), backend_name(rng_key))
+        key_backend = backend_name(rng_key)
+        key_setup, key_init = to_backend(list(np.asarray(dx.random.split(rng_key))), key_backend)
+        if key_backend == "jax":
+            # The key's backend decides where the run happens, so NumPy data
+            # moves to JAX with it. Other leaves (sizes, flags) stay Python values.
+            args, kwargs = _numpy_arrays_to_jax((args, kwargs))
         z_init = self.sampler.setup(key_setup, self.num_warmup, self.num_chains, init_params, args, kwargs)
         backend = backend_name(z_init)
         self._backend = backend
@@ -371,6 +376,13 @@ def _progress_bar(total: int, label: str, num_warmup: int) -> Any:
         return None
     phase = "warmup" if num_warmup > 0 else "sample"
     return tqdm(total=total, desc=f"{label} {phase}".strip())
+
+
+def _numpy_arrays_to_jax(tree: Any) -> Any:
+    """Return ``tree`` with its NumPy array leaves on JAX and every other leaf unchanged."""
+    import jax
+
+    return dx.tree_map(lambda leaf: jax.device_put(leaf) if type(leaf) is np.ndarray else leaf, tree)
 
 
 def _stack_on_host(trees: list[Any], backend: str) -> Any:
