@@ -231,7 +231,7 @@ def _save_passed_times(
         return i + 1, write_row(buffer, i, interpolate_row(dx.minimum(i, num_times - 1)))
 
     carry = (index, ys_at_ts)
-    if _plain(accepted, t_end, index, ys_at_ts, ts_next, direction, *step_data):
+    if is_plain(accepted, t_end, index, ys_at_ts, ts_next, direction, *step_data):
         # Plain values allow a Python loop, so a step that passes no save
         # time costs one comparison. With tracers the loop would bind the
         # values it closes over in some steps only, which dx.while_loop's
@@ -270,7 +270,7 @@ def _save_passed_times(
     return dx.cond(due(carry), save_all, lambda unchanged: unchanged, carry)
 
 
-def _plain(*values: Any) -> bool:
+def is_plain(*values: Any) -> bool:
     """Return whether no value is a difflux tracer or a value traced by JAX."""
     return not any(isinstance(value, dx.Tracer) or is_jax_tracer(value) for value in values)
 

@@ -12,8 +12,9 @@ needs the ``max_steps`` bound.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -24,7 +25,7 @@ from difflux.core._core import value_of
 from ._auto_switch import AutoSwitch
 from ._controller import ConstantStepSize, PIDController, initial_step_size
 from ._events import Event, EventTracker, as_events
-from ._loop import initial_state, make_step, positions
+from ._loop import initial_state, is_plain, make_step, positions
 from ._loop_numpy import solve_numpy
 from ._progress import ProgressBar
 from ._runge_kutta import AbstractRungeKutta
@@ -102,6 +103,72 @@ def _is_concrete(x: Any) -> bool:
 
 
 # --------------------------------------------------------------------------
+# Checking the time span and the solver
+# --------------------------------------------------------------------------
+
+
+def _check_t_span(t_span: Any) -> tuple[Any, Any]:
+    """Return ``(t0, t1)`` from ``t_span``, or raise ValueError if it is not a pair of finite scalars.
+
+    Traced times (difflux tracers and JAX tracers) are checked for their
+    shape only, so ``solve`` still runs under ``dx.jit``, ``dx.grad`` and
+    ``dx.vmap`` with a traced time span.
+    """
+    shape = getattr(t_span, "shape", None)
+    if shape == () or (shape is None and isinstance(t_span, numbers.Number)):
+        _raise_not_a_pair(f"the scalar {t_span!r}" if is_plain(t_span) else "a traced scalar", longer=False)
+    if shape is not None:
+        # An array or a tracer, such as np.linspace(0.0, 1.0, 5).
+        shape = tuple(shape)
+        if shape != (2,):
+            _raise_not_a_pair(f"an array of shape {shape}", longer=len(shape) == 1 and shape[0] > 2)
+    elif isinstance(t_span, str | bytes) or not isinstance(t_span, Sequence):
+        _raise_not_a_pair(f"an object of type {type(t_span).__name__}", longer=False)
+    elif len(t_span) != 2:
+        _raise_not_a_pair(f"a {type(t_span).__name__} of length {len(t_span)}", longer=len(t_span) > 2)
+
+    t0, t1 = t_span[0], t_span[1]
+    for index, t in enumerate((t0, t1)):
+        name = f"t{index} = t_span[{index}]"
+        if np.shape(t) != ():
+            raise ValueError(f"solve: {name} must be a scalar, got an array of shape {tuple(np.shape(t))}")
+        if not is_plain(t):
+            continue
+        value = np.asarray(t)
+        if value.dtype.kind not in "iuf":
+            raise ValueError(f"solve: {name} must be a real number, got {t!r}")
+        if not np.isfinite(value):
+            raise ValueError(f"solve: {name} must be finite, got {value.item()!r}")
+    return t0, t1
+
+
+def _raise_not_a_pair(received: str, longer: bool) -> NoReturn:
+    message = f"solve: t_span must be a pair (t0, t1), got {received}."
+    if longer:
+        message += (
+            " To save the solution at several times, pass (t_span[0], t_span[-1]) as t_span"
+            " and saveat=ode.SaveAt(ts=t_span)."
+        )
+    raise ValueError(message)
+
+
+def _check_solver(solver: Any) -> None:
+    """Raise TypeError unless ``solver`` is an ODE solver instance (an ``AbstractRungeKutta``)."""
+    if isinstance(solver, type) and issubclass(solver, AbstractRungeKutta):
+        raise TypeError(
+            f"solve: solver must be a solver instance, got the class {solver.__name__}. "
+            f"Pass an instance such as {solver.__name__}()."
+        )
+    if not isinstance(solver, AbstractRungeKutta):
+        received = (
+            f"the class {solver.__name__}" if isinstance(solver, type) else f"an object of type {type(solver).__name__}"
+        )
+        raise TypeError(
+            f"solve: solver must be an instance of an ode.AbstractRungeKutta subclass, such as ode.Tsit5(), got {received}"
+        )
+
+
+# --------------------------------------------------------------------------
 # The public function
 # --------------------------------------------------------------------------
 
@@ -132,9 +199,13 @@ def solve(
             shapes of ``y``. ``y0`` and ``args`` may be arrays or any structure
             (tuples, dicts, ``dx.Module`` values); gradients flow to both.
         y0: the initial state.
-        t_span: ``(t0, t1)``; ``t1 < t0`` integrates backwards.
+        t_span: ``(t0, t1)``, two finite scalars. ``t1 < t0`` integrates
+            backwards, and ``t1 == t0`` returns ``y0``. A longer sequence of
+            times raises ValueError. To save at those times, pass its first
+            and last entries here and the times as ``saveat=SaveAt(ts=...)``.
         args: passed unchanged to ``vector_field``.
-        solver: a Runge-Kutta solver. The default ``None`` uses
+        solver: a Runge-Kutta solver instance such as ``Tsit5()`` (not the
+            class). The default ``None`` uses
             :class:`AutoSwitch`: :class:`Tsit5` until the problem turns
             out stiff, then :class:`Kvaerno5`.
         saveat: which outputs to keep, see :class:`SaveAt` (default: ``t1``).
@@ -179,11 +250,13 @@ def solve(
         >>> round(float(sol.ys[-1, 0]), 6), round(float(np.exp(-2.0)), 6)
         (0.135335, 0.135335)
     """
+    t_span = _check_t_span(t_span)
     if isinstance(max_steps, bool) or not isinstance(max_steps, int | np.integer) or max_steps < 1:
         raise ValueError(f"solve: max_steps must be a positive integer, got {max_steps!r}")
     max_steps = int(max_steps)
     if solver is None:
         solver = AutoSwitch()
+    _check_solver(solver)
     if not (rtol >= 0 and atol > 0):
         raise ValueError(
             f"solve: need rtol >= 0 and atol > 0 (atol keeps the error scale positive), got {rtol=}, {atol=}"
