@@ -178,6 +178,19 @@ def test_errors():
         layer(np.ones((1, 2, 8)), key_mask=np.ones((1, 2)))
 
 
+def test_attention_invalid_sizes():
+    with pytest.raises(ValueError, match=r"^MultiHeadAttention: num_heads must be a positive integer, got 0$"):
+        nn.MultiHeadAttention(8, 0, key=NUMPY_KEY)
+    with pytest.raises(
+        TypeError, match=r"^MultiHeadAttention: embed_dim must be a positive integer, got 8\.0 of type float$"
+    ):
+        nn.MultiHeadAttention(8.0, 2, key=NUMPY_KEY)
+    with pytest.raises(ValueError, match=r"^MultiHeadAttention: key_dim must be a positive integer, got -4$"):
+        nn.MultiHeadAttention(8, 2, key=NUMPY_KEY, key_dim=-4)
+    with pytest.raises(ValueError, match=r"^MultiHeadAttention: out_dim must be a positive integer, got 0$"):
+        nn.MultiHeadAttention(8, 2, key=NUMPY_KEY, out_dim=0)
+
+
 def test_repr():
     assert repr(_layer()) == "MultiHeadAttention(8, num_heads=2)"
     assert repr(_layer(key_dim=4, dropout=0.1)) == "MultiHeadAttention(8, num_heads=2, key_dim=4, dropout=0.1)"

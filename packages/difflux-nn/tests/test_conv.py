@@ -114,6 +114,24 @@ def test_conv_errors():
         layer(np.ones((2, 3, 8)))
 
 
+def test_conv_invalid_sizes():
+    with pytest.raises(ValueError, match=r"^Conv: out_channels must be a positive integer, got -8$"):
+        nn.Conv(1, -8, (3,), key=NUMPY_KEY)
+    with pytest.raises(TypeError, match=r"^Conv: in_channels must be a positive integer, got 1\.5 of type float$"):
+        nn.Conv(1.5, 8, (3,), key=NUMPY_KEY)
+    with pytest.raises(ValueError, match=r"^Conv: groups must be a positive integer, got 0$"):
+        nn.Conv(4, 8, (3,), key=NUMPY_KEY, groups=0)
+    with pytest.raises(ValueError, match=r"^ConvTranspose: in_channels must be a positive integer, got 0$"):
+        nn.ConvTranspose(0, 8, (3,), key=NUMPY_KEY)
+    with pytest.raises(
+        TypeError, match=r"^ConvTranspose: out_channels must be a positive integer, got True of type bool$"
+    ):
+        nn.ConvTranspose(2, True, (3,), key=NUMPY_KEY)
+    layer = nn.Conv(np.int64(4), np.int64(8), (3,), key=NUMPY_KEY, groups=np.int64(2))
+    assert type(layer.groups) is int
+    assert repr(layer) == "Conv((3,), 4 => 8, groups=2)"
+
+
 CONV_TRANSPOSE_CASES = [
     (2, 3, (3,), {"stride": 2}, (5,)),
     (2, 4, (3,), {"stride": 2, "padding": 1, "output_padding": 1}, (5,)),

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
 import difflux.core as dx
-from conftest import NUMPY_KEY, to_numpy
+from conftest import NUMPY_KEY, needs_jax, on_backend, to_numpy
 from difflux import nn
 from difflux.core.testing import check_grads
 
@@ -105,6 +107,109 @@ def test_embedding_errors():
         table(np.array([0, 4]))
     with pytest.raises(TypeError, match="integer indices"):
         table(np.array([0.0, 1.0]))
+
+
+def test_embedding_range_error_on_backends(backend, convert):
+    table = convert(nn.Embedding(4, 2, key=NUMPY_KEY))
+    message = r"^Embedding\(4 => 2\) expects indices in \[0, 4\), got indices from -1 to 2$"
+    with pytest.raises(ValueError, match=message):
+        table(dx.asarray(np.array([[0, -1], [2, 1]]), backend=backend))
+
+
+def test_embedding_under_vmap():
+    table = nn.Embedding(4, 2, key=NUMPY_KEY)
+    rows = dx.vmap(table)(np.array([3, 0, 2]))
+    np.testing.assert_array_equal(to_numpy(rows), to_numpy(table.weight)[[3, 0, 2]])
+    with pytest.raises(ValueError, match=r"expects indices in \[0, 4\), got indices from 7 to 7"):
+        dx.vmap(table)(np.array([3, 7]))
+
+
+@needs_jax
+def test_embedding_unchecked_under_jit():
+    # Traced indices cannot be read, so JAX clamps 7 to the last row.
+    table = on_backend(nn.Embedding(4, 2, key=NUMPY_KEY), "jax")
+    rows = dx.jit(lambda m, i: m(i))(table, dx.asarray(np.array([7]), backend="jax"))
+    np.testing.assert_array_equal(to_numpy(rows), to_numpy(table.weight)[[3]])
+
+
+SIZE_ERRORS = [
+    (lambda: nn.Dense(4, -3, key=NUMPY_KEY), ValueError, "Dense: out_features must be a positive integer, got -3"),
+    (lambda: nn.Dense(0, 3, key=NUMPY_KEY), ValueError, "Dense: in_features must be a positive integer, got 0"),
+    (
+        lambda: nn.Dense(4.5, 3, key=NUMPY_KEY),
+        TypeError,
+        "Dense: in_features must be a positive integer, got 4.5 of type float",
+    ),
+    (
+        lambda: nn.Dense(4.0, 3, key=NUMPY_KEY),
+        TypeError,
+        "Dense: in_features must be a positive integer, got 4.0 of type float",
+    ),
+    (
+        lambda: nn.Dense(True, 3, key=NUMPY_KEY),
+        TypeError,
+        "Dense: in_features must be a positive integer, got True of type bool",
+    ),
+    (
+        lambda: nn.Dense(4, np.float64(3), key=NUMPY_KEY),
+        TypeError,
+        "Dense: out_features must be a positive integer, got np.float64(3.0) of type float64",
+    ),
+    (
+        lambda: nn.Bilinear(2, -3, 4, key=NUMPY_KEY),
+        ValueError,
+        "Bilinear: in2_features must be a positive integer, got -3",
+    ),
+    (
+        lambda: nn.Bilinear(2, 3, 4.5, key=NUMPY_KEY),
+        TypeError,
+        "Bilinear: out_features must be a positive integer, got 4.5 of type float",
+    ),
+    (
+        lambda: nn.Embedding(-10, 4, key=NUMPY_KEY),
+        ValueError,
+        "Embedding: num_embeddings must be a positive integer, got -10",
+    ),
+    (
+        lambda: nn.Embedding(10, 2.5, key=NUMPY_KEY),
+        TypeError,
+        "Embedding: features must be a positive integer, got 2.5 of type float",
+    ),
+]
+
+
+SIZE_ERROR_IDS = [
+    "dense-negative",
+    "dense-zero",
+    "dense-float",
+    "dense-integral-float",
+    "dense-bool",
+    "dense-numpy-float",
+    "bilinear-negative",
+    "bilinear-float",
+    "embedding-negative",
+    "embedding-float",
+]
+
+
+@pytest.mark.parametrize(("build", "error", "message"), SIZE_ERRORS, ids=SIZE_ERROR_IDS)
+def test_invalid_sizes_raise(build, error, message):
+    with pytest.raises(error, match=f"^{re.escape(message)}$"):
+        build()
+
+
+@needs_jax
+def test_dense_size_error_jax_key():
+    with pytest.raises(ValueError, match=r"^Dense: out_features must be a positive integer, got -3$"):
+        nn.Dense(4, -3, key=dx.random.key(0, backend="jax"))
+
+
+def test_numpy_integer_sizes_accepted():
+    layer = nn.Dense(np.int64(4), np.int32(3), key=NUMPY_KEY)
+    assert repr(layer) == "Dense(4 => 3)"
+    assert tuple(layer.weight.shape) == (3, 4)
+    assert repr(nn.Bilinear(np.int64(2), 3, np.array(4), key=NUMPY_KEY)) == "Bilinear((2, 3) => 4)"
+    assert repr(nn.Embedding(np.uint8(10), np.int16(3), key=NUMPY_KEY)) == "Embedding(10 => 3)"
 
 
 def test_reprs():

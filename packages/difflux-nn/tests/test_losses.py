@@ -7,7 +7,7 @@ import pytest
 from scipy import special
 
 import difflux.core as dx
-from conftest import on_backends, to_numpy
+from conftest import needs_jax, on_backends, to_numpy
 from difflux import nn
 from difflux.core.testing import check_grads
 
@@ -230,3 +230,105 @@ def test_loss_gradients(to_backend, case):
     _, loss = case
     target = to_backend(special.softmax(RNG.normal(size=(4, 3)), axis=-1))
     check_grads(lambda p: loss(p, target), (to_backend(LOGITS),), order=2)
+
+
+CLASS_INDEX_LOSSES = [
+    ("logit_cross_entropy", lambda z, y, **options: nn.logit_cross_entropy(z, y, **options)),
+    ("logit_cross_entropy", lambda z, y, **options: nn.logit_cross_entropy(z, y, label_smoothing=0.1, **options)),
+    ("cross_entropy", lambda z, y, **options: nn.cross_entropy(dx.softmax(z), y, **options)),
+    ("nll", lambda z, y, **options: nn.nll(dx.log_softmax(z), y, **options)),
+]
+CLASS_INDEX_IDS = ["logit", "logit_smoothed", "probabilities", "nll"]
+
+
+@pytest.mark.parametrize("case", CLASS_INDEX_LOSSES, ids=CLASS_INDEX_IDS)
+@pytest.mark.parametrize(("labels", "low", "high"), [([0, 3, 1, 2], 0, 3), ([0, -1, 1, 2], -1, 2)])
+def test_class_index_range_every_loss(backend, to_backend, case, labels, low, high):
+    name, loss = case
+    message = rf"^{name}: class indices must lie in \[0, 3\), got indices from {low} to {high}\. The prediction"
+    with pytest.raises(ValueError, match=message):
+        loss(to_backend(LOGITS), dx.asarray(np.array(labels), backend=backend))
+    with pytest.raises(ValueError, match=message):
+        loss(to_backend(LOGITS), labels)
+
+
+@pytest.mark.parametrize("case", CLASS_INDEX_LOSSES, ids=CLASS_INDEX_IDS)
+def test_class_index_range_python_int(backend, to_backend, case):
+    name, loss = case
+    with pytest.raises(ValueError, match=rf"^{name}: class indices must lie in \[0, 3\), got indices from 3 to 3"):
+        loss(to_backend(LOGITS[0]), 3)
+    assert float(loss(to_backend(LOGITS[0]), 2)) > 0.0
+
+
+@pytest.mark.parametrize("case", CLASS_INDEX_LOSSES, ids=CLASS_INDEX_IDS)
+def test_class_index_range_class_axis(backend, to_backend, case):
+    name, loss = case
+    logits = RNG.normal(size=(2, 3, 5))
+    labels = dx.asarray(np.array([[0, 1, 2], [3, 4, 5]]), backend=backend)
+    message = rf"^{name}: class indices must lie in \[0, 5\), got indices from 0 to 5\. .* 5 classes on axis 2"
+    with pytest.raises(ValueError, match=message):
+        loss(to_backend(logits), labels)
+
+
+@pytest.mark.parametrize("case", CLASS_INDEX_LOSSES, ids=CLASS_INDEX_IDS)
+def test_class_index_empty_targets(backend, to_backend, case):
+    _, loss = case
+    logits = to_backend(np.zeros((0, 3)))
+    labels = dx.asarray(np.zeros((0,), dtype=np.int64), backend=backend)
+    assert float(loss(logits, labels, reduction="sum")) == 0.0
+
+
+@pytest.mark.parametrize("case", CLASS_INDEX_LOSSES, ids=CLASS_INDEX_IDS)
+def test_float_class_indices_raise(backend, to_backend, case):
+    name, loss = case
+    message = rf"^{name}: class indices must have an integer dtype, got dtype float64\. .* shape \(4, 3\)"
+    with pytest.raises(TypeError, match=message):
+        loss(to_backend(LOGITS), to_backend(LABELS.astype(np.float64)))
+
+
+@needs_jax
+@pytest.mark.parametrize("case", CLASS_INDEX_LOSSES, ids=CLASS_INDEX_IDS)
+def test_class_index_range_unchecked_under_jit(case):
+    # Traced labels cannot be read, so the check is skipped (no int() of a
+    # tracer) and the label 3 matches no class.
+    _, loss = case
+    logits = dx.asarray(LOGITS, backend="jax")
+    bad = dx.jit(lambda z, y: loss(z, y))(logits, dx.asarray(np.array([0, 3, 1, 2]), backend="jax"))
+    in_range = dx.jit(lambda z, y: loss(z, y))(logits, dx.asarray(LABELS, backend="jax"))
+    assert np.isfinite(float(bad))
+    assert float(bad) != float(in_range)
+
+
+def test_class_index_range_checked_under_grad():
+    def objective(z):
+        return nn.cross_entropy(dx.softmax(z), dx.asarray([0, 3, 1, 2]))
+
+    with pytest.raises(ValueError, match=r"^cross_entropy: class indices must lie in \[0, 3\)"):
+        dx.grad(objective)(LOGITS)
+
+
+BINARY_LOSSES = [
+    ("binary_cross_entropy", lambda p, y: nn.binary_cross_entropy(dx.sigmoid(p), y)),
+    ("binary_cross_entropy", lambda p, y: nn.binary_cross_entropy(dx.sigmoid(p), y, label_smoothing=0.1)),
+    ("logit_binary_cross_entropy", lambda p, y: nn.logit_binary_cross_entropy(p, y)),
+]
+
+
+@pytest.mark.parametrize("case", BINARY_LOSSES, ids=["probabilities", "smoothed", "logit"])
+@pytest.mark.parametrize(("targets", "low", "high"), [([-1.0, 1.0], -1.0, 1.0), ([0.0, 2.0], 0.0, 2.0)])
+def test_binary_target_range(backend, to_backend, case, targets, low, high):
+    name, loss = case
+    message = rf"^{name}: targets must lie in \[0, 1\], got targets from {low} to {high}\. Map labels"
+    with pytest.raises(ValueError, match=message):
+        loss(to_backend([0.3, -0.2]), to_backend(targets))
+    with pytest.raises(ValueError, match=message):
+        loss(to_backend([0.3, -0.2]), dx.asarray(np.array(targets, dtype=np.int64), backend=backend))
+    assert np.isfinite(float(loss(to_backend([0.3, -0.2]), to_backend([0.0, 1.0]))))
+
+
+@needs_jax
+def test_binary_target_unchecked_under_jit():
+    logits = dx.asarray(np.array([0.3, -0.2]), backend="jax")
+    targets = dx.asarray(np.array([-1.0, 1.0]), backend="jax")
+    loss = dx.jit(nn.logit_binary_cross_entropy)(logits, targets)
+    assert np.isfinite(float(loss))

@@ -206,6 +206,23 @@ def test_norm_shape_errors():
         nn.InstanceNorm(3)(np.ones((2, 3)))
 
 
+def test_norm_invalid_sizes():
+    with pytest.raises(ValueError, match=r"^BatchNorm: num_features must be a positive integer, got -3$"):
+        nn.BatchNorm(-3)
+    with pytest.raises(
+        TypeError, match=r"^InstanceNorm: num_features must be a positive integer, got 3\.5 of type float$"
+    ):
+        nn.InstanceNorm(3.5)
+    with pytest.raises(ValueError, match=r"^GroupNorm: num_groups must be a positive integer, got 0$"):
+        nn.GroupNorm(0, 6)
+    with pytest.raises(
+        TypeError, match=r"^GroupNorm: num_channels must be a positive integer, got 6\.0 of type float$"
+    ):
+        nn.GroupNorm(2, 6.0)
+    norm = nn.BatchNorm(np.int64(3))
+    assert type(norm.num_features) is int
+
+
 @needs_jax
 def test_backend_mismatch_names_layer():
     x = dx.asarray(np.ones((2, 3)), backend="jax")

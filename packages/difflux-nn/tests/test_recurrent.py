@@ -191,6 +191,16 @@ def test_shape_errors():
         nn.RNNCell(F, H, key=NUMPY_KEY)(np.ones((2, 2)))
 
 
+def test_cell_invalid_sizes():
+    with pytest.raises(ValueError, match=r"^RNNCell: hidden_features must be a positive integer, got 0$"):
+        nn.RNNCell(3, 0, key=NUMPY_KEY)
+    with pytest.raises(TypeError, match=r"^GRUCell: in_features must be a positive integer, got 3\.0 of type float$"):
+        nn.GRUCell(3.0, 4, key=NUMPY_KEY)
+    with pytest.raises(ValueError, match=r"^LSTMCell: hidden_features must be a positive integer, got -4$"):
+        nn.LSTM(3, -4, key=NUMPY_KEY)
+    assert repr(nn.GRU(np.int64(3), np.int32(4), key=NUMPY_KEY)) == "GRU(3 => 4)"
+
+
 def test_reprs():
     assert repr(nn.RNNCell(3, 4, nn.relu, key=NUMPY_KEY)) == "RNNCell(3 => 4, relu)"
     assert repr(nn.GRUCell(3, 4, key=NUMPY_KEY, bias=False)) == "GRUCell(3 => 4, bias=False)"

@@ -11,7 +11,7 @@ import difflux.core as dx
 from ._dense import Dense
 from ._dropout import dropout
 from ._initialisers import glorot_uniform, zeros
-from ._layer import Layer, backend_of, format_call, shape_error
+from ._layer import Layer, as_positive_int, backend_of, format_call, shape_error
 
 Initialiser = Callable[..., Any]
 
@@ -150,16 +150,21 @@ class MultiHeadAttention(Layer):
         training: bool = False,
         dtype: Any = None,
     ) -> None:
-        if num_heads < 1 or embed_dim % num_heads:
+        embed_dim = as_positive_int(embed_dim, "embed_dim", "MultiHeadAttention")
+        num_heads = as_positive_int(num_heads, "num_heads", "MultiHeadAttention")
+        if embed_dim % num_heads:
             raise ValueError(f"MultiHeadAttention: num_heads={num_heads} must divide embed_dim={embed_dim}")
+        key_dim = embed_dim if key_dim is None else as_positive_int(key_dim, "key_dim", "MultiHeadAttention")
+        value_dim = embed_dim if value_dim is None else as_positive_int(value_dim, "value_dim", "MultiHeadAttention")
+        out_dim = embed_dim if out_dim is None else as_positive_int(out_dim, "out_dim", "MultiHeadAttention")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"MultiHeadAttention: dropout must lie in [0, 1), got {dropout}")
         keys = dx.random.split(key, 4)
         options = {"bias": bias, "init": init, "bias_init": bias_init, "dtype": dtype}
         self.query_proj = Dense(embed_dim, embed_dim, key=keys[0], **options)
-        self.key_proj = Dense(key_dim or embed_dim, embed_dim, key=keys[1], **options)
-        self.value_proj = Dense(value_dim or embed_dim, embed_dim, key=keys[2], **options)
-        self.out_proj = Dense(embed_dim, out_dim or embed_dim, key=keys[3], **options)
+        self.key_proj = Dense(key_dim, embed_dim, key=keys[1], **options)
+        self.value_proj = Dense(value_dim, embed_dim, key=keys[2], **options)
+        self.out_proj = Dense(embed_dim, out_dim, key=keys[3], **options)
         self.num_heads = num_heads
         self.dropout = float(dropout)
         self.training = training

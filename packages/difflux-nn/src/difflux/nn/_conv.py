@@ -15,7 +15,7 @@ import numpy as np
 import difflux.core as dx
 
 from ._initialisers import glorot_uniform, zeros
-from ._layer import Layer, as_tuple, identity, name_of, shape_error
+from ._layer import Layer, as_positive_int, as_tuple, identity, name_of, shape_error
 
 Initialiser = Callable[..., Any]
 Padding = str | int | Sequence[Any]
@@ -137,12 +137,15 @@ class Conv(Layer):
         bias_init: Initialiser = zeros,
         dtype: Any = None,
     ) -> None:
+        in_channels = as_positive_int(in_channels, "in_channels", "Conv")
+        out_channels = as_positive_int(out_channels, "out_channels", "Conv")
+        groups = as_positive_int(groups, "groups", "Conv")
         kernel = _kernel_tuple(kernel_size, "Conv")
         if depthwise:
             if groups not in (1, in_channels):
                 raise ValueError(f"Conv: depthwise=True sets groups={in_channels}; do not pass groups={groups} too")
             groups = in_channels
-        if groups < 1 or in_channels % groups or out_channels % groups:
+        if in_channels % groups or out_channels % groups:
             raise ValueError(
                 f"Conv: groups={groups} must divide both in_channels={in_channels} and out_channels={out_channels}"
             )
@@ -223,8 +226,11 @@ class ConvTranspose(Layer):
         bias_init: Initialiser = zeros,
         dtype: Any = None,
     ) -> None:
+        in_channels = as_positive_int(in_channels, "in_channels", "ConvTranspose")
+        out_channels = as_positive_int(out_channels, "out_channels", "ConvTranspose")
+        groups = as_positive_int(groups, "groups", "ConvTranspose")
         kernel = _kernel_tuple(kernel_size, "ConvTranspose")
-        if groups < 1 or in_channels % groups or out_channels % groups:
+        if in_channels % groups or out_channels % groups:
             raise ValueError(
                 f"ConvTranspose: groups={groups} must divide both in_channels={in_channels} and "
                 f"out_channels={out_channels}"

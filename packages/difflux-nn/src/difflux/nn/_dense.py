@@ -8,7 +8,7 @@ from typing import Any
 import difflux.core as dx
 
 from ._initialisers import glorot_uniform, normal, zeros
-from ._layer import Layer, identity, is_concrete, name_of, shape_error
+from ._layer import Layer, as_positive_int, concrete_value, identity, name_of, shape_error
 
 Initialiser = Callable[..., Any]
 
@@ -65,6 +65,8 @@ class Dense(Layer):
         bias_init: Initialiser = zeros,
         dtype: Any = None,
     ) -> None:
+        in_features = as_positive_int(in_features, "in_features", "Dense")
+        out_features = as_positive_int(out_features, "out_features", "Dense")
         weight_key, bias_key = dx.random.split(key)
         self.weight = init(weight_key, (out_features, in_features), dtype)
         self.bias = bias_init(bias_key, (out_features,), dtype) if bias else None
@@ -126,6 +128,9 @@ class Bilinear(Layer):
         bias_init: Initialiser = zeros,
         dtype: Any = None,
     ) -> None:
+        in1_features = as_positive_int(in1_features, "in1_features", "Bilinear")
+        in2_features = as_positive_int(in2_features, "in2_features", "Bilinear")
+        out_features = as_positive_int(out_features, "out_features", "Bilinear")
         weight_key, bias_key = dx.random.split(key)
         flat = init(weight_key, (out_features, in1_features * in2_features), dtype)
         self.weight = dx.reshape(flat, (out_features, in1_features, in2_features))
@@ -157,8 +162,11 @@ class Embedding(Layer):
     Shapes: integer ``indices`` of any shape ``S`` with values in
     ``[0, num_embeddings)`` give ``y`` of shape ``(*S, features)``. ``weight``
     is ``(num_embeddings, features)``, initialised from N(0, 1) as in PyTorch
-    and Flux. Out-of-range indices raise an error where their values are
-    known; inside ``jax.jit`` they are clamped, as in JAX's indexing.
+    and Flux. Out-of-range indices raise ``ValueError`` where their values
+    are known: NumPy arrays (also under ``dx.vmap``, which runs the lookup
+    once per example) and eager JAX arrays. Under ``dx.jit`` or ``dx.vmap``
+    on JAX out-of-range indices cannot be detected, and the lookup returns
+    a row clamped into range (after a negative index wraps around once).
 
     Examples:
         >>> import numpy as np
@@ -176,6 +184,8 @@ class Embedding(Layer):
     def __init__(
         self, num_embeddings: int, features: int, *, key: Any, init: Initialiser = normal, dtype: Any = None
     ) -> None:
+        num_embeddings = as_positive_int(num_embeddings, "num_embeddings", "Embedding")
+        features = as_positive_int(features, "features", "Embedding")
         self.weight = init(key, (num_embeddings, features), dtype)
 
     def __call__(self, indices: Any, *, key: Any = None) -> Any:
@@ -187,8 +197,8 @@ class Embedding(Layer):
                 f"{self!r} expects integer indices, got dtype {indices.dtype}. Convert class labels with "
                 "dx.astype(indices, dx.int64)."
             )
-        if is_concrete(indices) and indices.size:
-            values = dx.stop_gradient(indices)
+        values = concrete_value(indices)
+        if values is not None and values.size:
             low, high = int(values.min()), int(values.max())
             if low < 0 or high >= num_embeddings:
                 raise ValueError(f"{self!r} expects indices in [0, {num_embeddings}), got indices from {low} to {high}")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import operator
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -140,11 +141,40 @@ def backend_of(x: Any) -> str:
     return "numpy"
 
 
-def is_concrete(x: Any) -> bool:
-    """Return whether the value of ``x`` is known now (not traced inside ``jax.jit``)."""
+def concrete_value(x: Any) -> Any:
+    """Return the array under ``x``'s derivative tracers, or ``None`` where its values are not known now.
+
+    NumPy arrays, eager JAX arrays and the values under ``dx.grad``'s
+    tracers are known. JAX tracers (inside ``dx.jit`` or ``jax.jit``),
+    ``dx.vmap`` batch tracers and arrays recorded by
+    ``difflux.core._record`` are not, and reading their values raises.
+    """
     value = dx.stop_gradient(x)
+    if isinstance(value, dx.Tracer):
+        return None
     jax = sys.modules.get("jax")
-    return jax is None or not isinstance(value, jax.core.Tracer)
+    if jax is not None and isinstance(value, jax.core.Tracer):
+        return None
+    return value
+
+
+def as_positive_int(value: Any, name: str, owner: str) -> int:
+    """Return the size ``value`` as an int, raising unless it is a positive integer.
+
+    Python ints, NumPy integers and 0-d integer arrays pass. Booleans and
+    floats raise ``TypeError``, ``4.0`` included, so that no size is
+    silently truncated. Zero and negative sizes raise ``ValueError``.
+    """
+    not_integer = f"{owner}: {name} must be a positive integer, got {value!r} of type {type(value).__name__}"
+    if isinstance(value, bool | np.bool_):
+        raise TypeError(not_integer)
+    try:
+        size = operator.index(value)
+    except TypeError:
+        raise TypeError(not_integer) from None
+    if size < 1:
+        raise ValueError(f"{owner}: {name} must be a positive integer, got {size}")
+    return size
 
 
 def as_tuple(value: int | Sequence[int], length: int, name: str, owner: str) -> tuple[int, ...]:

@@ -12,6 +12,16 @@ every element. Categorical losses (``cross_entropy``,
 ``axis`` and then reduce over the remaining axes, so ``"mean"`` is the mean
 over examples and ``"none"`` returns one loss per example.
 
+Class indices outside ``[0, num_classes)`` and binary targets outside
+``[0, 1]`` raise ``ValueError`` where their values are known: NumPy arrays,
+Python numbers and lists, and eager JAX arrays. Under ``dx.jit`` on JAX,
+and for targets batched by ``dx.vmap``, the values are traced, so
+out-of-range labels cannot be detected. There a class index outside the
+range matches no class, so its example adds only its label-smoothing term
+to the loss (0 without smoothing). ``nn.fit`` compiles its step with
+``dx.jit`` unless given ``jit=False``, so on JAX it trains on such labels
+without an error.
+
 Every loss is finite at extreme inputs: logits of ``±1e4``, probabilities of
 exactly 0 and 1 (which are offset by ``eps``, the dtype's machine epsilon
 unless given, as in Flux), and ``-inf`` log-probabilities of classes with
@@ -26,7 +36,7 @@ import numpy as np
 
 import difflux.core as dx
 
-from ._layer import backend_of
+from ._layer import backend_of, concrete_value
 
 _REDUCTIONS = ("mean", "sum", "none")
 
@@ -77,6 +87,7 @@ def _class_targets(prediction: Any, target: Any, axis: int, label_smoothing: flo
     if _is_integer(target):
         target = dx.astype(_index_mask(prediction, target, axis, name), prediction.dtype)
     else:
+        _check_index_dtype(prediction, target, axis, name)
         _check_same_shape(prediction, target, name)
     if label_smoothing:
         if not 0.0 <= label_smoothing <= 1.0:
@@ -91,10 +102,26 @@ def _check_class_axis(prediction: Any, name: str) -> None:
         raise ValueError(f"{name}: the prediction needs a class axis, got a scalar")
 
 
+def _check_index_dtype(prediction: Any, target: Any, axis: int, name: str) -> None:
+    """Raise ``TypeError`` for non-integer ``target`` of the shape that class indices have."""
+    shape = tuple(prediction.shape)
+    axis = axis % len(shape)
+    if tuple(target.shape) != shape and tuple(target.shape) == shape[:axis] + shape[axis + 1 :]:
+        raise TypeError(
+            f"{name}: class indices must have an integer dtype, got dtype {target.dtype}. Convert them with "
+            f"dx.astype(target, dx.int64), or pass class weights of the prediction's shape {shape}."
+        )
+
+
 def _check_index_target(prediction: Any, target: Any, axis: int, name: str) -> tuple[tuple[int, ...], int, int]:
-    """Check that class-index ``target`` has the prediction's shape without ``axis``.
+    """Check that class-index ``target`` has the prediction's shape without ``axis``, and its range.
 
     Returns the prediction's shape, the non-negative axis and the number of classes.
+
+    Raises:
+        ValueError: for a target shape other than the prediction's without
+            ``axis``, or for a class index outside ``[0, num_classes)``
+            where the indices are concrete (see :func:`_concrete_extremes`).
     """
     shape = tuple(prediction.shape)
     axis = axis % len(shape)
@@ -106,7 +133,31 @@ def _check_index_target(prediction: Any, target: Any, axis: int, name: str) -> t
             f"axis {axis}, that is {expected}, got {tuple(target.shape)}. For one-hot targets pass floats "
             "of the prediction's shape."
         )
+    extremes = _concrete_extremes(target)
+    if extremes is not None:
+        low, high = int(extremes[0]), int(extremes[1])
+        if low < 0 or high >= num_classes:
+            raise ValueError(
+                f"{name}: class indices must lie in [0, {num_classes}), got indices from {low} to {high}. "
+                f"The prediction has {num_classes} classes on axis {axis}."
+            )
     return shape, axis, num_classes
+
+
+def _concrete_extremes(target: Any) -> tuple[Any, Any] | None:
+    """Return the min and max of ``target``, or ``None`` where it is empty or its values are traced.
+
+    A NumPy array costs one ``min`` and one ``max``. Converting the JAX
+    results to Python numbers waits for the device, which happens only for
+    concrete JAX arrays, never under ``dx.jit``.
+    """
+    if type(target) is not np.ndarray:
+        target = concrete_value(target)
+        if target is None:
+            return None
+    if not target.size:
+        return None
+    return target.min(), target.max()
 
 
 def _index_mask(prediction: Any, target: Any, axis: int, name: str) -> Any:
@@ -124,14 +175,7 @@ def _class_index(prediction: Any, target: np.ndarray, axis: int, name: str) -> t
         ValueError: for a target shape other than the prediction's without
             ``axis``, or for a class index outside ``[0, num_classes)``.
     """
-    shape, axis, num_classes = _check_index_target(prediction, target, axis, name)
-    if target.size:
-        low, high = int(target.min()), int(target.max())
-        if low < 0 or high >= num_classes:
-            raise ValueError(
-                f"{name}: class indices must lie in [0, {num_classes}), got indices from {low} to {high}. "
-                f"The prediction has {num_classes} classes on axis {axis}."
-            )
+    shape, axis, _ = _check_index_target(prediction, target, axis, name)
     # One integer array per axis. Those of the other axes count along them
     # and broadcast against the target, so the result has the target's shape.
     index = []
@@ -240,6 +284,12 @@ def cross_entropy(
         eps: added to the probabilities inside the logarithm; machine
             epsilon of their dtype by default.
         reduction: ``"mean"`` over examples, ``"sum"`` or ``"none"``.
+
+    Raises:
+        ValueError: for a class index outside ``[0, num_classes)``. Under
+            ``dx.jit`` on JAX out-of-range labels cannot be detected, and
+            such a label matches no class.
+        TypeError: for non-integer targets of the class indices' shape.
     """
     target = _class_targets(probabilities, target, axis, label_smoothing, "cross_entropy")
     loss = -dx.sum(dx.xlogy(target, probabilities + _eps(probabilities, eps)), axis=axis)
@@ -255,6 +305,12 @@ def logit_cross_entropy(
     ``log_softmax``, so it stays exact and finite for logits of any size.
     Its gradient with respect to the logits is ``softmax(logits) - target``.
     PyTorch calls it ``cross_entropy``, Flux ``logitcrossentropy``.
+
+    Raises:
+        ValueError: for a class index outside ``[0, num_classes)``. Under
+            ``dx.jit`` on JAX out-of-range labels cannot be detected, and
+            such a label matches no class.
+        TypeError: for non-integer targets of the class indices' shape.
 
     Examples:
         >>> import numpy as np
@@ -290,6 +346,12 @@ def nll(
     ``-log_probabilities[..., target]``, as PyTorch's ``nll_loss`` does.
     Classes of zero target weight contribute 0 even where their
     log-probability is ``-inf``.
+
+    Raises:
+        ValueError: for a class index outside ``[0, num_classes)``. Under
+            ``dx.jit`` on JAX out-of-range labels cannot be detected, and
+            such a label matches no class.
+        TypeError: for non-integer targets of the class indices' shape.
     """
     loss = _negative_log_likelihood(log_probabilities, target, axis, label_smoothing, "nll")
     return _reduce(loss, reduction, "nll")
@@ -326,9 +388,14 @@ def binary_cross_entropy(
     ``[0, 1]``; the loss is finite at ``p = 0`` and ``p = 1``. Prefer
     :func:`logit_binary_cross_entropy` on the logits. ``label_smoothing``
     ``a`` replaces ``y`` by ``y * (1 - a) + a / 2``.
+
+    Raises:
+        ValueError: for a target outside ``[0, 1]``. Under ``dx.jit`` on
+            JAX out-of-range targets cannot be detected.
     """
     target = _as_array_like(target, probabilities)
     _check_same_shape(probabilities, target, "binary_cross_entropy")
+    _check_binary_target(target, "binary_cross_entropy")
     target = _smooth_binary(target, label_smoothing, "binary_cross_entropy")
     e = _eps(probabilities, eps)
     loss = -(dx.xlogy(target, probabilities + e) + dx.xlogy(1.0 - target, 1.0 - probabilities + e))
@@ -343,6 +410,10 @@ def logit_binary_cross_entropy(
     The form is exact for logits of any size; its gradient is
     ``sigmoid(x) - y``. PyTorch calls it ``binary_cross_entropy_with_logits``.
 
+    Raises:
+        ValueError: for a target outside ``[0, 1]``. Under ``dx.jit`` on
+            JAX out-of-range targets cannot be detected.
+
     Examples:
         >>> import numpy as np
         >>> from difflux import nn
@@ -351,9 +422,23 @@ def logit_binary_cross_entropy(
     """
     target = _as_array_like(target, logits)
     _check_same_shape(logits, target, "logit_binary_cross_entropy")
+    _check_binary_target(target, "logit_binary_cross_entropy")
     target = _smooth_binary(target, label_smoothing, "logit_binary_cross_entropy")
     loss = dx.softplus(logits) - target * logits
     return _reduce(loss, reduction, "logit_binary_cross_entropy")
+
+
+def _check_binary_target(target: Any, name: str) -> None:
+    """Raise ``ValueError`` for a binary target outside ``[0, 1]`` where the targets are concrete."""
+    extremes = _concrete_extremes(target)
+    if extremes is None:
+        return
+    low, high = float(extremes[0]), float(extremes[1])
+    if low < 0.0 or high > 1.0:
+        raise ValueError(
+            f"{name}: targets must lie in [0, 1], got targets from {low} to {high}. Map labels such as -1 and 1 "
+            "to 0 and 1."
+        )
 
 
 def _smooth_binary(target: Any, label_smoothing: float, name: str) -> Any:

@@ -14,7 +14,7 @@ from typing import Any
 
 import difflux.core as dx
 
-from ._layer import Layer, backend_of, format_call, identity, name_of, shape_error
+from ._layer import Layer, as_positive_int, backend_of, format_call, identity, name_of, shape_error
 from ._state import state_field, update_state
 
 
@@ -138,6 +138,7 @@ class BatchNorm(Layer):
     ) -> None:
         if not 0.0 <= momentum <= 1.0:
             raise ValueError(f"BatchNorm: momentum must lie in [0, 1], got {momentum}")
+        num_features = as_positive_int(num_features, "num_features", "BatchNorm")
         backend = _backend(backend)
         self.scale, self.bias = _affine_parameters((num_features,), affine, dtype, backend)
         if track_stats:
@@ -290,7 +291,9 @@ class GroupNorm(Layer):
         dtype: Any = None,
         backend: str | None = None,
     ) -> None:
-        if num_groups < 1 or num_channels % num_groups:
+        num_groups = as_positive_int(num_groups, "num_groups", "GroupNorm")
+        num_channels = as_positive_int(num_channels, "num_channels", "GroupNorm")
+        if num_channels % num_groups:
             raise ValueError(f"GroupNorm: num_groups={num_groups} must divide num_channels={num_channels}")
         self.scale, self.bias = _affine_parameters((num_channels,), affine, dtype, _backend(backend))
         self.num_groups = num_groups
@@ -346,6 +349,7 @@ class InstanceNorm(Layer):
         dtype: Any = None,
         backend: str | None = None,
     ) -> None:
+        num_features = as_positive_int(num_features, "num_features", "InstanceNorm")
         self.scale, self.bias = _affine_parameters((num_features,), affine, dtype, _backend(backend))
         self.num_features = num_features
         self.eps = eps

@@ -22,7 +22,7 @@ from typing import Any
 import difflux.core as dx
 
 from ._initialisers import glorot_uniform, orthogonal, zeros
-from ._layer import Layer, backend_of, format_call, name_of, shape_error
+from ._layer import Layer, as_positive_int, backend_of, format_call, name_of, shape_error
 
 Initialiser = Callable[..., Any]
 
@@ -47,6 +47,9 @@ class _Cell(Layer):
         bias_init: Initialiser,
         dtype: Any,
     ) -> Any:
+        owner = type(self).__name__
+        in_features = as_positive_int(in_features, "in_features", owner)
+        hidden_features = as_positive_int(hidden_features, "hidden_features", owner)
         input_key, recurrent_key, bias_key, extra_key = dx.random.split(key, 4)
         rows = self._gates * hidden_features
         self.weight_ih = init(input_key, (rows, in_features), dtype)
