@@ -109,6 +109,9 @@ def main(argv: list[str] | None = None) -> int:
         f"lynx-hare study on {arguments.backend}: {arguments.chains} chains x "
         f"({arguments.warmup} warm-up + {arguments.draws} draws)"
     )
+    if forecasts is not None:
+        print("stages 2 and 3 (the 1900-1915 refit and the UDE) run beside stage 1, in a second process")
+    print("stage 1 of 3: NUTS, the Lotka-Volterra model fitted to 1900-1920")
     posterior = bayes.sample_posterior(
         t,
         counts,
@@ -123,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     table = report.posterior_table(posterior.samples)
     report.write_summary_csv(out / "posterior_summary.csv", table)
     print(report.format_table(table))
-    print(f"divergences: {posterior.divergences}")
+    print(f"divergences after warm-up: {posterior.divergences}")
 
     start = time.perf_counter()
     predicted = bayes.predictive_counts(posterior, t, backend=arguments.backend, seed=arguments.seed + 1)
@@ -132,11 +135,17 @@ def main(argv: list[str] | None = None) -> int:
     timings["posterior predictive and plots"] = time.perf_counter() - start
 
     if forecasts is None:
-        holdout, mechanistic, fit, ude_path = fit_to_1915(arguments, t, counts, train, progress)
+        holdout, mechanistic, fit, ude_path = fit_to_1915(arguments, t, counts, train, progress, announce=True)
     else:
         assert pool is not None
+        print("waiting for stages 2 and 3 ...")
         holdout, mechanistic, fit, ude_path = forecasts.result()
         pool.shutdown()
+    print(f"stage 2: NUTS refit to 1900-1915, divergences after warm-up: {holdout.divergences}")
+    print(
+        f"stage 3: UDE fit to 1900-1915, Adam {len(fit.adam_losses)} steps to loss {fit.adam_losses[-1]:.4g}, "
+        f"then L-BFGS {fit.lbfgs_iterations} iterations to loss {fit.lbfgs_loss:.4g}"
+    )
     timings["NUTS, 1900-1915"] = holdout.seconds
     timings["UDE training"] = fit.seconds
     mech_median = np.median(mechanistic, axis=0)
@@ -155,19 +164,21 @@ def main(argv: list[str] | None = None) -> int:
         fit=fit,
         forecast=forecast,
     )
+    print("forecast of 1916-1920, root-mean-square error (thousands of pelts, and of their logarithms):")
     print(report.format_forecast(forecast))
     print(f"wrote {out}/: posterior_summary.csv, posterior_predictive.png, trace.png, ude_forecast.png, report.md")
     return 0
 
 
 def fit_to_1915(
-    arguments: argparse.Namespace, t: Any, counts: Any, train: Any, progress: bool
+    arguments: argparse.Namespace, t: Any, counts: Any, train: Any, progress: bool, announce: bool = False
 ) -> tuple[Any, Any, Any, Any]:
     """Run stages 2 and 3: the refit to 1900-1915 and its forecast, and the UDE and its solution to 1920.
 
     Returns the refit's posterior (without its sampler object, so that it
     can come back from another process), its predictive counts, the UDE fit
-    and the UDE's populations at every year.
+    and the UDE's populations at every year. With ``announce`` it prints a
+    heading before each stage, as the serial run does.
     """
     os.environ["DIFFLUX_BACKEND"] = arguments.backend
     import numpy as np
@@ -180,6 +191,8 @@ def fit_to_1915(
     import bayes
     import ude
 
+    if announce:
+        print("stage 2 of 3: NUTS, the Lotka-Volterra model refitted to 1900-1915")
     holdout = bayes.sample_posterior(
         t[train],
         counts[train],
@@ -193,6 +206,8 @@ def fit_to_1915(
     mechanistic = bayes.predictive_counts(holdout, t, backend=arguments.backend, seed=arguments.seed + 3)
     holdout.mcmc = None
 
+    if announce:
+        print("stage 3 of 3: the universal differential equation, Adam and then L-BFGS on 1900-1915")
     fit = ude.train_ude(
         t[train],
         counts[train],

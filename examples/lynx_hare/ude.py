@@ -94,12 +94,20 @@ def init_ude(counts0: np.ndarray, key: Any, backend: str) -> UDE:
     return dx.tree_map(lambda leaf: dx.asarray(np.asarray(leaf, dtype=np.float64), backend=backend), model)
 
 
-def fit_loss(model: UDE, years: Any, log_counts: Any) -> Any:
-    """Return the mean squared error of the log populations; a failed solve costs a large constant."""
+def fit_loss(model: UDE, years: Any, log_counts: Any, weights: Any = None) -> Any:
+    """Return the mean squared error of the log populations; a failed solve costs a large constant.
+
+    ``weights`` (one per year, 0 or 1) leave years out of the mean, so that
+    windows of different lengths can share one array shape.
+    """
     z = model.solve(years)
     solved = dx.all(dx.isfinite(z))
     safe = dx.where(solved, dx.maximum(z, 1e-8), dx.ones_like(z))
-    error = dx.mean((dx.log(safe) - log_counts) ** 2)
+    squared = (dx.log(safe) - log_counts) ** 2
+    if weights is None:
+        error = dx.mean(squared)
+    else:
+        error = dx.sum(weights[:, None] * squared) / (squared.shape[-1] * dx.sum(weights))
     return dx.where(solved, error, dx.full_like(error, 1e3))
 
 
@@ -136,8 +144,8 @@ def train_ude(
     steps_per_window = -(-adam_steps // len(WINDOW_ENDS))
     rule = optim.Adam(optim.warmup_cosine(3e-2, 20, max(steps_per_window, 21)))
 
-    def adam_step(state: Any, model: UDE, years: Any, log_counts: Any) -> tuple[Any, UDE, Any]:
-        loss, grads = dx.value_and_grad(fit_loss)(model, years, log_counts)
+    def adam_step(state: Any, model: UDE, years: Any, log_counts: Any, weights: Any) -> tuple[Any, UDE, Any]:
+        loss, grads = dx.value_and_grad(fit_loss)(model, years, log_counts, weights)
         state, model = optim.update(state, model, grads)
         return state, model, loss
 
@@ -146,9 +154,17 @@ def train_ude(
     bar = tqdm(total=steps_per_window * len(WINDOW_ENDS), desc="UDE Adam", disable=not progress, leave=False)
     for end in WINDOW_ENDS:
         n = int(np.sum(years <= end))
+        # Every window has all the years: those after its end repeat its last
+        # year with weight 0. The solve still stops at the window's end, and
+        # with one array shape for all windows dx.jit compiles the step once.
+        index = np.minimum(np.arange(len(years)), n - 1)
+        window = [
+            dx.asarray(values, backend=backend)
+            for values in (years[index], np.log(counts)[index], (np.arange(len(years)) < n).astype(np.float64))
+        ]
         state = optim.setup(rule, model)
         for _ in range(steps_per_window):
-            state, model, loss = step(state, model, years_b[:n], log_counts[:n])
+            state, model, loss = step(state, model, *window)
             losses.append(float(loss))
             bar.update()
             bar.set_postfix(window=f"1900-{1900 + end}", loss=f"{losses[-1]:.4f}", refresh=False)
