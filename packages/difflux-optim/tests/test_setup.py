@@ -196,6 +196,46 @@ def test_state_for_other_parameters_raises(to_backend):
         optim.Adam().update(params, state, params)
 
 
+@pytest.mark.parametrize("rule", [optim.Adam(), optim.Momentum()], ids=["Adam", "Momentum"])
+def test_state_for_other_shapes_raises(to_backend, rule):
+    # On JAX the moments would broadcast to the new shape without an error.
+    params = {"w": to_backend([1.0, 2.0])}
+    state = rule.init({"w": to_backend([5.0])})
+    with pytest.raises(ValueError, match=r"state at \['w'\] has shape \(1,\) but the parameter has shape \(2,\)"):
+        rule.update(params, state, params)
+    with pytest.raises(ValueError, match="state was built for other parameters"):
+        optim.update(optim.setup(rule, {"w": to_backend([5.0])}), params, params)
+
+
+def test_accumulate_checks_gradients_and_sums(to_backend):
+    rule = optim.accumulate(optim.Descent(1.0), 2)
+    params = {"w": to_backend([1.0, 2.0])}
+    with pytest.raises(ValueError, match=r"accumulate: the gradient at \['w'\] has shape \(1,\)"):
+        rule.update({"w": to_backend([1.0])}, rule.init(params), params)
+    with pytest.raises(ValueError, match=r"accumulate: the gradient sum at \['w'\] has shape \(1,\)"):
+        rule.update(params, rule.init({"w": to_backend([1.0])}), params)
+    with pytest.raises(ValueError, match=r"accumulate: the gradients have a dict with keys \['w'\]"):
+        rule.update(params, rule.init(params), {"w": params["w"], "b": to_backend([1.0])})
+
+
+def test_skip_nonfinite_names_mismatched_gradients(to_backend):
+    rule = optim.skip_nonfinite(optim.Descent(1.0))
+    params = {"w": to_backend([1.0, 2.0]), "b": to_backend([0.0])}
+    with pytest.raises(ValueError, match=r"skip_nonfinite: the gradients have a dict with keys \['w'\]"):
+        rule.update({"w": params["w"]}, rule.init(params), params)
+
+
+def test_python_float_parameter_with_gradient_raises(to_backend):
+    # dx.grad differentiates a Python float in a dict, but no rule updates it.
+    params = {"w": 0.5, "b": to_backend([0.0])}
+    grads = dx.grad(lambda p: (p["w"] - 3.0) ** 2 + dx.sum(p["b"]))(params)
+    state = optim.setup(optim.Adam(0.1), params)
+    with pytest.raises(TypeError, match=r"parameter at \['w'\] is the Python float 0.5.*np.asarray\(0.5\)"):
+        optim.update(state, params, grads)
+    state, new = optim.update(state, params, {"w": None, "b": grads["b"]})
+    assert new["w"] == 0.5
+
+
 def test_rule_errors_name_value():
     with pytest.raises(ValueError, match=r"Adam: learning_rate must be a non-negative finite number, got -0.001"):
         optim.Adam(-1e-3)

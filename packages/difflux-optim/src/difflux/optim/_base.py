@@ -28,7 +28,16 @@ import numpy as np
 
 import difflux.core as dx
 
-from ._trees import check_gradients, flatten, flatten_state, is_trainable, trainable_dtype, unflatten, value_dtype
+from ._trees import (
+    check_gradients,
+    flatten,
+    flatten_state,
+    is_trainable,
+    raise_state_shape,
+    trainable_dtype,
+    unflatten,
+    value_dtype,
+)
 
 
 class Transform:
@@ -166,12 +175,16 @@ class Leafwise(Transform):
         has_numpy_path = self.has_numpy_path
         updates = []
         new_slots = []
-        for grad, param, like, old in zip(grad_leaves, param_leaves, reference, old_slots):
+        for index, (grad, param, like, old) in enumerate(zip(grad_leaves, param_leaves, reference, old_slots)):
             dtype = trainable_dtype(like)
             if grad is None or dtype is None:
                 updates.append(None)
                 new_slots.append(old)
                 continue
+            if old and (old[0] is None or old[0].shape != like.shape):
+                # Every rule's slots have their parameter's shape. A state
+                # built for other shapes would broadcast silently on JAX.
+                raise_state_shape(old[0], like, index, param_def, owner)
             if value_dtype(grad) != dtype:
                 grad = dx.astype(grad, dtype)
             cast = scalars.get(dtype)

@@ -93,7 +93,18 @@ def check_gradients(
                 f"{owner}: the gradient at {format_path(text)} is an array but the parameter there is None. "
                 "Pass None as the gradient of an absent parameter."
             )
-        if dx.is_array(param) and shape_of(grad) != shape_of(param):
+        if not dx.is_array(param):
+            if isinstance(param, float | complex):
+                # dx.grad differentiates a Python float in a dict or a list,
+                # but the rules update arrays only, so it would stay unchanged.
+                text = leaf_paths(param_def)[index][1]
+                raise TypeError(
+                    f"{owner}: the parameter at {format_path(text)} is the Python {type(param).__name__} "
+                    f"{param!r}, which optimisers do not update, but it has a gradient. Store it as an array "
+                    f"(np.asarray({param!r})) to train it, or pass None as its gradient to keep it fixed."
+                )
+            continue
+        if shape_of(grad) != shape_of(param):
             text = leaf_paths(param_def)[index][1]
             raise ValueError(
                 f"{owner}: the gradient at {format_path(text)} has shape {shape_of(grad)} but the parameter "
@@ -110,6 +121,19 @@ def flatten_state(tree: Any, param_def: dx.TreeDef, owner: str) -> list[Any]:
             "built for other parameters. Build the state again with init (or optim.setup) for these parameters."
         )
     return leaves
+
+
+def raise_state_shape(
+    state_leaf: Any, reference: Any, index: int, param_def: dx.TreeDef, owner: str, what: str = "state"
+) -> None:
+    """Raise ValueError naming the path where a state array's shape differs from its parameter's."""
+    text = leaf_paths(param_def)[index][1]
+    found = "nothing" if state_leaf is None else f"shape {shape_of(state_leaf)}"
+    raise ValueError(
+        f"{owner}: the {what} at {format_path(text)} has {found} but the parameter has "
+        f"shape {shape_of(reference)}, so the state was built for other parameters. Build the state again "
+        "with init (or optim.setup) for these parameters."
+    )
 
 
 # --------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from typing import Any
 import difflux.core as dx
 
 from ._base import Transform, check_transform, flag, scalar_like
-from ._trees import flatten, is_trainable, unflatten
+from ._trees import check_gradients, flatten, flatten_state, is_trainable, raise_state_shape, unflatten
 
 
 def _receives_update(grad_leaves: list[Any], reference: list[Any]) -> list[bool]:
@@ -37,15 +37,18 @@ def _fill(update_leaves: list[Any], like: list[Any], receives: list[bool]) -> li
     return out
 
 
-def _reference(grads: Any, params: Any) -> tuple[list[Any], list[Any], dx.TreeDef]:
+def _reference(grads: Any, params: Any, owner: str) -> tuple[list[Any], list[Any], dx.TreeDef]:
+    """Return the gradient leaves, the leaves that decide which get updates, and the structure.
+
+    With parameters, the gradients are checked against them and the
+    parameters decide. Without, the gradients decide.
+    """
     grad_leaves, treedef = flatten(grads)
-    reference = grad_leaves if params is None else flatten(params)[0]
-    if len(reference) != len(grad_leaves):
-        raise ValueError(
-            f"got {len(grad_leaves)} gradient leaves for {len(reference)} parameter leaves; the gradients "
-            "must have the structure of the parameters"
-        )
-    return grad_leaves, reference, treedef
+    if params is None:
+        return grad_leaves, grad_leaves, treedef
+    param_leaves, param_def = flatten(params)
+    check_gradients(grad_leaves, treedef, param_leaves, param_def, owner)
+    return grad_leaves, param_leaves, treedef
 
 
 class _Wrapper(Transform):
@@ -104,9 +107,12 @@ class Accumulate(_Wrapper):
         )
 
     def update(self, grads: Any, state: AccumulateState, params: Any = None) -> tuple[Any, AccumulateState]:
-        grad_leaves, reference, treedef = _reference(grads, params)
+        grad_leaves, reference, treedef = _reference(grads, params, "accumulate")
         receives = _receives_update(grad_leaves, reference)
-        old_sums = flatten(state.grad_sum)[0]
+        old_sums = flatten_state(state.grad_sum, treedef, "accumulate")
+        for index, (old, like, keep) in enumerate(zip(old_sums, reference, receives)):
+            if keep and (old is None or old.shape != like.shape):
+                raise_state_shape(old, like, index, treedef, "accumulate", "gradient sum")
         sums = [s + dx.astype(g, s.dtype) if keep else s for s, g, keep in zip(old_sums, grad_leaves, receives)]
         calls = state.calls + 1
 
@@ -177,7 +183,7 @@ class SkipNonFinite(_Wrapper):
         return SkipState(inner=self.transform.init(params), skipped=zero, consecutive=zero)
 
     def update(self, grads: Any, state: SkipState, params: Any = None) -> tuple[Any, SkipState]:
-        grad_leaves, reference, treedef = _reference(grads, params)
+        grad_leaves, reference, treedef = _reference(grads, params, "skip_nonfinite")
         receives = _receives_update(grad_leaves, reference)
         checks = [dx.all(dx.isfinite(g)) for g, keep in zip(grad_leaves, receives) if keep]
         finite = dx.all(dx.stack(checks)) if checks else True
