@@ -223,7 +223,7 @@ def grad(f: Callable[..., Any], argnums: int | Sequence[int] = 0, has_aux: bool 
 
     Examples:
         >>> import difflux.core as dx
-        >>> dx.grad(lambda x: x ** 3)(2.0)
+        >>> float(dx.grad(lambda x: x ** 3)(2.0))
         12.0
     """
     value_and_grad_f = value_and_grad(f, argnums, has_aux)
@@ -243,8 +243,8 @@ def gradient(f: Callable[..., Any], *args: Any) -> tuple[Any, ...]:
 
     Examples:
         >>> import difflux.core as dx
-        >>> dx.gradient(lambda x, y: x * y, 2.0, 3.0)
-        (3.0, 2.0)
+        >>> [float(g) for g in dx.gradient(lambda x, y: x * y, 2.0, 3.0)]
+        [3.0, 2.0]
     """
     if not args:
         raise TypeError("gradient(f, *args) needs at least one argument to differentiate")
