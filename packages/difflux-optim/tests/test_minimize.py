@@ -246,7 +246,8 @@ def test_invalid_arguments_raise(kwargs, error, match):
 
 def test_structure_mismatch_of_bounds_raises():
     x0 = {"a": np.zeros(2), "b": np.zeros(1)}
-    with pytest.raises(ValueError, match="lower bounds have the structure"):
+    message = r"lower bounds have a dict with keys \['a'\] at the root where the parameters in x0 have a dict with keys \['a', 'b'\]"
+    with pytest.raises(ValueError, match=message):
         optim.minimize(lambda p: dx.sum(p["a"] ** 2), x0, bounds=({"a": 0.0}, None))
 
 

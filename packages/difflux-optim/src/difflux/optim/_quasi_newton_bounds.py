@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 import difflux.core as dx
+from difflux.core._tree_paths import structure_mismatch
 
 from ._quasi_newton_tree import FlatView, backend_name
 
@@ -91,8 +92,7 @@ def _side_vector(side: Any, fill: float, view: FlatView, backend: str, owner: st
         leaves, treedef = dx.tree_flatten(side, is_leaf=lambda v: v is None)
         if treedef != view.treedef:
             raise ValueError(
-                f"{owner}: the {name} bounds have the structure {treedef!r}, but x0 has {view.treedef!r}. "
-                "Give each side of the bounds the structure of x0 (None for no bound), a single number, or None."
+                f"{owner}: {structure_mismatch(name + ' bounds', treedef, view.treedef, 'parameters in x0')}. Give each side of the bounds the structure of x0 (None for no bound), a single number, or None."
             )
         pieces = [piece(leaf, shape, leaf_name) for leaf, shape, leaf_name in zip(leaves, view.shapes, view.names)]
     return pieces[0] if len(pieces) == 1 else dx.concat(pieces)

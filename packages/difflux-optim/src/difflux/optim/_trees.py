@@ -117,7 +117,7 @@ def flatten_state(tree: Any, param_def: dx.TreeDef, owner: str) -> list[Any]:
     leaves, treedef = flatten(tree)
     if treedef != param_def:
         raise ValueError(
-            f"{owner}: {structure_mismatch('state', treedef, param_def, 'parameters')}, so the state was "
+            f"{owner}: {structure_mismatch('state arrays', treedef, param_def, 'parameters')}, so the state was "
             "built for other parameters. Build the state again with init (or optim.setup) for these parameters."
         )
     return leaves
