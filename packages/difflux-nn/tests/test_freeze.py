@@ -16,6 +16,15 @@ def _model() -> nn.Chain:
     return nn.Chain(nn.Dense(3, 4, nn.relu, key=k1), nn.BatchNorm(4), nn.Dense(4, 2, key=k2))
 
 
+def test_masks_print_as_flags():
+    # Layer reprs read their arrays' shapes, and a mask holds booleans instead.
+    model = _model()
+    assert repr(nn.trainable(model.layers[0])) == "Dense(weight=True, bias=True, activation=relu)"
+    text = repr(nn.freeze(model, "layers.0"))
+    assert "Dense(weight=False, bias=False, activation=relu)" in text
+    assert repr(model.layers[0]) == "Dense(3 => 4, relu)"
+
+
 def _flags(mask: Any) -> dict[str, bool]:
     leaves = dx.tree_leaves(mask)
     names = ["0.weight", "0.bias", "1.scale", "1.bias", "1.running_mean", "1.running_var", "2.weight", "2.bias"]

@@ -326,6 +326,16 @@ def test_binary_target_range(backend, to_backend, case, targets, low, high):
     assert np.isfinite(float(loss(to_backend([0.3, -0.2]), to_backend([0.0, 1.0]))))
 
 
+def test_binary_probabilities_range(backend, to_backend):
+    message = (
+        r"^binary_cross_entropy: probabilities must lie in \[0, 1\], got probabilities from 0.5 to 1.5\. Pass logits"
+    )
+    with pytest.raises(ValueError, match=message):
+        nn.binary_cross_entropy(to_backend([1.5, 0.5]), to_backend([1.0, 0.0]))
+    with pytest.raises(ValueError, match=r"from -0.5 to 0.5"):
+        dx.grad(lambda p: nn.binary_cross_entropy(p, to_backend([1.0, 0.0])))(to_backend([-0.5, 0.5]))
+
+
 @needs_jax
 def test_binary_target_unchecked_under_jit():
     logits = dx.asarray(np.array([0.3, -0.2]), backend="jax")

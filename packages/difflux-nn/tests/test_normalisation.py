@@ -223,6 +223,29 @@ def test_norm_invalid_sizes():
     assert type(norm.num_features) is int
 
 
+@pytest.mark.parametrize("layer", [nn.LayerNorm, nn.RMSNorm])
+def test_norm_invalid_shape(layer):
+    name = layer.__name__
+    with pytest.raises(ValueError, match=rf"^{name}: shape must be a positive integer, got 0$"):
+        layer(0)
+    with pytest.raises(ValueError, match=rf"^{name}: every entry of shape must be at least 1, got shape=\(3, -1\)$"):
+        layer((3, -1))
+    with pytest.raises(TypeError, match=rf"^{name}: shape must be a positive integer, got 2\.5 of type float$"):
+        layer(2.5)
+
+
+@pytest.mark.parametrize(
+    "build", [nn.BatchNorm, nn.LayerNorm, lambda n, **kw: nn.GroupNorm(1, n, **kw), nn.InstanceNorm, nn.RMSNorm]
+)
+def test_norm_invalid_eps(build):
+    with pytest.raises(ValueError, match=r"eps must be a finite number of at least 0, got -1\.0$"):
+        build(4, eps=-1.0)
+    with pytest.raises(ValueError, match=r"eps must be a finite number of at least 0, got nan$"):
+        build(4, eps=float("nan"))
+    with pytest.raises(TypeError, match=r"eps must be a Python number, got '1e-5'$"):
+        build(4, eps="1e-5")
+
+
 @needs_jax
 def test_backend_mismatch_names_layer():
     x = dx.asarray(np.ones((2, 3)), backend="jax")

@@ -80,8 +80,23 @@ def test_adaptive_pool_int_size_and_errors():
     assert nn.AdaptiveMeanPool(2)(np.ones((1, 2, 5, 7))).shape == (1, 2, 2, 2)
     with pytest.raises(ValueError, match=r"AdaptiveMaxPool\(\(4, 4\)\) expects spatial sizes of at least \(4, 4\)"):
         nn.AdaptiveMaxPool((4, 4))(np.ones((1, 2, 3, 8)))
-    with pytest.raises(ValueError, match="output_size must be positive"):
+    with pytest.raises(ValueError, match=r"^AdaptiveMaxPool: output_size must be a positive integer, got 0$"):
         nn.AdaptiveMaxPool(0)
+    with pytest.raises(TypeError, match=r"^AdaptiveMeanPool: output_size must be a positive integer, got 2\.5"):
+        nn.AdaptiveMeanPool(2.5)
+
+
+@pytest.mark.parametrize("layer", [nn.MaxPool, nn.MeanPool])
+def test_pool_invalid_sizes(layer):
+    name = layer.__name__
+    with pytest.raises(TypeError, match=rf"^{name}: window must be a positive integer, got 2\.5 of type float$"):
+        layer(2.5)
+    with pytest.raises(ValueError, match=rf"^{name}: window must be a positive integer, got 0$"):
+        layer(0)
+    with pytest.raises(TypeError, match=rf"^{name}: stride must hold integers, got stride=\(1\.5, 1\)$"):
+        layer((2, 2), stride=(1.5, 1))
+    with pytest.raises(ValueError, match=rf"^{name}: padding='full' is not a padding mode"):
+        layer(2, padding="full")
 
 
 def test_adaptive_pool_gradients(backend, to_backend):

@@ -111,6 +111,15 @@ def test_save_keeps_path_suffix(tmp_path):
     _assert_same_values(nn.load(path, _net(0.0)), _net())
 
 
+def test_save_to_missing_folder_names_path(tmp_path):
+    target = tmp_path / "missing" / "model.npz"
+    with pytest.raises(FileNotFoundError, match=r"cannot write .*model\.npz'?: the folder .*missing'? does not exist"):
+        nn.save(target, _net())
+    with pytest.raises(IsADirectoryError, match=r"it is a folder"):
+        nn.save(tmp_path, _net())
+    assert os.listdir(tmp_path) == []
+
+
 def test_save_compressed_round_trip(path):
     nn.save(path, _net(), compress=True)
     _assert_same_values(nn.load(path, _net(0.0)), _net())

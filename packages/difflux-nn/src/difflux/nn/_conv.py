@@ -10,31 +10,22 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import numpy as np
-
 import difflux.core as dx
 
 from ._initialisers import glorot_uniform, zeros
-from ._layer import Layer, as_positive_int, as_tuple, identity, name_of, shape_error
+from ._layer import Layer, as_positive_int, as_tuple, identity, name_of, shape_error, static_padding
 
 Initialiser = Callable[..., Any]
 Padding = str | int | Sequence[Any]
 
 
 def _kernel_tuple(kernel_size: Any, owner: str) -> tuple[int, ...]:
-    if isinstance(kernel_size, int | np.integer) or not kernel_size:
+    if not isinstance(kernel_size, Sequence) or isinstance(kernel_size, str) or not kernel_size:
         raise TypeError(
             f"{owner}: kernel_size must be a tuple with one size per spatial axis, got {kernel_size!r}; "
             "write (3,) for a 1-D kernel or (3, 3) for a 2-D one"
         )
-    return tuple(int(k) for k in kernel_size)
-
-
-def _static_padding(padding: Padding) -> Padding:
-    """Return ``padding`` with lists made tuples, so that it is hashable as a static field."""
-    if isinstance(padding, str | int | np.integer):
-        return padding if isinstance(padding, str) else int(padding)
-    return tuple(int(p) if isinstance(p, int | np.integer) else tuple(int(v) for v in p) for p in padding)
+    return as_tuple(kernel_size, len(kernel_size), "kernel_size", owner)
 
 
 def _broadcast_bias(bias: Any, num_spatial: int) -> Any:
@@ -155,7 +146,7 @@ class Conv(Layer):
         self.activation = activation
         self.kernel_size = kernel
         self.stride = as_tuple(stride, len(kernel), "stride", "Conv")
-        self.padding = _static_padding(padding)
+        self.padding = static_padding(padding, "Conv")
         self.dilation = as_tuple(dilation, len(kernel), "dilation", "Conv")
         self.groups = groups
 
@@ -241,8 +232,8 @@ class ConvTranspose(Layer):
         self.activation = activation
         self.kernel_size = kernel
         self.stride = as_tuple(stride, len(kernel), "stride", "ConvTranspose")
-        self.padding = _static_padding(padding)
-        self.output_padding = as_tuple(output_padding, len(kernel), "output_padding", "ConvTranspose")
+        self.padding = static_padding(padding, "ConvTranspose")
+        self.output_padding = as_tuple(output_padding, len(kernel), "output_padding", "ConvTranspose", minimum=0)
         self.dilation = as_tuple(dilation, len(kernel), "dilation", "ConvTranspose")
         self.groups = groups
 

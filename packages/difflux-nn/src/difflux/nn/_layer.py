@@ -28,6 +28,23 @@ import difflux.core as dx
 _output_hook: Callable[[Any, Any], None] | None = None
 
 
+def _repr_with_mask_fallback(own_repr: Callable[[Any], str]) -> Callable[[Any], str]:
+    """Wrap a layer's ``__repr__``, which reads its arrays' shapes, to fall back on ``dx.Module``'s.
+
+    The fallback serves layers that hold booleans in place of arrays: the
+    masks that ``nn.trainable`` and ``nn.freeze`` return.
+    """
+
+    @functools.wraps(own_repr)
+    def wrapper(self: Any) -> str:
+        if any(isinstance(leaf, bool | np.bool_) for leaf in dx.tree_leaves(self)):
+            return dx.Module.__repr__(self)
+        return own_repr(self)
+
+    wrapper._nn_checks_leaves = True  # type: ignore[attr-defined]
+    return wrapper
+
+
 def _record_output(call: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(call)
     def call_and_record(self: Any, *args: Any, **kwargs: Any) -> Any:
@@ -67,6 +84,9 @@ class Layer(dx.Module):
         call = cls.__dict__.get("__call__")
         if call is not None and not getattr(call, "_nn_records_output", False):
             cls.__call__ = _record_output(call)  # type: ignore[method-assign]
+        own_repr = cls.__dict__.get("__repr__")
+        if own_repr is not None and not getattr(own_repr, "_nn_checks_leaves", False):
+            cls.__repr__ = _repr_with_mask_fallback(own_repr)  # type: ignore[method-assign]
 
     def _label(self) -> str:
         """Return the one-line name of the layer in ``nn.summary``."""
@@ -177,14 +197,68 @@ def as_positive_int(value: Any, name: str, owner: str) -> int:
     return size
 
 
-def as_tuple(value: int | Sequence[int], length: int, name: str, owner: str) -> tuple[int, ...]:
-    """Return ``value`` as a tuple of ``length`` ints: an int is repeated."""
-    if isinstance(value, int | np.integer):
-        return (int(value),) * length
-    result = tuple(int(v) for v in value)
-    if len(result) != length:
-        raise ValueError(f"{owner}: {name}={value!r} needs {length} entries, one per spatial axis, got {len(result)}")
+def as_tuple(value: int | Sequence[int], length: int, name: str, owner: str, minimum: int = 1) -> tuple[int, ...]:
+    """Return ``value`` as a tuple of ``length`` ints, each at least ``minimum``: an int is repeated.
+
+    Raises:
+        TypeError: for entries that are not integers (``1.5``, ``True``).
+        ValueError: for the wrong number of entries, or an entry below ``minimum``.
+    """
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        result = tuple(_as_int(v, value, name, owner) for v in value)
+        if len(result) != length:
+            raise ValueError(
+                f"{owner}: {name}={value!r} needs {length} entries, one per spatial axis, got {len(result)}"
+            )
+    else:
+        result = (_as_int(value, value, name, owner),) * length
+    if any(v < minimum for v in result):
+        raise ValueError(f"{owner}: every entry of {name} must be at least {minimum}, got {name}={value!r}")
     return result
+
+
+def positive_ints(value: int | Sequence[int], name: str, owner: str) -> int | tuple[int, ...]:
+    """Return a positive int, or a non-empty sequence of them as a tuple, raising for anything else."""
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        if not value:
+            raise ValueError(f"{owner}: {name} needs at least one entry, got {value!r}")
+        return as_tuple(value, len(value), name, owner)
+    return as_positive_int(value, name, owner)
+
+
+def _as_int(entry: Any, value: Any, name: str, owner: str) -> int:
+    if isinstance(entry, bool | np.bool_):
+        raise TypeError(f"{owner}: {name} must hold integers, got {name}={value!r}")
+    try:
+        return operator.index(entry)
+    except TypeError:
+        raise TypeError(f"{owner}: {name} must hold integers, got {name}={value!r}") from None
+
+
+def static_padding(padding: Any, owner: str) -> Any:
+    """Check ``padding`` and return it hashable (tuples for lists), as a static field must be.
+
+    Accepted: ``"SAME"`` or ``"VALID"`` in any case, an int, or per spatial
+    axis an int or a ``(low, high)`` pair. Negative ints crop the input, as
+    in ``jax.lax.conv_general_dilated``.
+    """
+    if isinstance(padding, str):
+        if padding.upper() not in ("SAME", "VALID"):
+            raise ValueError(f"{owner}: padding={padding!r} is not a padding mode. Use 'SAME', 'VALID' or integers")
+        return padding
+    if not isinstance(padding, Sequence):
+        return _as_int(padding, padding, "padding", owner)
+    entries = []
+    for entry in padding:
+        if isinstance(entry, Sequence) and not isinstance(entry, str):
+            if len(entry) != 2:
+                raise ValueError(
+                    f"{owner}: padding={padding!r} has an entry {entry!r}; each entry is an int or a (low, high) pair"
+                )
+            entries.append((_as_int(entry[0], padding, "padding", owner), _as_int(entry[1], padding, "padding", owner)))
+        else:
+            entries.append(_as_int(entry, padding, "padding", owner))
+    return tuple(entries)
 
 
 def shape_error(layer: Any, expected: str, x: Any) -> ValueError:

@@ -390,12 +390,15 @@ def binary_cross_entropy(
     ``a`` replaces ``y`` by ``y * (1 - a) + a / 2``.
 
     Raises:
-        ValueError: for a target outside ``[0, 1]``. Under ``dx.jit`` on
-            JAX out-of-range targets cannot be detected.
+        ValueError: for a target or a probability outside ``[0, 1]``. Under
+            ``dx.jit`` on JAX out-of-range values cannot be detected.
     """
     target = _as_array_like(target, probabilities)
     _check_same_shape(probabilities, target, "binary_cross_entropy")
     _check_binary_target(target, "binary_cross_entropy")
+    _check_unit_interval(
+        probabilities, "binary_cross_entropy", "probabilities", "Pass logits to logit_binary_cross_entropy instead."
+    )
     target = _smooth_binary(target, label_smoothing, "binary_cross_entropy")
     e = _eps(probabilities, eps)
     loss = -(dx.xlogy(target, probabilities + e) + dx.xlogy(1.0 - target, 1.0 - probabilities + e))
@@ -430,15 +433,17 @@ def logit_binary_cross_entropy(
 
 def _check_binary_target(target: Any, name: str) -> None:
     """Raise ``ValueError`` for a binary target outside ``[0, 1]`` where the targets are concrete."""
-    extremes = _concrete_extremes(target)
+    _check_unit_interval(target, name, "targets", "Map labels such as -1 and 1 to 0 and 1.")
+
+
+def _check_unit_interval(values: Any, name: str, quantity: str, advice: str) -> None:
+    """Raise ``ValueError`` for ``values`` outside ``[0, 1]`` where they are concrete."""
+    extremes = _concrete_extremes(values)
     if extremes is None:
         return
     low, high = float(extremes[0]), float(extremes[1])
     if low < 0.0 or high > 1.0:
-        raise ValueError(
-            f"{name}: targets must lie in [0, 1], got targets from {low} to {high}. Map labels such as -1 and 1 "
-            "to 0 and 1."
-        )
+        raise ValueError(f"{name}: {quantity} must lie in [0, 1], got {quantity} from {low} to {high}. {advice}")
 
 
 def _smooth_binary(target: Any, label_smoothing: float, name: str) -> Any:

@@ -12,9 +12,11 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
+
 import difflux.core as dx
 
-from ._layer import Layer, as_positive_int, backend_of, format_call, identity, name_of, shape_error
+from ._layer import Layer, as_positive_int, backend_of, format_call, identity, name_of, positive_ints, shape_error
 from ._state import state_field, update_state
 
 
@@ -27,8 +29,19 @@ def _normalise_over(x: Any, axes: tuple[int, ...], eps: float) -> Any:
     return _normalise(x, dx.mean(x, axis=axes, keepdims=True), dx.var(x, axis=axes, keepdims=True), eps)
 
 
-def _trailing_shape(shape: int | Sequence[int]) -> tuple[int, ...]:
-    return (int(shape),) if isinstance(shape, int) else tuple(int(s) for s in shape)
+def _trailing_shape(shape: int | Sequence[int], owner: str) -> tuple[int, ...]:
+    """Return the normalised trailing shape as a tuple of positive ints."""
+    sizes = positive_ints(shape, "shape", owner)
+    return (sizes,) if isinstance(sizes, int) else sizes
+
+
+def _checked_eps(eps: Any, owner: str) -> Any:
+    """Return ``eps`` when it is a finite number of at least 0, raising otherwise."""
+    if isinstance(eps, bool) or not isinstance(eps, int | float | np.floating | np.integer):
+        raise TypeError(f"{owner}: eps must be a Python number, got {eps!r}")
+    if not (np.isfinite(eps) and eps >= 0):
+        raise ValueError(f"{owner}: eps must be a finite number of at least 0, got {eps!r}")
+    return eps
 
 
 def _trailing_axes(layer: Any, x: Any, shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -148,7 +161,7 @@ class BatchNorm(Layer):
             self.running_mean = self.running_var = None
         self.activation = activation
         self.num_features = num_features
-        self.eps = eps
+        self.eps = _checked_eps(eps, "BatchNorm")
         self.momentum = momentum
         self.training = training
 
@@ -238,9 +251,9 @@ class LayerNorm(Layer):
         dtype: Any = None,
         backend: str | None = None,
     ) -> None:
-        self.shape = _trailing_shape(shape)
+        self.shape = _trailing_shape(shape, "LayerNorm")
         self.scale, self.bias = _affine_parameters(self.shape, affine, dtype, _backend(backend))
-        self.eps = eps
+        self.eps = _checked_eps(eps, "LayerNorm")
 
     def __call__(self, x: Any, *, key: Any = None) -> Any:
         _check_backend(self, x, self.scale)
@@ -298,7 +311,7 @@ class GroupNorm(Layer):
         self.scale, self.bias = _affine_parameters((num_channels,), affine, dtype, _backend(backend))
         self.num_groups = num_groups
         self.num_channels = num_channels
-        self.eps = eps
+        self.eps = _checked_eps(eps, "GroupNorm")
 
     def __call__(self, x: Any, *, key: Any = None) -> Any:
         _check_backend(self, x, self.scale)
@@ -352,7 +365,7 @@ class InstanceNorm(Layer):
         num_features = as_positive_int(num_features, "num_features", "InstanceNorm")
         self.scale, self.bias = _affine_parameters((num_features,), affine, dtype, _backend(backend))
         self.num_features = num_features
-        self.eps = eps
+        self.eps = _checked_eps(eps, "InstanceNorm")
 
     def __call__(self, x: Any, *, key: Any = None) -> Any:
         _check_backend(self, x, self.scale)
@@ -395,9 +408,9 @@ class RMSNorm(Layer):
         dtype: Any = None,
         backend: str | None = None,
     ) -> None:
-        self.shape = _trailing_shape(shape)
+        self.shape = _trailing_shape(shape, "RMSNorm")
         self.scale = dx.ones(self.shape, dtype=dtype, backend=_backend(backend)) if affine else None
-        self.eps = eps
+        self.eps = _checked_eps(eps, "RMSNorm")
 
     def __call__(self, x: Any, *, key: Any = None) -> Any:
         _check_backend(self, x, self.scale)

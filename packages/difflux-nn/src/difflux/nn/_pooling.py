@@ -10,22 +10,11 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import numpy as np
-
 import difflux.core as dx
 
-from ._layer import Layer, format_call, shape_error
+from ._layer import Layer, format_call, positive_ints, shape_error, static_padding
 
 Padding = str | int | Sequence[Any]
-
-
-def _static(value: Any) -> Any:
-    """Return ``value`` with lists made tuples, so that it is hashable as a static field."""
-    if isinstance(value, list | tuple):
-        return tuple(_static(v) for v in value)
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
 
 
 def _spatial_axes(layer: Any, x: Any, num_spatial: int | None) -> tuple[int, ...]:
@@ -67,9 +56,9 @@ class MaxPool(Layer):
     def __init__(
         self, window: int | Sequence[int], *, stride: int | Sequence[int] | None = None, padding: Padding = 0
     ) -> None:
-        self.window = _static(window)
-        self.stride = _static(stride)
-        self.padding = _static(padding)
+        self.window = positive_ints(window, "window", "MaxPool")
+        self.stride = None if stride is None else positive_ints(stride, "stride", "MaxPool")
+        self.padding = static_padding(padding, "MaxPool")
 
     def __call__(self, x: Any, *, key: Any = None) -> Any:
         _spatial_axes(self, x, None if isinstance(self.window, int) else len(self.window))
@@ -111,9 +100,9 @@ class MeanPool(Layer):
         padding: Padding = 0,
         count_include_pad: bool = True,
     ) -> None:
-        self.window = _static(window)
-        self.stride = _static(stride)
-        self.padding = _static(padding)
+        self.window = positive_ints(window, "window", "MeanPool")
+        self.stride = None if stride is None else positive_ints(stride, "stride", "MeanPool")
+        self.padding = static_padding(padding, "MeanPool")
         self.count_include_pad = count_include_pad
 
     def __call__(self, x: Any, *, key: Any = None) -> Any:
@@ -163,11 +152,7 @@ class _AdaptivePool(Layer):
     output_size: int | tuple[int, ...]
 
     def __init__(self, output_size: int | Sequence[int]) -> None:
-        size = _static(output_size)
-        sizes = (size,) if isinstance(size, int) else size
-        if any(s < 1 for s in sizes):
-            raise ValueError(f"{type(self).__name__}: output_size must be positive, got {output_size!r}")
-        self.output_size = size
+        self.output_size = positive_ints(output_size, "output_size", type(self).__name__)
 
     def _pool(self, x: Any, reduce: Callable[..., Any]) -> Any:
         if isinstance(self.output_size, int):

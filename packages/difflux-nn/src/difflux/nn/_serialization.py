@@ -153,6 +153,11 @@ def atomic_write(path: PathLike, write: Callable[[IO[bytes]], object]) -> None:
     """
     target = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(target))
+    # Checked here so that the error names the user's path, not the temporary file's.
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"cannot write {target!r}: the folder {directory!r} does not exist; create it first")
+    if os.path.isdir(target):
+        raise IsADirectoryError(f"cannot write {target!r}: it is a folder; give a file name such as 'model.npz'")
     temporary = os.path.join(directory, f".{os.path.basename(target)}.{secrets.token_hex(6)}.tmp")
     # O_EXCL refuses an existing file; mode 0o666 lets the umask set the
     # permissions that a plain open() would give.
