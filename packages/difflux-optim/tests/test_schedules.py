@@ -111,6 +111,14 @@ def test_schedules_compare_by_value():
             lambda: optim.piecewise_constant(1.0, {-3: 0.5}),
             "boundary must be a positive integer number of steps, got -3",
         ),
+        (
+            lambda: optim.exponential_decay(1.0, 0.5, 10, transition_begin=1.5),
+            r"exponential_decay: transition_begin must be an integer number of steps >= 0, got 1\.5",
+        ),
+        (
+            lambda: optim.polynomial_decay(1.0, 0.1, 10, transition_begin=None),
+            r"polynomial_decay: transition_begin must be an integer number of steps >= 0, got None",
+        ),
     ],
 )
 def test_schedule_rejects_bad_arguments(make, message):

@@ -245,6 +245,15 @@ def test_rule_errors_name_value():
         optim.Adam(eps=0.0)
     with pytest.raises(TypeError, match=r"b1 must be a Python number, got '0\.9'"):
         optim.Adam(b1="0.9")
+    with pytest.raises(TypeError, match=r"eps must be a Python number, got np\.True_"):
+        optim.Adam(eps=np.True_)
+
+
+def test_rules_accept_numpy_scalars():
+    rule = optim.Adam(np.float32(0.1), b1=np.float64(0.9))
+    params = {"w": np.array([1.0, -2.0])}
+    _, new = optim.update(optim.setup(rule, params), params, {"w": np.array([1.0, -1.0])})
+    np.testing.assert_allclose(new["w"], [0.9, -1.9], rtol=1e-6)
 
 
 def test_complex_parameters_rejected(backend):

@@ -288,7 +288,8 @@ def scalar_like(leaves: list[Any], value: float, dtype: Any = None) -> Any:
 
 
 def _number(owner: object, name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    """Return ``value`` as a float when it is a real Python or NumPy number, raising TypeError otherwise."""
+    if isinstance(value, bool | np.bool_) or not isinstance(value, int | float | np.integer | np.floating):
         raise TypeError(f"{type(owner).__name__}: {name} must be a Python number, got {value!r}")
     return float(value)
 

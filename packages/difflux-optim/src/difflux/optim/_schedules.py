@@ -51,6 +51,11 @@ def _check_steps(owner: str, **values: Any) -> None:
             raise ValueError(f"{owner}: {name} must be a positive integer number of steps, got {value!r}")
 
 
+def _check_begin(owner: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{owner}: transition_begin must be an integer number of steps >= 0, got {value!r}")
+
+
 def _fraction(step: Any, begin: int, length: int) -> Any:
     """Return ``(step - begin) / length`` clipped to [0, 1]."""
     return dx.clip((step - begin) / length, 0.0, 1.0)
@@ -115,8 +120,7 @@ class _ExponentialDecay(Schedule):
     def __post_init__(self) -> None:
         _check_value("exponential_decay", init_value=self.init_value, decay_rate=self.decay_rate)
         _check_steps("exponential_decay", transition_steps=self.transition_steps)
-        if self.transition_begin < 0:
-            raise ValueError(f"exponential_decay: transition_begin must be >= 0, got {self.transition_begin!r}")
+        _check_begin("exponential_decay", self.transition_begin)
         if self.end_value is not None:
             _check_value("exponential_decay", end_value=self.end_value)
 
@@ -144,8 +148,7 @@ class _PolynomialDecay(Schedule):
     def __post_init__(self) -> None:
         _check_value("polynomial_decay", init_value=self.init_value, end_value=self.end_value, power=self.power)
         _check_steps("polynomial_decay", decay_steps=self.decay_steps)
-        if self.transition_begin < 0:
-            raise ValueError(f"polynomial_decay: transition_begin must be >= 0, got {self.transition_begin!r}")
+        _check_begin("polynomial_decay", self.transition_begin)
 
     def __call__(self, step: Any) -> Any:
         fraction = _fraction(_as_step(step), self.transition_begin, self.decay_steps)
