@@ -50,6 +50,14 @@ def test_uniform_rejects_empty_interval() -> None:
         dist.Uniform(2.0, 1.0, validate_args=True)
 
 
+def test_truncated_normal_rejects_empty_interval() -> None:
+    with pytest.raises(ValueError, match=r"^TruncatedNormal got invalid bounds low = 2\.0 and high = 1\.0"):
+        dist.TruncatedNormal(0.0, 1.0, low=2.0, high=1.0, validate_args=True)
+    with pytest.raises(ValueError, match=r"^TruncatedNormal got an invalid parameter scale = -1\.0"):
+        dist.TruncatedNormal(0.0, -1.0, low=0.0, high=1.0, validate_args=True)
+    assert dist.TruncatedNormal(0.0, 1.0, low=2.0, validate_args=True).batch_shape == ()
+
+
 def test_validation_off_by_default() -> None:
     d = dist.Normal(0.0, -1.0)
     assert not d._validate_args

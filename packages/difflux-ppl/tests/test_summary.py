@@ -53,6 +53,24 @@ def test_single_chain_draws() -> None:
     np.testing.assert_allclose(table["a"]["mean"], DRAWS["a"][0].mean())
 
 
+@pytest.mark.parametrize("num_draws", [1, 2, 3])
+def test_few_draws_leave_diagnostics_nan(num_draws: int, capsys: pytest.CaptureFixture[str]) -> None:
+    # A short test run (num_samples=2, say) still prints means and quantiles.
+    draws = np.random.default_rng(2).normal(size=(2, num_draws, 3))
+    table = ppl.summary({"x": draws}, print_table=True)
+    np.testing.assert_allclose(table["x"]["mean"], draws.reshape(-1, 3).mean(0))
+    for column in ("ess_bulk", "ess_tail", "r_hat"):
+        assert np.isnan(table["x"][column]).all()
+    assert np.isfinite(table["x"]["sd"]).all()
+    assert "nan" in capsys.readouterr().out
+
+
+def test_single_draw_has_nan_sd() -> None:
+    table = ppl.summary(np.array([[1.5]]), print_table=False)
+    assert table["Param:0"]["mean"] == 1.5
+    assert np.isnan(table["Param:0"]["sd"])
+
+
 def test_invalid_arguments() -> None:
     with pytest.raises(ValueError, match="prob must lie in"):
         ppl.summary(DRAWS, prob=1.0)

@@ -41,7 +41,9 @@ def summary(
     ``sd``, the quantiles at ``(1 - prob) / 2``, 0.5 and ``(1 + prob) / 2``
     (named ``q5``, ``q50``, ``q95`` for ``prob=0.9``), the bulk and tail
     effective sample sizes and the rank-normalised split R-hat (see
-    :mod:`difflux.ppl.diagnostics`).
+    :mod:`difflux.ppl.diagnostics`). With fewer than 4 draws per chain the
+    effective sample sizes and R-hat are NaN, and with one draw in all so
+    is ``sd``.
 
     Args:
         samples: a dict from site name to draws (or a single array), each of
@@ -77,15 +79,19 @@ def summary(
         draws = _as_chains(values, group_by_chain)
         pooled = draws.reshape(-1, *draws.shape[2:])
         low, mid, high = np.quantile(pooled, [(1.0 - prob) / 2.0, 0.5, (1.0 + prob) / 2.0], axis=0)
+        unknown = np.full(draws.shape[2:], np.nan)
+        # Too few draws for the diagnostics leave them NaN, so that a short
+        # test run still prints its means and quantiles.
+        enough = draws.shape[1] >= diagnostics.MIN_DRAWS
         result[name] = {
             "mean": pooled.mean(axis=0),
-            "sd": pooled.std(axis=0, ddof=1),
+            "sd": pooled.std(axis=0, ddof=1) if len(pooled) > 1 else unknown,
             low_name: low,
             mid_name: mid,
             high_name: high,
-            "ess_bulk": diagnostics.ess(draws, "bulk"),
-            "ess_tail": diagnostics.ess(draws, "tail"),
-            "r_hat": diagnostics.split_rhat(draws),
+            "ess_bulk": diagnostics.ess(draws, "bulk") if enough else unknown,
+            "ess_tail": diagnostics.ess(draws, "tail") if enough else unknown,
+            "r_hat": diagnostics.split_rhat(draws) if enough else unknown,
         }
     if divergences is not None:
         flags = np.asarray(divergences)

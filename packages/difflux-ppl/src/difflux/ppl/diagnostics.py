@@ -43,7 +43,11 @@ __all__ = [
 ]
 
 
-def _as_draws(x: Any, minimum_draws: int = 4) -> np.ndarray:
+# Split chains need two halves of at least two draws each.
+MIN_DRAWS = 4
+
+
+def _as_draws(x: Any, minimum_draws: int = MIN_DRAWS) -> np.ndarray:
     draws = np.asarray(x, dtype=float)
     if draws.ndim < 2:
         raise ValueError(

@@ -65,6 +65,18 @@ class TruncatedNormal(Distribution):
         shapes = [shape_of(self.loc), shape_of(self.scale), shape_of(self.low), shape_of(self.high)]
         super().__init__(broadcast_shapes(*shapes), validate_args=validate_args)
 
+    def _validate_parameters(self) -> None:
+        from ._util import is_traced, to_numpy
+
+        super()._validate_parameters()
+        if not (self._has_low and self._has_high) or is_traced(self.low) or is_traced(self.high):
+            return
+        low, high = to_numpy(dx.stop_gradient(self.low)), to_numpy(dx.stop_gradient(self.high))
+        if not (low < high).all():
+            raise ValueError(
+                f"TruncatedNormal got invalid bounds low = {low} and high = {high}: low must be less than high"
+            )
+
     @property
     def support(self) -> constraints.Constraint:  # type: ignore[override]
         if self._has_low and self._has_high:
