@@ -165,3 +165,53 @@ def test_vmap_over_end_time():
     ys = dx.vmap(lambda t1: ode.solve(decay, y0, (0.0, t1), solver=TSIT5).ys[-1])(np.array([0.5, 1.0]))
     expected = np.exp(-np.array([[0.5], [1.0]])) * np.array([1.0, 2.0])
     np.testing.assert_allclose(np.asarray(ys), expected, rtol=1e-5)
+
+
+# --------------------------------------------------------------------------
+# States and event conditions of unsupported kinds
+# --------------------------------------------------------------------------
+
+
+def test_complex_y0_raises():
+    # Cast to float64, the imaginary part was dropped with only a NumPy warning.
+    with pytest.raises(TypeError, match=r"y0 has the complex dtype complex128; the solvers support real states only"):
+        ode.solve(lambda t, y, args: -1j * y, np.array([1.0 + 0.0j]), (0.0, 1.0), solver=TSIT5)
+
+
+def test_complex_vector_field_raises():
+    with pytest.raises(TypeError, match=r"vector field returned the complex dtype complex128 for a real state"):
+        ode.solve(lambda t, y, args: 1j * y, np.array([1.0]), (0.0, 1.0), solver=TSIT5)
+
+
+def test_empty_y0_raises(backend, to_backend):
+    # Without the check every step was rejected (the error norm of no entries
+    # is NaN) until max_steps, which was then reported as the cause.
+    with pytest.raises(ValueError, match=r"y0 has no entries \(shapes \[\(0,\)\]\)"):
+        ode.solve(decay, to_backend(np.zeros(0)), (0.0, 1.0), solver=TSIT5)
+
+
+def test_boolean_event_condition_raises(backend, to_backend):
+    def fall(t, y, g):
+        return dx.stack([y[1], -g + 0.0 * y[0]])
+
+    with pytest.raises(TypeError, match=r"condition 0 returned dtype bool.*y\[0\] - 0\.5 in place of y\[0\] > 0\.5"):
+        ode.solve(
+            fall, to_backend([1.0, 0.0]), (0.0, 5.0), 9.81, solver=TSIT5, events=ode.Event(lambda t, y, g: y[0] > 0.5)
+        )
+    solution = ode.solve(
+        fall, to_backend([1.0, 0.0]), (0.0, 5.0), 9.81, solver=TSIT5, events=ode.Event(lambda t, y, g: y[0] - 0.5)
+    )
+    assert float(solution.event_time) == pytest.approx(np.sqrt(2 * 0.5 / 9.81), rel=1e-6)
+
+
+def test_numpy_field_in_implicit_solver_explains():
+    # Robertson's kinetics turn stiff at once, so the default solver switches
+    # to Kvaerno5, whose Jacobian cannot see through NumPy functions.
+    def robertson(t, y, args):
+        return np.array(
+            [-0.04 * y[0] + 1e4 * y[1] * y[2], 0.04 * y[0] - 1e4 * y[1] * y[2] - 3e7 * y[1] ** 2, 3e7 * y[1] ** 2]
+        )
+
+    with pytest.raises(TypeError, match=r"an implicit solver .* computes df/dy with dx\.jacfwd") as error:
+        ode.solve(robertson, np.array([1.0, 0.0, 0.0]), (0.0, 0.4))
+    assert error.match(r"choose an explicit solver such as ode\.Tsit5\(\)")

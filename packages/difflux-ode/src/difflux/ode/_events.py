@@ -159,6 +159,13 @@ class EventTracker:
                 raise ValueError(
                     f"Event: condition {k} returned shape {tuple(value.shape)}; it must return a scalar g(t, y, args)"
                 )
+            if not dx.isdtype(value.dtype, ("real floating", "integral")):
+                # Root finding needs a sign change of a continuous function:
+                # a boolean jumps, and bisection on it misplaces the event.
+                raise TypeError(
+                    f"Event: condition {k} returned dtype {value.dtype}; it must return a real number whose sign "
+                    "changes at the event, such as y[0] - 0.5 in place of y[0] > 0.5"
+                )
             values.append(dx.astype(dx.reshape(value, ()), y.dtype))
         return dx.stack(values)
 

@@ -167,7 +167,21 @@ def state_jacobian(f: Callable[[Any, Any], Any], t: Any, y: Any, user_jacobian: 
                 f"jacobian(t, y) must return the matrix df/dy of shape ({d}, {d}) on the flat state"
             )
         return jacobian
-    return dx.jacfwd(lambda state: f(t, state))(y)
+    try:
+        return dx.jacfwd(lambda state: f(t, state))(y)
+    except TypeError as error:
+        if "difflux tracer was converted to a NumPy array" not in str(error):
+            raise
+        # Explicit solvers never differentiate the vector field, so a field
+        # written with NumPy functions can fail here first, after the default
+        # solver switched to an implicit method part-way through a solve.
+        raise TypeError(
+            "solve: an implicit solver (Kvaerno, Rodas, BDF, or the default AutoSwitch after it detected "
+            "stiffness) computes df/dy with dx.jacfwd, and the vector field converted a difflux tracer to a "
+            "NumPy array. Write the vector field with difflux operations (dx.stack, dx.exp, ...) in place of "
+            "NumPy functions, give the solver a jacobian(t, y) function (ode.Kvaerno5(jacobian=...)), or "
+            "choose an explicit solver such as ode.Tsit5()."
+        ) from error
 
 
 # --------------------------------------------------------------------------

@@ -46,11 +46,18 @@ def _ravel(y0: Any) -> tuple[Any, Callable[[Any], Any], list[tuple[int, ...]], A
         raise ValueError("solve: y0 has no array leaves; pass an array or a structure of arrays")
     leaves = [dx.asarray(leaf) if not dx.is_array(leaf) else leaf for leaf in leaves]
     dtype = dx.result_type(*leaves)
+    if dx.isdtype(dtype, "complex floating"):
+        raise TypeError(
+            f"solve: y0 has the complex dtype {dtype}; the solvers support real states only. Solve for the "
+            "real and imaginary parts as two real arrays (or one array with both stacked)."
+        )
     if not dx.isdtype(dtype, "real floating"):
         dtype = dx.float64
     leaves = [dx.astype(leaf, dtype) if leaf.dtype != dtype else leaf for leaf in leaves]
     shapes = [tuple(leaf.shape) for leaf in leaves]
     sizes = [int(np.prod(shape, dtype=np.int64)) for shape in shapes]
+    if not sum(sizes):
+        raise ValueError(f"solve: y0 has no entries (shapes {shapes}); the state needs at least one number")
     vector = (
         dx.concat([dx.reshape(leaf, (-1,)) for leaf in leaves]) if len(leaves) > 1 else dx.reshape(leaves[0], (-1,))
     )
@@ -89,6 +96,12 @@ def _flat_vector_field(
                 f"{shapes} (structure {treedef}); vector_field(t, y, args) must return dy/dt with the "
                 "structure and shapes of y0"
             )
+        for leaf in leaves:
+            if dx.isdtype(leaf.dtype, "complex floating"):
+                raise TypeError(
+                    f"solve: the vector field returned the complex dtype {leaf.dtype} for a real state; "
+                    "it must return real values of y0's dtype"
+                )
         leaves = [dx.astype(leaf, y.dtype) if leaf.dtype != y.dtype else leaf for leaf in leaves]
         return (
             dx.concat([dx.reshape(leaf, (-1,)) for leaf in leaves]) if len(leaves) > 1 else dx.reshape(leaves[0], (-1,))
