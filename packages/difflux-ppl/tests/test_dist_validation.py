@@ -58,6 +58,11 @@ def test_truncated_normal_rejects_empty_interval() -> None:
     assert dist.TruncatedNormal(0.0, 1.0, low=2.0, validate_args=True).batch_shape == ()
 
 
+def test_string_parameter_raises() -> None:
+    with pytest.raises(TypeError, match=r"distribution parameters must be numbers or numeric arrays, got 'a'"):
+        dist.Normal("a", 1.0)
+
+
 def test_validation_off_by_default() -> None:
     d = dist.Normal(0.0, -1.0)
     assert not d._validate_args

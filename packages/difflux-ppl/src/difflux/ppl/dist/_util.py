@@ -50,6 +50,8 @@ def as_param(x: Any, backend: str, dtype: Any = None) -> Any:
     if isinstance(x, dx.Tracer):
         return x
     value = value_of(x)
+    if isinstance(value, str | bytes) or (isinstance(value, np.ndarray) and value.dtype.kind in "USOV"):
+        raise TypeError(f"distribution parameters must be numbers or numeric arrays, got {value!r}")
     if isinstance(value, bool | int | float | np.integer | np.floating) or (
         isinstance(value, np.ndarray) and value.ndim == 0
     ):
