@@ -135,7 +135,7 @@ def test_conv_invalid_sizes():
 @pytest.mark.parametrize("layer", [nn.Conv, nn.ConvTranspose])
 def test_conv_invalid_kernel_and_steps(layer):
     name = layer.__name__
-    with pytest.raises(TypeError, match=rf"^{name}: kernel_size must hold integers, got kernel_size=\(2\.9,\)$"):
+    with pytest.raises(TypeError, match=rf"^{name}: kernel_size must contain integers, got kernel_size=\(2\.9,\)$"):
         layer(1, 2, (2.9,), key=NUMPY_KEY)
     with pytest.raises(
         ValueError, match=rf"^{name}: every entry of kernel_size must be at least 1, got kernel_size=\(0, 3\)"
@@ -143,7 +143,7 @@ def test_conv_invalid_kernel_and_steps(layer):
         layer(1, 2, (0, 3), key=NUMPY_KEY)
     with pytest.raises(ValueError, match=r"at least 1, got kernel_size=\(-1, 3\)"):
         layer(1, 2, (-1, 3), key=NUMPY_KEY)
-    with pytest.raises(TypeError, match=rf"^{name}: stride must hold integers, got stride=1\.5$"):
+    with pytest.raises(TypeError, match=rf"^{name}: stride must contain integers, got stride=1\.5$"):
         layer(1, 2, (3,), key=NUMPY_KEY, stride=1.5)
     with pytest.raises(ValueError, match=rf"^{name}: every entry of dilation must be at least 1, got dilation=0$"):
         layer(1, 2, (3,), key=NUMPY_KEY, dilation=0)
@@ -154,7 +154,7 @@ def test_conv_padding_checked_when_built():
         nn.Conv(1, 2, (3,), key=NUMPY_KEY, padding="bogus")
     with pytest.raises(ValueError, match=r"has an entry \(2,\); each entry is an int or a \(low, high\) pair"):
         nn.Conv(1, 2, (3, 3), key=NUMPY_KEY, padding=[(1, 1), (2,)])
-    with pytest.raises(TypeError, match=r"^Conv: padding must hold integers, got padding=1\.0$"):
+    with pytest.raises(TypeError, match=r"^Conv: padding must contain integers, got padding=1\.0$"):
         nn.Conv(1, 2, (3,), key=NUMPY_KEY, padding=1.0)
     layer = nn.Conv(1, 2, (3, 3), key=NUMPY_KEY, padding=[(1, 1), 2])
     assert layer.padding == ((1, 1), 2)

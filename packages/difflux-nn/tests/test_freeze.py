@@ -17,7 +17,7 @@ def _model() -> nn.Chain:
 
 
 def test_masks_print_as_flags():
-    # Layer reprs read their arrays' shapes, and a mask holds booleans instead.
+    # Layer reprs read their arrays' shapes, and a mask contains booleans instead.
     model = _model()
     assert repr(nn.trainable(model.layers[0])) == "Dense(weight=True, bias=True, activation=relu)"
     text = repr(nn.freeze(model, "layers.0"))

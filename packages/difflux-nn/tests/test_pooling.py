@@ -93,7 +93,7 @@ def test_pool_invalid_sizes(layer):
         layer(2.5)
     with pytest.raises(ValueError, match=rf"^{name}: window must be a positive integer, got 0$"):
         layer(0)
-    with pytest.raises(TypeError, match=rf"^{name}: stride must hold integers, got stride=\(1\.5, 1\)$"):
+    with pytest.raises(TypeError, match=rf"^{name}: stride must contain integers, got stride=\(1\.5, 1\)$"):
         layer((2, 2), stride=(1.5, 1))
     with pytest.raises(ValueError, match=rf"^{name}: padding='full' is not a padding mode"):
         layer(2, padding="full")

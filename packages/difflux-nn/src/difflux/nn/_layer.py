@@ -31,7 +31,7 @@ _output_hook: Callable[[Any, Any], None] | None = None
 def _repr_with_mask_fallback(own_repr: Callable[[Any], str]) -> Callable[[Any], str]:
     """Wrap a layer's ``__repr__``, which reads its arrays' shapes, to fall back on ``dx.Module``'s.
 
-    The fallback serves layers that hold booleans in place of arrays: the
+    The fallback serves layers that contain booleans in place of arrays: the
     masks that ``nn.trainable`` and ``nn.freeze`` return.
     """
 
@@ -228,11 +228,11 @@ def positive_ints(value: int | Sequence[int], name: str, owner: str) -> int | tu
 
 def _as_int(entry: Any, value: Any, name: str, owner: str) -> int:
     if isinstance(entry, bool | np.bool_):
-        raise TypeError(f"{owner}: {name} must hold integers, got {name}={value!r}")
+        raise TypeError(f"{owner}: {name} must contain integers, got {name}={value!r}")
     try:
         return operator.index(entry)
     except TypeError:
-        raise TypeError(f"{owner}: {name} must hold integers, got {name}={value!r}") from None
+        raise TypeError(f"{owner}: {name} must contain integers, got {name}={value!r}") from None
 
 
 def static_padding(padding: Any, owner: str) -> Any:

@@ -79,19 +79,19 @@ def summary(
         draws = _as_chains(values, group_by_chain)
         pooled = draws.reshape(-1, *draws.shape[2:])
         low, mid, high = np.quantile(pooled, [(1.0 - prob) / 2.0, 0.5, (1.0 + prob) / 2.0], axis=0)
-        unknown = np.full(draws.shape[2:], np.nan)
+        nan_entries = np.full(draws.shape[2:], np.nan)
         # Too few draws for the diagnostics leave them NaN, so that a short
         # test run still prints its means and quantiles.
-        enough = draws.shape[1] >= diagnostics.MIN_DRAWS
+        enough_draws = draws.shape[1] >= diagnostics.MIN_DRAWS
         result[name] = {
             "mean": pooled.mean(axis=0),
-            "sd": pooled.std(axis=0, ddof=1) if len(pooled) > 1 else unknown,
+            "sd": pooled.std(axis=0, ddof=1) if len(pooled) > 1 else nan_entries,
             low_name: low,
             mid_name: mid,
             high_name: high,
-            "ess_bulk": diagnostics.ess(draws, "bulk") if enough else unknown,
-            "ess_tail": diagnostics.ess(draws, "tail") if enough else unknown,
-            "r_hat": diagnostics.split_rhat(draws) if enough else unknown,
+            "ess_bulk": diagnostics.ess(draws, "bulk") if enough_draws else nan_entries,
+            "ess_tail": diagnostics.ess(draws, "tail") if enough_draws else nan_entries,
+            "r_hat": diagnostics.split_rhat(draws) if enough_draws else nan_entries,
         }
     if divergences is not None:
         flags = np.asarray(divergences)
